@@ -1,0 +1,25 @@
+"""pecos_rs: Rust-accelerated extreme multi-label ranking (XR-Linear), scikit-learn compatible.
+
+The three stages of XR-Linear (PECOS, Yu et al., JMLR 2022):
+
+* indexing: :class:`HierarchicalKMeans` builds a :class:`ClusterChain` over :func:`pifa` label embeddings;
+* matching and ranking: :class:`XRLinearClassifier` trains sparse linear scorers for every tree node;
+* inference: beam search over the tree, in Rust.
+"""
+
+from ._pecos_rs import __version__
+from .exceptions import InvalidInputError, InvalidParameterError, ModelFormatError, PecosError
+from .indexer import ClusterChain, HierarchicalKMeans, pifa
+from .xlinear import XRLinearClassifier
+
+__all__ = [
+    "__version__",
+    "ClusterChain",
+    "HierarchicalKMeans",
+    "InvalidInputError",
+    "InvalidParameterError",
+    "ModelFormatError",
+    "PecosError",
+    "XRLinearClassifier",
+    "pifa",
+]

@@ -1,0 +1,510 @@
+"""The XR-Linear estimator: scikit-learn API over the Rust engine.
+
+Parameter names follow scikit-learn; this table maps them to PECOS (``XLinearModel.train`` and
+``HierarchicalKMeans`` keyword names):
+
+========================  ===================================  ==================================
+pecos_rs                  PECOS                                meaning
+========================  ===================================  ==================================
+n_splits                  nr_splits                            branching factor B of the tree
+max_leaf_size             max_leaf_size                        labels per leaf cluster (at most)
+kmeans_max_iter           kmeans_max_iter                      2-means iterations per split
+spherical                 spherical                            normalised centroids
+min_codes                 min_codes                            top-layer size bound
+loss                      solver_type                          squared_hinge=L2R_L2LOSS_SVC_DUAL,
+                                                               hinge=L2R_L1LOSS_SVC_DUAL,
+                                                               logistic=L2R_LR_DUAL
+Cp, Cn                    Cp, Cn                               cost of positives / negatives
+tol                       eps                                  dual CD stopping tolerance
+max_iter                  max_iter                             dual CD passes
+bias                      bias                                 value of the bias feature
+threshold                 threshold                            prune ``|w| < threshold``
+max_nonzeros_per_label    max_nonzeros_per_label               keep the largest weights only
+negative_sampling         negative_sampling_scheme             "tfn" or "tfn+man"
+beam_size                 beam_size                            beam width of the search
+topk                      only_topk                            labels returned per row
+post_processor            post_processor                       score transform and combiner
+n_jobs                    threads                              None = 1 thread, -1 = all cores
+random_state              seed                                 clustering and solver seed
+========================  ===================================  ==================================
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from . import _pecos_rs
+from ._sparse import csr_args, to_csr32
+from .exceptions import InvalidInputError, InvalidParameterError, ModelFormatError
+from .indexer import ClusterChain, HierarchicalKMeans, pifa
+
+_ESTIMATOR_FILE = "estimator.json"
+_MODEL_FILE = "model.bin"
+_CLASSES_FILE = "classes.npy"
+_SAVE_FORMAT = 1
+
+
+class XRLinearClassifier(ClassifierMixin, BaseEstimator):
+    """Extreme multi-label ranking with XR-Linear (PECOS, Yu et al., JMLR 2022).
+
+    Labels are grouped into a B-ary tree by balanced hierarchical spherical k-means over PIFA label
+    embeddings (indexing); every tree node gets a sparse linear scorer trained on the rows that reach
+    its parent (matching and ranking); prediction walks the tree with beam search. Everything after
+    clustering runs in Rust, multithreaded, with the GIL released.
+
+    Parameters
+    ----------
+    n_splits : int, default=16
+        Branching factor of the label tree (a power of 2).
+    max_leaf_size : int, default=100
+        Largest number of labels in a leaf cluster. ``max_leaf_size >= n_labels`` gives a flat
+        one-vs-all model.
+    kmeans_max_iter : int, default=20
+        Iterations of each balanced 2-means split.
+    spherical : bool, default=True
+        Use normalised (spherical) centroids in clustering.
+    min_codes : int or None, default=None
+        Stop grouping tree layers once the top layer has at most this many nodes (default ``n_splits``).
+    beam_size : int, default=10
+        Nodes kept per tree layer during prediction.
+    topk : int, default=10
+        Labels returned per row by :meth:`predict_topk` and :meth:`predict_scores`.
+    threshold : float, default=0.1
+        Weights with absolute value below it are pruned after each solve (the bias weight included).
+        Sensible for L2-normalised features; the pruning threshold x beam size trade-off sets model
+        size, speed and accuracy.
+    max_nonzeros_per_label : int or None, default=None
+        Keep only the largest weights of each scorer.
+    loss : {"squared_hinge", "hinge", "logistic"}, default="squared_hinge"
+        Loss of the L2-regularised linear scorers, solved by dual coordinate descent.
+    Cp, Cn : float, default=1.0
+        Cost of positive and negative examples.
+    tol : float, default=0.1
+        Stopping tolerance of the solver.
+    max_iter : int, default=100
+        Maximum passes of the solver over a problem.
+    bias : float, default=1.0
+        Value of the constant bias feature (its weight is regularised like the others).
+    negative_sampling : {"tfn", "tfn+man"}, default="tfn"
+        Teacher-forced negatives only, or also matcher-aware negatives (rows that the upper layers'
+        beam sends to a cluster); the latter is slower to train and often a little more accurate.
+    post_processor : str, default="l3-hinge"
+        How raw scores are transformed and combined down the tree: one of "noop", "sigmoid",
+        "log-sigmoid", "l1-hinge" .. "l4-hinge", "log-l1-hinge" .. "log-l4-hinge".
+    n_jobs : int or None, default=None
+        Threads for training and batch prediction: None means 1, -1 all cores.
+    random_state : int, default=0
+        Seed of clustering and of the solver's shuffles. Results do not depend on ``n_jobs``.
+    verbose : int, default=0
+        Report progress of clustering and of each layer's training on stderr when > 0.
+
+    Attributes
+    ----------
+    model_ : pecos_rs._pecos_rs.XLinearModel
+        The trained Rust model.
+    cluster_chain_ : ClusterChain
+        The label tree.
+    classes_ : ndarray
+        Class labels (1-D targets) or ``arange(n_labels)`` (indicator targets).
+    n_features_in_ : int
+        Number of features seen in fit.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from pecos_rs import XRLinearClassifier
+    >>> X = sp.random(200, 50, density=0.1, format="csr", random_state=0)
+    >>> Y = sp.random(200, 30, density=0.05, format="csr", random_state=1)
+    >>> clf = XRLinearClassifier(max_leaf_size=8).fit(X, Y)
+    >>> labels, scores = clf.predict_topk(X[:2], k=3)
+    >>> labels.shape
+    (2, 3)
+    """
+
+    def __init__(
+        self,
+        *,
+        n_splits=16,
+        max_leaf_size=100,
+        kmeans_max_iter=20,
+        spherical=True,
+        min_codes=None,
+        beam_size=10,
+        topk=10,
+        threshold=0.1,
+        max_nonzeros_per_label=None,
+        loss="squared_hinge",
+        Cp=1.0,
+        Cn=1.0,
+        tol=0.1,
+        max_iter=100,
+        bias=1.0,
+        negative_sampling="tfn",
+        post_processor="l3-hinge",
+        n_jobs=None,
+        random_state=0,
+        verbose=0,
+    ):
+        self.n_splits = n_splits
+        self.max_leaf_size = max_leaf_size
+        self.kmeans_max_iter = kmeans_max_iter
+        self.spherical = spherical
+        self.min_codes = min_codes
+        self.beam_size = beam_size
+        self.topk = topk
+        self.threshold = threshold
+        self.max_nonzeros_per_label = max_nonzeros_per_label
+        self.loss = loss
+        self.Cp = Cp
+        self.Cn = Cn
+        self.tol = tol
+        self.max_iter = max_iter
+        self.bias = bias
+        self.negative_sampling = negative_sampling
+        self.post_processor = post_processor
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.classifier_tags.multi_label = True
+        return tags
+
+    # ------------------------------------------------------------------ training
+
+    def fit(self, X, y, *, cluster_chain=None, label_embedding=None):
+        """Train the model.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Features; rows are best L2-normalised (the pruning threshold assumes it).
+        y : {array-like, sparse matrix} of shape (n_samples,) or (n_samples, n_labels)
+            Class labels (one label per row), or a label indicator matrix (dense or sparse; any
+            nonzero marks a relevant label). Rows without labels are allowed.
+        cluster_chain : ClusterChain, optional
+            Use this label tree instead of clustering (e.g. a trie over string labels).
+        label_embedding : {array-like, sparse matrix} of shape (n_labels, d), optional
+            Cluster these label vectors instead of PIFA embeddings.
+
+        Returns
+        -------
+        self : XRLinearClassifier
+        """
+        self._validate_params()
+        X = validate_data(self, X, accept_sparse="csr", dtype=(np.float32, np.float64), reset=True)
+        X = to_csr32(X)
+        Y = self._encode_targets(y, X.shape[0])
+        log = self._logger()
+
+        start = time.perf_counter()
+        if cluster_chain is None:
+            Z = pifa(Y, X) if label_embedding is None else label_embedding
+            if Z.shape[0] != Y.shape[1]:
+                raise InvalidInputError(
+                    f"label_embedding has {Z.shape[0]} rows but y has {Y.shape[1]} labels"
+                )
+            cluster_chain = HierarchicalKMeans(
+                n_splits=self.n_splits,
+                max_leaf_size=self.max_leaf_size,
+                kmeans_max_iter=self.kmeans_max_iter,
+                spherical=self.spherical,
+                min_codes=self.min_codes,
+                random_state=self.random_state,
+            ).fit(Z)
+        elif not isinstance(cluster_chain, ClusterChain):
+            raise InvalidParameterError(
+                f"cluster_chain must be a ClusterChain, got {type(cluster_chain).__name__}"
+            )
+        if cluster_chain.n_labels != Y.shape[1]:
+            raise InvalidInputError(
+                f"cluster_chain has {cluster_chain.n_labels} labels but y has {Y.shape[1]}"
+            )
+        log(
+            f"indexing: {Y.shape[1]} labels into layers {cluster_chain.layer_sizes} "
+            f"in {time.perf_counter() - start:.2f} s"
+        )
+
+        def progress(layer, n_layers, n_problems, nnz, seconds):
+            log(
+                f"training layer {layer + 1}/{n_layers}: {n_problems} scorers, "
+                f"{nnz} nonzero weights, {seconds:.2f} s"
+            )
+
+        self.model_ = _pecos_rs.XLinearModel.train(
+            csr_args(X),
+            csr_args(Y),
+            cluster_chain.assignments,
+            loss=self.loss,
+            cp=float(self.Cp),
+            cn=float(self.Cn),
+            tol=float(self.tol),
+            max_iter=int(self.max_iter),
+            bias=float(self.bias),
+            threshold=float(self.threshold),
+            max_nonzeros_per_label=int(self.max_nonzeros_per_label or 0),
+            negative_sampling=self.negative_sampling,
+            man_beam_size=int(self.beam_size),
+            post_processor=self.post_processor,
+            seed=int(self.random_state),
+            n_threads=self._n_threads(),
+            progress=progress if self.verbose else None,
+        )
+        self.cluster_chain_ = cluster_chain
+        return self
+
+    def _encode_targets(self, y, n_samples):
+        """Turn `y` into a binary CSR label matrix and set `classes_` and the output kind."""
+        if y is None:
+            raise ValueError("requires y to be passed, but the target y is None")
+        if sp.issparse(y):
+            Y = sp.csr_matrix(y)
+            if Y.shape[0] != n_samples:
+                raise InvalidInputError(f"X has {n_samples} rows but y has {Y.shape[0]}")
+            Y.eliminate_zeros()
+            if not np.isfinite(Y.data).all():
+                raise InvalidInputError("y contains NaN or infinite values")
+            Y = sp.csr_matrix((np.ones(Y.nnz, dtype=np.float32), Y.indices, Y.indptr), shape=Y.shape)
+            self._output_kind = "sparse-indicator"
+            self.classes_ = np.arange(Y.shape[1])
+            return to_csr32(Y, name="y")
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        target = type_of_target(y, input_name="y", raise_unknown=True)
+        check_classification_targets(y)
+        if y.shape[0] != n_samples:
+            raise InvalidInputError(f"X has {n_samples} rows but y has {y.shape[0]}")
+        if target == "multilabel-indicator":
+            self._output_kind = "dense-indicator"
+            self.classes_ = np.arange(y.shape[1])
+            return to_csr32(sp.csr_matrix(y != 0), name="y")
+        if target not in ("binary", "multiclass"):
+            raise InvalidInputError(f"unsupported target type {target!r}")
+        self._output_kind = "classes"
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        codes = codes.ravel()
+        Y = sp.csr_matrix(
+            (np.ones(n_samples, dtype=np.float32), codes, np.arange(n_samples + 1)),
+            shape=(n_samples, len(self.classes_)),
+        )
+        return Y
+
+    def _validate_params(self):
+        def check(name, ok, expected):
+            if not ok:
+                raise InvalidParameterError(f"{name} must be {expected}, got {getattr(self, name)!r}")
+
+        def is_int(v):
+            return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+        def is_real(v):
+            return isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
+
+        n = self.n_splits
+        check("n_splits", is_int(n) and n >= 2 and (n & (n - 1)) == 0, "a power of 2 >= 2")
+        for name in ("max_leaf_size", "kmeans_max_iter", "beam_size", "topk", "max_iter"):
+            check(name, is_int(getattr(self, name)) and getattr(self, name) >= 1, "an integer >= 1")
+        check("min_codes", self.min_codes is None or (is_int(self.min_codes) and self.min_codes >= 1),
+              "None or an integer >= 1")
+        check("max_nonzeros_per_label",
+              self.max_nonzeros_per_label is None
+              or (is_int(self.max_nonzeros_per_label) and self.max_nonzeros_per_label >= 1),
+              "None or an integer >= 1")
+        for name in ("Cp", "Cn", "tol"):
+            check(name, is_real(getattr(self, name)) and getattr(self, name) > 0, "a finite number > 0")
+        for name in ("threshold", "bias"):
+            check(name, is_real(getattr(self, name)) and getattr(self, name) >= 0, "a finite number >= 0")
+        check("spherical", isinstance(self.spherical, (bool, np.bool_)), "a bool")
+        check("loss", self.loss in ("squared_hinge", "hinge", "logistic"),
+              '"squared_hinge", "hinge" or "logistic"')
+        check("negative_sampling", self.negative_sampling in ("tfn", "tfn+man"), '"tfn" or "tfn+man"')
+        check("post_processor", self.post_processor in _pecos_rs.POST_PROCESSORS,
+              f"one of {_pecos_rs.POST_PROCESSORS}")
+        check("random_state", is_int(self.random_state) and self.random_state >= 0, "an integer >= 0")
+        check("n_jobs", self.n_jobs is None or (is_int(self.n_jobs) and self.n_jobs != 0),
+              "None or a nonzero integer")
+        check("verbose", is_int(self.verbose) or isinstance(self.verbose, bool), "an integer")
+
+    def _n_threads(self):
+        if self.n_jobs is None:
+            return 1
+        if self.n_jobs < 0:
+            return max(1, (os.cpu_count() or 1) + 1 + self.n_jobs)
+        return int(self.n_jobs)
+
+    def _logger(self):
+        if not self.verbose:
+            return lambda msg: None
+        return lambda msg: print(f"[pecos_rs] {msg}", file=sys.stderr, flush=True)
+
+    # ---------------------------------------------------------------- prediction
+
+    def _check_query(self, X):
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, accept_sparse="csr", dtype=(np.float32, np.float64), reset=False)
+        return to_csr32(X)
+
+    def predict_topk(self, X, k=None, *, beam_size=None, post_processor=None):
+        """Top-k labels and scores for each row, best first.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        k : int, optional
+            Labels per row (default: the ``topk`` parameter).
+        beam_size, post_processor : optional
+            Override the fitted defaults for this call.
+
+        Returns
+        -------
+        labels : ndarray of int64, shape (n_samples, k)
+            Column indices into ``classes_``, padded with -1 when fewer than k labels are reachable.
+        scores : ndarray of float32, shape (n_samples, k)
+            Their scores, padded with 0.
+        """
+        X = self._check_query(X)
+        k = self.topk if k is None else k
+        beam_size = self.beam_size if beam_size is None else beam_size
+        post_processor = self.post_processor if post_processor is None else post_processor
+        for name, v in (("k", k), ("beam_size", beam_size)):
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
+                raise InvalidParameterError(f"{name} must be an integer >= 1, got {v!r}")
+        return self.model_.predict_topk(
+            csr_args(X),
+            beam_size=int(beam_size),
+            topk=int(k),
+            post_processor=post_processor,
+            n_threads=self._n_threads(),
+        )
+
+    def predict_scores(self, X, k=None, *, beam_size=None, post_processor=None):
+        """Top-k scores as a sparse (n_samples, n_labels) CSR matrix (PECOS's prediction format)."""
+        labels, scores = self.predict_topk(X, k, beam_size=beam_size, post_processor=post_processor)
+        return _topk_to_csr(labels, scores, len(self.classes_))
+
+    def predict_proba(self, X):
+        """Label probabilities, dense (n_samples, n_classes); zero outside the top-k.
+
+        For class targets, each row's top-k scores are normalised to sum to 1 (uniform if all are
+        zero). For indicator targets, the top-k scores are mapped into [0, 1] (already so for
+        the hinge and sigmoid post-processors; ``exp`` for the log variants, a sigmoid for
+        "noop") and returned per label. Dense output: use :meth:`predict_topk` for many labels.
+        """
+        labels, scores = self.predict_topk(X, min(self.topk, len(self.classes_)))
+        P = _topk_to_csr(labels, self._as_probability(scores), len(self.classes_)).toarray()
+        if self._output_kind == "classes":
+            sums = P.sum(axis=1, keepdims=True)
+            empty = sums[:, 0] <= 0
+            P[empty] = 1.0
+            sums[empty] = P.shape[1]
+            P /= sums
+        return P
+
+    def _as_probability(self, scores):
+        pp = self.post_processor
+        if pp.startswith("log-"):
+            return np.exp(scores)
+        if pp == "noop":
+            return 1.0 / (1.0 + np.exp(-scores))
+        return scores
+
+    def predict(self, X):
+        """Predicted classes (class targets), or the indicator of top-k labels with probability
+        >= 0.5 (indicator targets; dense or sparse like the ``y`` given to fit)."""
+        if getattr(self, "_output_kind", None) == "classes":
+            labels, _ = self.predict_topk(X, 1)
+            return self.classes_[labels[:, 0]]
+        check_is_fitted(self, "model_")
+        labels, scores = self.predict_topk(X)
+        keep = self._as_probability(scores) >= 0.5
+        Y = _topk_to_csr(np.where(keep, labels, -1), keep.astype(np.float32), len(self.classes_))
+        Y = Y.astype(np.int64)
+        return Y if self._output_kind == "sparse-indicator" else Y.toarray()
+
+    # ------------------------------------------------------------- persistence
+
+    def save(self, path):
+        """Write the fitted estimator to directory `path` (created if needed).
+
+        The directory holds ``estimator.json`` (parameters and targets), ``model.bin`` (the Rust
+        model, versioned and checksummed) and ``classes.npy``. No pickle is involved.
+        """
+        check_is_fitted(self, "model_")
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": "pecos_rs.XRLinearClassifier",
+            "format_version": _SAVE_FORMAT,
+            "pecos_rs_version": _pecos_rs.__version__,
+            "params": self.get_params(),
+            "output_kind": self._output_kind,
+            "n_features_in": int(self.n_features_in_),
+        }
+        np.save(path / _CLASSES_FILE, self.classes_, allow_pickle=False)
+        self.model_.save(str(path / _MODEL_FILE))
+        (path / _ESTIMATOR_FILE).write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, path):
+        """Load an estimator written by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            If `path` or one of its files does not exist.
+        ModelFormatError
+            If the files are corrupt, truncated, or from an unknown format version.
+        """
+        path = Path(path)
+        try:
+            meta = json.loads((path / _ESTIMATOR_FILE).read_text())
+            if meta.get("format") != "pecos_rs.XRLinearClassifier":
+                raise ModelFormatError(f"{path} does not hold a pecos_rs XRLinearClassifier")
+            if meta.get("format_version") != _SAVE_FORMAT:
+                raise ModelFormatError(
+                    f"estimator format version {meta.get('format_version')!r} is not supported "
+                    f"(this build reads {_SAVE_FORMAT})"
+                )
+            est = cls(**meta["params"])
+            est._output_kind = meta["output_kind"]
+            est.n_features_in_ = int(meta["n_features_in"])
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise ModelFormatError(f"corrupt {_ESTIMATOR_FILE} in {path}: {e}") from e
+        try:
+            est.classes_ = np.load(path / _CLASSES_FILE, allow_pickle=False)
+        except (ValueError, OSError) as e:
+            if isinstance(e, FileNotFoundError):
+                raise
+            raise ModelFormatError(f"corrupt {_CLASSES_FILE} in {path}: {e}") from e
+        est.model_ = _pecos_rs.XLinearModel.load(str(path / _MODEL_FILE))
+        if est.model_.n_labels != len(est.classes_) or est.model_.n_features != est.n_features_in_:
+            raise ModelFormatError(f"the files in {path} do not belong to the same model")
+        est.cluster_chain_ = ClusterChain(
+            [est.model_.layer_parents(t) for t in range(est.model_.depth)]
+        )
+        return est
+
+
+def _topk_to_csr(labels, scores, n_labels):
+    """Padded top-k arrays -> CSR (n_rows, n_labels), dropping the -1 padding."""
+    n, k = labels.shape
+    valid = labels >= 0
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(valid.sum(axis=1), out=indptr[1:])
+    M = sp.csr_matrix((scores[valid], labels[valid], indptr), shape=(n, n_labels))
+    M.sort_indices()
+    return M

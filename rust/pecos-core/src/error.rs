@@ -1,0 +1,47 @@
+//! The one error type of the core. The Python binding maps each variant to one exception class.
+
+use std::io;
+
+/// Everything that can go wrong in `pecos-core`. Every path reached by user input returns one of these
+/// instead of panicking.
+#[derive(Debug, thiserror::Error)]
+pub enum PecosError {
+    /// Malformed data: unsorted or out-of-range indices, non-finite values, broken index pointers.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// Two inputs that must agree in size do not.
+    #[error("shape mismatch for {what}: expected {expected}, got {got}")]
+    ShapeMismatch {
+        what: String,
+        expected: usize,
+        got: usize,
+    },
+    /// A hyper-parameter is outside its domain.
+    #[error("invalid parameter {name}: {reason}")]
+    InvalidParam { name: String, reason: String },
+    /// Reading or writing a file failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// A model file is corrupt, truncated, or of a format version this build does not read.
+    #[error("invalid model file: {0}")]
+    Format(String),
+}
+
+pub type Result<T> = std::result::Result<T, PecosError>;
+
+impl PecosError {
+    pub(crate) fn param(name: &str, reason: impl Into<String>) -> Self {
+        PecosError::InvalidParam {
+            name: name.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn shape(what: &str, expected: usize, got: usize) -> Self {
+        PecosError::ShapeMismatch {
+            what: what.to_string(),
+            expected,
+            got,
+        }
+    }
+}

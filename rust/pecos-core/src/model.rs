@@ -1,0 +1,363 @@
+//! The trained model: one [`Layer`] of linear scorers per tree layer, in a chunked sparse layout.
+//!
+//! Beam search asks one question over and over: "score every child of parent `p` for query `x`".
+//! So the weights of a layer are stored per parent ("chunk"), in the doubly sparse layout of PECOS's
+//! `BINARY_SEARCH_CHUNKED` (spec 2.2): a chunk lists only the features that have a nonzero weight
+//! for at least one of its children (sorted), and for each such feature the (child slot, weight)
+//! entries. Scoring marches the query's sorted features against the chunk's features and adds each
+//! hit's entries into a small dense buffer of size `#children`.
+
+use crate::chain::ChainLayer;
+use crate::error::{PecosError, Result};
+use crate::sparse::SparseRow;
+
+/// The learned weights of one child: sorted feature ids, their weights, and the bias weight.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChildWeights {
+    pub features: Vec<u32>,
+    pub values: Vec<f32>,
+    pub bias: f32,
+}
+
+/// One tree layer: the children of each parent and their weights, chunked by parent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    pub(crate) chain: ChainLayer,
+    /// Rows of parent `p`'s chunk are `chunk_ptr[p]..chunk_ptr[p + 1]`.
+    pub(crate) chunk_ptr: Vec<u64>,
+    /// Feature id of each chunk row, increasing within a chunk.
+    pub(crate) row_feature: Vec<u32>,
+    /// Entries of row `r` are `row_ptr[r]..row_ptr[r + 1]`.
+    pub(crate) row_ptr: Vec<u64>,
+    /// Child slot (position among the parent's children) of each entry.
+    pub(crate) entry_slot: Vec<u32>,
+    pub(crate) entry_value: Vec<f32>,
+    /// Bias weight of each child, indexed by child id.
+    pub(crate) bias_weight: Vec<f32>,
+}
+
+impl Layer {
+    /// Assembles a layer from the weights of every child, given in the chain's parent-major child
+    /// order (`weights[chain.children_offset(p) + slot]`).
+    ///
+    /// # Errors
+    /// [`PecosError::ShapeMismatch`] if the number of weight vectors differs from the number of children.
+    pub fn from_child_weights(chain: ChainLayer, weights: &[ChildWeights]) -> Result<Self> {
+        if weights.len() != chain.n_children() {
+            return Err(PecosError::shape(
+                "child weight vectors",
+                chain.n_children(),
+                weights.len(),
+            ));
+        }
+        let mut chunk_ptr = Vec::with_capacity(chain.n_parents() + 1);
+        let mut row_feature = Vec::new();
+        let mut row_ptr = vec![0u64];
+        let mut entry_slot = Vec::new();
+        let mut entry_value = Vec::new();
+        let mut bias_weight = vec![0f32; chain.n_children()];
+        let mut triples: Vec<(u32, u32, f32)> = Vec::new();
+        chunk_ptr.push(0u64);
+        for p in 0..chain.n_parents() {
+            let offset = chain.children_offset(p);
+            triples.clear();
+            for (slot, &child) in chain.children(p).iter().enumerate() {
+                let cw = &weights[offset + slot];
+                bias_weight[child as usize] = cw.bias;
+                triples.extend(
+                    cw.features
+                        .iter()
+                        .zip(&cw.values)
+                        .map(|(&f, &v)| (f, slot as u32, v)),
+                );
+            }
+            triples.sort_unstable_by_key(|&(f, slot, _)| (f, slot));
+            for (i, &(f, slot, v)) in triples.iter().enumerate() {
+                if i == 0 || triples[i - 1].0 != f {
+                    if i > 0 {
+                        row_ptr.push(entry_slot.len() as u64);
+                    }
+                    row_feature.push(f);
+                }
+                entry_slot.push(slot);
+                entry_value.push(v);
+            }
+            if !triples.is_empty() {
+                row_ptr.push(entry_slot.len() as u64);
+            }
+            chunk_ptr.push(row_feature.len() as u64);
+        }
+        Ok(Layer {
+            chain,
+            chunk_ptr,
+            row_feature,
+            row_ptr,
+            entry_slot,
+            entry_value,
+            bias_weight,
+        })
+    }
+
+    pub fn chain(&self) -> &ChainLayer {
+        &self.chain
+    }
+
+    /// Number of stored weights, bias weights included when nonzero.
+    pub fn nnz(&self) -> usize {
+        self.entry_value.len() + self.bias_weight.iter().filter(|&&b| b != 0.0).count()
+    }
+
+    /// Raw scores `w_c · x + bias * b_c` of every child `c` of `parent`, written to `out[slot]`.
+    pub fn score_children(
+        &self,
+        parent: usize,
+        query: SparseRow<'_>,
+        bias: f32,
+        out: &mut Vec<f32>,
+    ) {
+        let children = self.chain.children(parent);
+        out.clear();
+        out.extend(
+            children
+                .iter()
+                .map(|&c| bias * self.bias_weight[c as usize]),
+        );
+        let lo = self.chunk_ptr[parent] as usize;
+        let hi = self.chunk_ptr[parent + 1] as usize;
+        let rows = &self.row_feature[lo..hi];
+        let mut pos = 0usize;
+        for (&f, &xv) in query.indices.iter().zip(query.data) {
+            let f = f as u32;
+            pos += gallop(&rows[pos..], f);
+            if pos == rows.len() {
+                break;
+            }
+            if rows[pos] == f {
+                let r = lo + pos;
+                let (e0, e1) = (self.row_ptr[r] as usize, self.row_ptr[r + 1] as usize);
+                for (&slot, &w) in self.entry_slot[e0..e1]
+                    .iter()
+                    .zip(&self.entry_value[e0..e1])
+                {
+                    out[slot as usize] += xv * w;
+                }
+                pos += 1;
+            }
+        }
+    }
+
+    /// The weights as a CSC matrix of shape `(n_features + 1) x n_children` (PECOS's `W`; the last
+    /// row holds the bias weights): `(indptr, indices, data)`.
+    pub fn to_csc(&self, n_features: usize) -> (Vec<i64>, Vec<i32>, Vec<f32>) {
+        let n_children = self.chain.n_children();
+        let mut columns: Vec<Vec<(i32, f32)>> = vec![Vec::new(); n_children];
+        for p in 0..self.chain.n_parents() {
+            let children = self.chain.children(p);
+            for r in self.chunk_ptr[p] as usize..self.chunk_ptr[p + 1] as usize {
+                for e in self.row_ptr[r] as usize..self.row_ptr[r + 1] as usize {
+                    let child = children[self.entry_slot[e] as usize] as usize;
+                    columns[child].push((self.row_feature[r] as i32, self.entry_value[e]));
+                }
+            }
+        }
+        let mut indptr = Vec::with_capacity(n_children + 1);
+        let mut indices = Vec::new();
+        let mut data = Vec::new();
+        indptr.push(0i64);
+        for (child, col) in columns.into_iter().enumerate() {
+            for (f, v) in col {
+                indices.push(f);
+                data.push(v);
+            }
+            let b = self.bias_weight[child];
+            if b != 0.0 {
+                indices.push(n_features as i32);
+                data.push(b);
+            }
+            indptr.push(indices.len() as i64);
+        }
+        (indptr, indices, data)
+    }
+
+    /// Checks every structural invariant the scoring kernel relies on (used after loading a file).
+    ///
+    /// # Errors
+    /// [`PecosError::Format`] naming the first violated invariant.
+    pub fn validate(&self, n_features: usize) -> Result<()> {
+        let bad = |what: &str| Err(PecosError::Format(format!("layer weights: {what}")));
+        let n_rows = self.row_feature.len();
+        if self.chunk_ptr.len() != self.chain.n_parents() + 1
+            || self.chunk_ptr.first() != Some(&0)
+            || self.chunk_ptr.last() != Some(&(n_rows as u64))
+            || self.chunk_ptr.windows(2).any(|w| w[1] < w[0])
+        {
+            return bad("chunk pointers are inconsistent");
+        }
+        if self.row_ptr.len() != n_rows + 1
+            || self.row_ptr.first() != Some(&0)
+            || self.row_ptr.last() != Some(&(self.entry_slot.len() as u64))
+            || self.row_ptr.windows(2).any(|w| w[1] < w[0])
+            || self.entry_slot.len() != self.entry_value.len()
+        {
+            return bad("row pointers are inconsistent");
+        }
+        if self.bias_weight.len() != self.chain.n_children() {
+            return bad("bias vector has the wrong length");
+        }
+        for p in 0..self.chain.n_parents() {
+            let n_slots = self.chain.children(p).len() as u32;
+            let (lo, hi) = (self.chunk_ptr[p] as usize, self.chunk_ptr[p + 1] as usize);
+            let rows = &self.row_feature[lo..hi];
+            if rows.windows(2).any(|w| w[1] <= w[0])
+                || rows.iter().any(|&f| f as usize >= n_features)
+            {
+                return bad("chunk features are unsorted or out of range");
+            }
+            let (e0, e1) = (self.row_ptr[lo] as usize, self.row_ptr[hi] as usize);
+            if self.entry_slot[e0..e1].iter().any(|&s| s >= n_slots) {
+                return bad("entry refers to a child outside its parent");
+            }
+        }
+        if self
+            .entry_value
+            .iter()
+            .chain(&self.bias_weight)
+            .any(|v| !v.is_finite())
+        {
+            return bad("non-finite weight");
+        }
+        Ok(())
+    }
+}
+
+/// Index of the first element of sorted `rows` that is `>= target` (exponential then binary search),
+/// so that marching a sorted query through a chunk costs O(q log(R / q)).
+#[inline]
+fn gallop(rows: &[u32], target: u32) -> usize {
+    let mut bound = 1usize;
+    while bound < rows.len() && rows[bound - 1] < target {
+        bound *= 2;
+    }
+    let lo = bound / 2;
+    let hi = bound.min(rows.len());
+    lo + rows[lo..hi].partition_point(|&f| f < target)
+}
+
+/// A trained XR-Linear model: the layers from the root down to the labels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct XLinearModel {
+    pub(crate) n_features: usize,
+    pub(crate) bias: f32,
+    pub(crate) layers: Vec<Layer>,
+}
+
+impl XLinearModel {
+    /// # Errors
+    /// [`PecosError::Format`] if the layers do not form a chain from a single root.
+    pub fn new(n_features: usize, bias: f32, layers: Vec<Layer>) -> Result<Self> {
+        if layers.is_empty() {
+            return Err(PecosError::Format(
+                "a model needs at least one layer".into(),
+            ));
+        }
+        let mut n_parents = 1;
+        for (t, layer) in layers.iter().enumerate() {
+            if layer.chain.n_parents() != n_parents {
+                return Err(PecosError::Format(format!(
+                    "layer {t} has {} parents but the layer above has {n_parents} nodes",
+                    layer.chain.n_parents()
+                )));
+            }
+            layer.validate(n_features)?;
+            n_parents = layer.chain.n_children();
+        }
+        if !bias.is_finite() {
+            return Err(PecosError::Format("bias is not finite".into()));
+        }
+        Ok(XLinearModel {
+            n_features,
+            bias,
+            layers,
+        })
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    pub fn n_labels(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.chain.n_children())
+    }
+
+    pub fn bias(&self) -> f32 {
+        self.bias
+    }
+
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    pub fn nnz(&self) -> usize {
+        self.layers.iter().map(Layer::nnz).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy_layer() -> Layer {
+        let chain = ChainLayer::try_new(vec![0, 1, 0], 2).unwrap();
+        // parent-major order: parent 0 -> children [0, 2], parent 1 -> [1]
+        let w = vec![
+            ChildWeights {
+                features: vec![0, 3],
+                values: vec![1.0, 2.0],
+                bias: 0.5,
+            },
+            ChildWeights {
+                features: vec![3],
+                values: vec![-1.0],
+                bias: 0.0,
+            },
+            ChildWeights {
+                features: vec![1],
+                values: vec![4.0],
+                bias: -1.0,
+            },
+        ];
+        Layer::from_child_weights(chain, &w).unwrap()
+    }
+
+    #[test]
+    fn scores_children_of_a_parent() {
+        let layer = toy_layer();
+        layer.validate(4).unwrap();
+        let q = SparseRow {
+            indices: &[0, 1, 3],
+            data: &[1.0, 0.5, 2.0],
+        };
+        let mut out = Vec::new();
+        layer.score_children(0, q, 1.0, &mut out);
+        assert_eq!(out, vec![1.0 + 4.0 + 0.5, -2.0]);
+        layer.score_children(1, q, 1.0, &mut out);
+        assert_eq!(out, vec![2.0 - 1.0]);
+    }
+
+    #[test]
+    fn csc_export_places_bias_last() {
+        let (indptr, indices, data) = toy_layer().to_csc(4);
+        assert_eq!(indptr, vec![0, 3, 5, 6]);
+        assert_eq!(indices, vec![0, 3, 4, 1, 4, 3]);
+        assert_eq!(data, vec![1.0, 2.0, 0.5, 4.0, -1.0, -1.0]);
+    }
+
+    #[test]
+    fn gallop_finds_lower_bound() {
+        let rows = [1, 3, 5, 7, 9, 11, 13];
+        for t in 0..15 {
+            assert_eq!(gallop(&rows, t), rows.partition_point(|&f| f < t), "{t}");
+        }
+        assert_eq!(gallop(&[], 3), 0);
+    }
+}

@@ -1,0 +1,37 @@
+//! Python bindings of `pecos-core`, compiled as `pecos_rs._pecos_rs`.
+//!
+//! This crate only converts types, maps errors and releases the GIL; every algorithm lives in
+//! `pecos-core`. The public Python API is the pure-Python package `pecos_rs` around it.
+
+mod error;
+mod model;
+mod threads;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+mod _pecos_rs {
+    #[pymodule_export]
+    use super::model::PyXLinearModel;
+
+    use super::*;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        m.add(
+            "build_profile",
+            if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
+        )?;
+        m.add("FORMAT_VERSION", pecos_core::io::FORMAT_VERSION)?;
+        m.add(
+            "POST_PROCESSORS",
+            pecos_core::postprocess::PostProcessor::NAMES.to_vec(),
+        )?;
+        Ok(())
+    }
+}
