@@ -14,10 +14,12 @@ def to_csr32(X, *, name: str = "X") -> sp.csr_matrix:
     Copies only what needs converting. Raises InvalidInputError for non-finite values, which can
     also appear when float64 values overflow float32.
     """
-    if sp.issparse(X):
-        X = sp.csr_matrix(X, dtype=np.float32)
-    else:
-        X = sp.csr_matrix(np.asarray(X, dtype=np.float32))
+    # Values beyond float32's range become inf here and are reported below, not warned about.
+    with np.errstate(over="ignore"):
+        if sp.issparse(X):
+            X = sp.csr_matrix(X, dtype=np.float32)
+        else:
+            X = sp.csr_matrix(np.asarray(X, dtype=np.float32))
     if not X.has_canonical_format:
         X = X.copy()
         X.sum_duplicates()

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import assert_all_finite
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
@@ -53,6 +54,8 @@ _ESTIMATOR_FILE = "estimator.json"
 _MODEL_FILE = "model.bin"
 _CLASSES_FILE = "classes.npy"
 _SAVE_FORMAT = 1
+# What `predict` returns: class labels, or an indicator shaped like the y given to fit.
+_OUTPUT_KINDS = ("classes", "dense-indicator", "sparse-indicator")
 
 
 class XRLinearClassifier(ClassifierMixin, BaseEstimator):
@@ -119,6 +122,8 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         Class labels (1-D targets) or ``arange(n_labels)`` (indicator targets).
     n_features_in_ : int
         Number of features seen in fit.
+    n_iter_ : int
+        The most solver passes any scorer needed (at most ``max_iter``).
 
     Examples
     --------
@@ -238,7 +243,10 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             f"in {time.perf_counter() - start:.2f} s"
         )
 
-        def progress(layer, n_layers, n_problems, nnz, seconds):
+        solver_passes = []
+
+        def progress(layer, n_layers, n_problems, nnz, max_solver_iter, seconds):
+            solver_passes.append(max_solver_iter)
             log(
                 f"training layer {layer + 1}/{n_layers}: {n_problems} scorers, "
                 f"{nnz} nonzero weights, {seconds:.2f} s"
@@ -261,9 +269,10 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             post_processor=self.post_processor,
             seed=int(self.random_state),
             n_threads=self._n_threads(),
-            progress=progress if self.verbose else None,
+            progress=progress,
         )
         self.cluster_chain_ = cluster_chain
+        self.n_iter_ = max(solver_passes, default=0)
         return self
 
     def _encode_targets(self, y, n_samples):
@@ -271,7 +280,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None")
         if sp.issparse(y):
-            Y = sp.csr_matrix(y)
+            Y = sp.csr_matrix(y, copy=True)
             if Y.shape[0] != n_samples:
                 raise InvalidInputError(f"X has {n_samples} rows but y has {Y.shape[0]}")
             Y.eliminate_zeros()
@@ -282,6 +291,8 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             self.classes_ = np.arange(Y.shape[1])
             return to_csr32(Y, name="y")
         y = np.asarray(y)
+        if y.dtype.kind in "fc":
+            assert_all_finite(y, input_name="y")
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         target = type_of_target(y, input_name="y", raise_unknown=True)
@@ -355,6 +366,17 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
 
     def _check_query(self, X):
         check_is_fitted(self, "model_")
+        if sp.issparse(X) and X.format == "csr" and X.dtype.kind in "fiub":
+            # Fast path for the common real-time case (one CSR row): the Rust core validates
+            # indices and finiteness anyway, so only the feature count is checked here.
+            if X.shape[1] != self.n_features_in_:
+                raise InvalidInputError(
+                    f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                    f"{self.n_features_in_} features as input."
+                )
+            if X.dtype != np.float32 or not X.has_canonical_format:
+                X = to_csr32(X)
+            return X
         X = validate_data(self, X, accept_sparse="csr", dtype=(np.float32, np.float64), reset=False)
         return to_csr32(X)
 
@@ -383,13 +405,19 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         for name, v in (("k", k), ("beam_size", beam_size)):
             if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
                 raise InvalidParameterError(f"{name} must be an integer >= 1, got {v!r}")
-        return self.model_.predict_topk(
+        labels, scores = self.model_.predict_topk(
             csr_args(X),
             beam_size=int(beam_size),
             topk=int(k),
             post_processor=post_processor,
             n_threads=self._n_threads(),
         )
+        # The core returns at most n_labels columns; pad the rest as documented.
+        if labels.shape[1] < k:
+            pad = ((0, 0), (0, k - labels.shape[1]))
+            labels = np.pad(labels, pad, constant_values=-1)
+            scores = np.pad(scores, pad, constant_values=0)
+        return labels, scores
 
     def predict_scores(self, X, k=None, *, beam_size=None, post_processor=None):
         """Top-k scores as a sparse (n_samples, n_labels) CSR matrix (PECOS's prediction format)."""
@@ -404,6 +432,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         the hinge and sigmoid post-processors; ``exp`` for the log variants, a sigmoid for
         "noop") and returned per label. Dense output: use :meth:`predict_topk` for many labels.
         """
+        check_is_fitted(self, "model_")
         labels, scores = self.predict_topk(X, min(self.topk, len(self.classes_)))
         P = _topk_to_csr(labels, self._as_probability(scores), len(self.classes_)).toarray()
         if self._output_kind == "classes":
@@ -471,24 +500,30 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         """
         path = Path(path)
         try:
-            meta = json.loads((path / _ESTIMATOR_FILE).read_text())
-            if meta.get("format") != "pecos_rs.XRLinearClassifier":
-                raise ModelFormatError(f"{path} does not hold a pecos_rs XRLinearClassifier")
-            if meta.get("format_version") != _SAVE_FORMAT:
-                raise ModelFormatError(
-                    f"estimator format version {meta.get('format_version')!r} is not supported "
-                    f"(this build reads {_SAVE_FORMAT})"
-                )
+            meta = json.loads((path / _ESTIMATOR_FILE).read_text(encoding="utf-8"))
+            kind, version = meta.get("format"), meta.get("format_version")
+        except (ValueError, AttributeError) as e:
+            # ValueError covers malformed JSON and non-UTF-8 bytes.
+            raise ModelFormatError(f"corrupt {_ESTIMATOR_FILE} in {path}: {e}") from e
+        if kind != "pecos_rs.XRLinearClassifier":
+            raise ModelFormatError(f"{path} does not hold a pecos_rs XRLinearClassifier")
+        if version != _SAVE_FORMAT:
+            raise ModelFormatError(
+                f"estimator format version {version!r} is not supported (this build reads {_SAVE_FORMAT})"
+            )
+        try:
             est = cls(**meta["params"])
             est._output_kind = meta["output_kind"]
             est.n_features_in_ = int(meta["n_features_in"])
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            if est._output_kind not in _OUTPUT_KINDS:
+                raise ValueError(f"unknown output kind {est._output_kind!r}")
+        except (ValueError, KeyError, TypeError) as e:
             raise ModelFormatError(f"corrupt {_ESTIMATOR_FILE} in {path}: {e}") from e
         try:
             est.classes_ = np.load(path / _CLASSES_FILE, allow_pickle=False)
-        except (ValueError, OSError) as e:
-            if isinstance(e, FileNotFoundError):
-                raise
+        except FileNotFoundError:
+            raise
+        except (ValueError, OSError, EOFError) as e:
             raise ModelFormatError(f"corrupt {_CLASSES_FILE} in {path}: {e}") from e
         est.model_ = _pecos_rs.XLinearModel.load(str(path / _MODEL_FILE))
         if est.model_.n_labels != len(est.classes_) or est.model_.n_features != est.n_features_in_:

@@ -122,6 +122,16 @@ pub struct TopK {
     pub scores: Vec<f32>,
 }
 
+/// Columns of the padded output: `topk`, capped at the number of labels (more could never be filled).
+///
+/// # Errors
+/// [`PecosError::InvalidParam`] if `topk` is zero.
+pub fn output_width(layers: &[Layer], params: &PredictParams) -> Result<usize> {
+    params.validate()?;
+    let n_labels = layers.last().map_or(0, |l| l.chain().n_children());
+    Ok(params.topk.min(n_labels).max(1))
+}
+
 /// Checks that a query matrix fits a model with `n_features` features.
 ///
 /// # Errors
@@ -150,9 +160,13 @@ pub fn predict_batch(
 ) -> Result<TopK> {
     params.validate()?;
     check_query_width(x, n_features)?;
-    let k = params.topk;
-    let mut labels = vec![-1i64; x.n_rows() * k];
-    let mut scores = vec![0f32; x.n_rows() * k];
+    let k = output_width(layers, params)?;
+    let size = x
+        .n_rows()
+        .checked_mul(k)
+        .ok_or_else(|| PecosError::param("topk", "too large"))?;
+    let mut labels = vec![-1i64; size];
+    let mut scores = vec![0f32; size];
     // Rows are independent; chunks of 64 amortise scheduling without hurting balance.
     labels
         .par_chunks_mut(k * 64)

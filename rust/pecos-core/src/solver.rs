@@ -164,6 +164,8 @@ pub struct Solution<'w> {
     /// One weight per local feature (`n_features` long).
     pub w: &'w [f32],
     pub bias_w: f32,
+    /// Outer passes over the rows that the solve took.
+    pub n_iter: usize,
 }
 
 /// Trains one binary classifier.
@@ -194,13 +196,14 @@ pub fn solve<'w>(
     ws.w.clear();
     ws.w.resize(rows.n_features, 0.0);
     let mut rng = SplitMix64::new(seed);
-    let bias_w = match params.loss {
+    let (bias_w, n_iter) = match params.loss {
         Loss::SquaredHinge | Loss::Hinge => solve_svc(&data, costs, params, &mut rng, ws),
         Loss::Logistic => solve_lr(&data, costs, params, &mut rng, ws),
     };
     Solution {
         w: &ws.w,
         bias_w: bias_w as f32,
+        n_iter,
     }
 }
 
@@ -293,14 +296,14 @@ impl Data<'_> {
 /// LIBLINEAR's `solve_l2r_l1l2_svc`: coordinate descent on
 /// `min_a 0.5 a^T (Q + D) a - sum a_i, 0 <= a_i <= U_i`, with `Q_ij = y_i y_j (x_i · x_j)`,
 /// `w = sum y_i a_i x_i`, and shrinking of the coordinates stuck at a bound.
-/// Returns the bias weight; `w` is left in `ws.w`.
+/// Returns the bias weight and the passes taken; `w` is left in `ws.w`.
 fn solve_svc(
     data: &Data<'_>,
     costs: Option<&[f32]>,
     params: &SolverParams,
     rng: &mut SplitMix64,
     ws: &mut Workspace,
-) -> f64 {
+) -> (f64, usize) {
     let hinge = params.loss == Loss::Hinge;
     let Workspace { w, svc, index, .. } = ws;
     svc.clear();
@@ -396,7 +399,7 @@ fn solve_svc(
             pg_min_new
         };
     }
-    bias_w
+    (bias_w, iter)
 }
 
 /// Damping of the inner Newton step when it would leave `(0, C)` (`xi` in Yu et al.).
@@ -406,14 +409,15 @@ const MAX_INNER_ITER: usize = 100;
 /// LIBLINEAR's `solve_l2r_lr_dual` (Yu, Huang, Lin 2011, Algorithm 5): coordinate descent on
 /// `min_a 0.5 a^T Q a + sum a_i log a_i + (C_i - a_i) log(C_i - a_i), 0 < a_i < C_i`, each
 /// coordinate minimised by a damped Newton method whose tolerance tightens as the outer
-/// iterations need fewer Newton steps. Returns the bias weight; `w` is left in `ws.w`.
+/// iterations need fewer Newton steps. Returns the bias weight and the passes taken; `w` is left
+/// in `ws.w`.
 fn solve_lr(
     data: &Data<'_>,
     costs: Option<&[f32]>,
     params: &SolverParams,
     rng: &mut SplitMix64,
     ws: &mut Workspace,
-) -> f64 {
+) -> (f64, usize) {
     let Workspace { w, lr, index, .. } = ws;
     lr.clear();
     index.clear();
@@ -436,7 +440,9 @@ fn solve_lr(
     let tol = f64::from(params.tol);
     let mut inner_eps = 1e-2;
     let inner_eps_min = tol.min(1e-8);
-    for _ in 0..params.max_iter {
+    let mut n_iter = 0;
+    while n_iter < params.max_iter {
+        n_iter += 1;
         rng.shuffle(index);
         let mut newton_iter = 0;
         let mut g_max: f64 = 0.0;
@@ -493,7 +499,7 @@ fn solve_lr(
             inner_eps = (0.1 * inner_eps).max(inner_eps_min);
         }
     }
-    bias_w
+    (bias_w, n_iter)
 }
 
 #[cfg(test)]

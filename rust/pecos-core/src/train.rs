@@ -112,6 +112,8 @@ pub struct LayerReport {
     pub n_layers: usize,
     pub n_problems: usize,
     pub nnz: usize,
+    /// The most passes any of the layer's solves took.
+    pub max_solver_iter: usize,
     pub seconds: f64,
 }
 
@@ -280,7 +282,7 @@ fn prune(w: &[f32], bias_w: f32, features: &[u32], params: &TrainParams) -> Chil
     }
 }
 
-/// Trains the scorers of all children of one parent.
+/// Trains the scorers of all children of one parent; also returns the most solver passes taken.
 fn train_parent(
     x: &CsrView<'_>,
     rows: &[u32],
@@ -288,9 +290,9 @@ fn train_parent(
     positives: &NodeSets,
     layer: usize,
     params: &TrainParams,
-) -> Vec<ChildWeights> {
+) -> Vec<(ChildWeights, usize)> {
     if rows.is_empty() {
-        return vec![ChildWeights::default(); children.len()];
+        return vec![(ChildWeights::default(), 0); children.len()];
     }
     let local = LocalRows::gather(x, rows);
     let problem = local.problem();
@@ -303,7 +305,10 @@ fn train_parent(
                 .collect();
             let seed = problem_seed(params.seed, layer, child);
             let sol = solve(&problem, &labels, None, &params.solver, seed, ws);
-            prune(sol.w, sol.bias_w, &local.features, params)
+            (
+                prune(sol.w, sol.bias_w, &local.features, params),
+                sol.n_iter,
+            )
         })
         .collect()
 }
@@ -357,7 +362,7 @@ pub fn train(
             }
             rows
         };
-        let per_parent: Vec<Vec<ChildWeights>> = (0..n_parents)
+        let per_parent: Vec<Vec<(ChildWeights, usize)>> = (0..n_parents)
             .into_par_iter()
             .map(|p| {
                 train_parent(
@@ -370,13 +375,15 @@ pub fn train(
                 )
             })
             .collect();
-        let weights: Vec<ChildWeights> = per_parent.into_iter().flatten().collect();
+        let (weights, n_iters): (Vec<ChildWeights>, Vec<usize>) =
+            per_parent.into_iter().flatten().unzip();
         let layer = Layer::from_child_weights(chain_layer.clone(), &weights)?;
         progress(&LayerReport {
             layer: t,
             n_layers: depth,
             n_problems: chain_layer.n_children(),
             nnz: layer.nnz(),
+            max_solver_iter: n_iters.iter().copied().max().unwrap_or(0),
             seconds: start.elapsed().as_secs_f64(),
         });
         layers.push(layer);

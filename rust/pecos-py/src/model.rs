@@ -3,7 +3,9 @@
 use crate::error::CoreResult;
 use crate::threads::run_detached;
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
-use pecos_core::beam::{check_query_width, predict_batch, PredictParams, Searcher, TopK};
+use pecos_core::beam::{
+    check_query_width, output_width, predict_batch, PredictParams, Searcher, TopK,
+};
 use pecos_core::chain::ClusterChain;
 use pecos_core::model::XLinearModel;
 use pecos_core::postprocess::PostProcessor;
@@ -123,7 +125,14 @@ impl PyXLinearModel {
         let report = |r: &LayerReport| {
             if let Some(cb) = &progress {
                 Python::attach(|py| {
-                    let args = (r.layer, r.n_layers, r.n_problems, r.nnz, r.seconds);
+                    let args = (
+                        r.layer,
+                        r.n_layers,
+                        r.n_problems,
+                        r.nnz,
+                        r.max_solver_iter,
+                        r.seconds,
+                    );
                     if let Err(e) = cb.call1(py, args) {
                         e.write_unraisable(py, None);
                     }
@@ -134,8 +143,8 @@ impl PyXLinearModel {
         Ok(PyXLinearModel { model, metadata })
     }
 
-    /// Top-`topk` labels and scores per row of `x`: `(labels int64 (n, topk), scores float32 (n, topk))`,
-    /// best first, padded with -1 / 0. A single row runs on the calling thread with reused buffers;
+    /// Top-`topk` labels and scores per row of `x`: `(labels int64 (n, w), scores float32 (n, w))`
+    /// with `w = min(topk, n_labels)`, best first, padded with -1 / 0. A single row runs on the calling thread with reused buffers;
     /// larger batches run in parallel. Releases the GIL.
     #[pyo3(signature = (x, *, beam_size, topk, post_processor, n_threads))]
     fn predict_topk<'py>(
@@ -291,16 +300,15 @@ fn predict_one(
     x: &CsrView<'_>,
     params: &PredictParams,
 ) -> Result<TopK, PecosError> {
-    params.validate()?;
     check_query_width(x, m.n_features())?;
-    let k = params.topk;
+    let k = output_width(m.layers(), params)?;
     let mut labels = vec![-1i64; k];
     let mut scores = vec![0f32; k];
     SEARCHER.with_borrow_mut(|s| {
         s.search(m.layers(), m.bias(), x.row(0), params);
-        for (i, (label, score)) in s.results().enumerate() {
-            labels[i] = i64::from(label);
-            scores[i] = score;
+        for ((l, sc), (label, score)) in labels.iter_mut().zip(scores.iter_mut()).zip(s.results()) {
+            *l = i64::from(label);
+            *sc = score;
         }
     });
     Ok(TopK { k, labels, scores })
