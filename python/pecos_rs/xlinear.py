@@ -402,9 +402,10 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         k = self.topk if k is None else k
         beam_size = self.beam_size if beam_size is None else beam_size
         post_processor = self.post_processor if post_processor is None else post_processor
-        for name, v in (("k", k), ("beam_size", beam_size)):
-            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
-                raise InvalidParameterError(f"{name} must be an integer >= 1, got {v!r}")
+        # k sizes the output; the beam only bounds work, so any 64-bit count is fine.
+        for name, v, bound in (("k", k, 2**62), ("beam_size", beam_size, 2**64)):
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or not 1 <= v < bound:
+                raise InvalidParameterError(f"{name} must be an integer in [1, {bound}), got {v!r}")
         labels, scores = self.model_.predict_topk(
             csr_args(X),
             beam_size=int(beam_size),
@@ -483,7 +484,13 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             "output_kind": self._output_kind,
             "n_features_in": int(self.n_features_in_),
         }
-        np.save(path / _CLASSES_FILE, self.classes_, allow_pickle=False)
+        classes = self.classes_
+        if classes.dtype == object:
+            # e.g. strings from pandas: store them as a plain unicode array (no pickle).
+            classes = np.array(classes.tolist())
+            if classes.dtype == object:
+                raise InvalidInputError("class labels of mixed or object types cannot be saved")
+        np.save(path / _CLASSES_FILE, classes, allow_pickle=False)
         self.model_.save(str(path / _MODEL_FILE))
         (path / _ESTIMATOR_FILE).write_text(json.dumps(meta, indent=2))
 

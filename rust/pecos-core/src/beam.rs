@@ -76,7 +76,8 @@ impl Searcher {
         });
         let pp = params.post_processor;
         for (t, layer) in layers.iter().enumerate() {
-            let keep = if t + 1 == layers.len() {
+            let next = layers.get(t + 1);
+            let keep = if next.is_none() {
                 params.topk
             } else {
                 params.beam_size
@@ -86,11 +87,22 @@ impl Searcher {
                 layer.score_children(parent.node as usize, query, bias, &mut self.raw);
                 let children = layer.chain().children(parent.node as usize);
                 for (&child, &raw) in children.iter().zip(&self.raw) {
+                    // An empty cluster leads to no label: keeping it would waste a beam slot.
+                    if next.is_some_and(|l| l.chain().children(child as usize).is_empty()) {
+                        continue;
+                    }
                     let mut score = pp.transform(raw);
                     // The root carries no score of its own: layer 0 is not combined.
                     if t > 0 {
                         score = pp.combine(score, parent.score);
                     }
+                    // NaN (from overflowing products) ranks last; -0.0 becomes +0.0, which
+                    // `total_cmp` would otherwise rank apart, breaking the tie rule.
+                    score = if score.is_nan() {
+                        f32::NEG_INFINITY
+                    } else {
+                        score + 0.0
+                    };
                     let slot = self.candidates.len();
                     self.candidates
                         .push((slot, Candidate { node: child, score }));

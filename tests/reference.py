@@ -1,0 +1,472 @@
+"""Pure-numpy references for the tests: beam search, exhaustive scoring, the binary linear solvers,
+and a reader/writer of the model file format (to build models with chosen weights).
+
+Nothing here imports the Rust extension except for the list of post-processor names, so a bug in the
+library cannot leak into the expected values.
+
+Conventions (PECOS, spec sections 1.4 and 2.1):
+
+* a layer's weights are a dense ``(d + 1, K)`` array ``W`` (the last row holds the bias weights), so the
+  raw score of node ``c`` for query ``x`` is ``W[:d, c] . x + bias * W[d, c]``;
+* ``parents[t][c]`` is the parent (a node of layer ``t - 1``, or the root 0) of node ``c`` of layer ``t``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import zlib
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse as sp
+
+POST_PROCESSORS = (
+    "noop",
+    "sigmoid",
+    "log-sigmoid",
+    "l1-hinge",
+    "l2-hinge",
+    "l3-hinge",
+    "l4-hinge",
+    "log-l1-hinge",
+    "log-l2-hinge",
+    "log-l3-hinge",
+    "log-l4-hinge",
+)
+
+# ---------------------------------------------------------------------------------- post-processors
+
+
+def _parse(name: str) -> tuple[str, int]:
+    if name in ("noop", "sigmoid", "log-sigmoid"):
+        return name, 0
+    m = re.fullmatch(r"(log-)?l([1-4])-hinge", name)
+    if not m:
+        raise ValueError(f"unknown post-processor {name!r}")
+    return ("log-hinge" if m.group(1) else "hinge"), int(m.group(2))
+
+
+def transform(name: str, v):
+    """The score transform, in float64."""
+    kind, p = _parse(name)
+    v = np.asarray(v, dtype=np.float64)
+    if kind == "noop":
+        return v.copy()
+    if kind == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-v))
+    if kind == "log-sigmoid":
+        return -np.logaddexp(0.0, -v)
+    hinge = np.maximum(0.0, 1.0 - v) ** p
+    return np.exp(-hinge) if kind == "hinge" else -hinge
+
+
+def combine(name: str, score, parent_score):
+    """Combines a transformed score with its parent's score (same dtype as the inputs)."""
+    kind, _ = _parse(name)
+    if kind == "noop":
+        return score
+    if kind in ("sigmoid", "hinge"):
+        return score * parent_score
+    return score + parent_score
+
+
+# ---------------------------------------------------------------------------------------- layers
+
+
+def dense_layer(W) -> np.ndarray:
+    """A layer's weights as a dense float32 ``(d + 1, K)`` array."""
+    if sp.issparse(W):
+        W = W.toarray()
+    return np.ascontiguousarray(W, dtype=np.float32)
+
+
+def children_lists(parents: np.ndarray, n_parents: int) -> list[np.ndarray]:
+    """Children of each parent, in increasing id order (the candidate order of beam search)."""
+    parents = np.asarray(parents)
+    order = np.argsort(parents, kind="stable")
+    bounds = np.searchsorted(parents[order], np.arange(n_parents + 1))
+    return [order[bounds[p] : bounds[p + 1]] for p in range(n_parents)]
+
+
+def _raw_scores_f32(W: np.ndarray, x: np.ndarray, bias: float, children: np.ndarray) -> np.ndarray:
+    """Raw scores of `children`, computed in float32 in the same order as the Rust kernel
+    (bias term first, then the query's nonzero features in increasing order, skipping zero weights),
+    so that they are bit-identical to it."""
+    d = W.shape[0] - 1
+    raw = np.float32(bias) * W[d, children]
+    for f in np.flatnonzero(x):
+        w = W[f, children]
+        raw = np.where(w != 0, raw + np.float32(x[f]) * w, raw).astype(np.float32)
+    return raw.astype(np.float32)
+
+
+def _exact_tie(kind, raw_a, raw_b, parent_a, parent_b) -> bool:
+    """Whether two candidates with equal reference scores also tie exactly in any float32
+    implementation: identical inputs, or both hinge transforms saturated (``v >= 1`` gives exactly
+    1 or 0) under the same parent score."""
+    if parent_a != parent_b:
+        return False
+    if raw_a == raw_b:
+        return True
+    return kind in ("hinge", "log-hinge") and raw_a >= 1 and raw_b >= 1
+
+
+def beam_search(
+    weights_per_layer,
+    parents_per_layer,
+    x_dense,
+    bias,
+    beam_size,
+    topk,
+    post_processor,
+    *,
+    tie_tol=1e-6,
+    return_ambiguous=False,
+):
+    """PECOS beam search for one query (spec 2.1), as ``(labels int64 (topk,), scores float32 (topk,))``
+    padded with -1 / 0.
+
+    Raw scores are computed in float32 exactly like the Rust kernel; transforms in float64 rounded to
+    float32; combinations in float32. Candidates are ordered by parent beam order then child id, and a
+    stable sort by descending score keeps the earlier candidate among equal scores. Above the last
+    layer, clusters without children are not candidates (they lead to no label).
+
+    With ``return_ambiguous=True`` also returns an ambiguity level: 2 if a beam cut (at any layer, the
+    last included) fell between two candidates whose scores are within `tie_tol` without being an exact
+    tie (see :func:`_exact_tie`), where a 1-ulp difference in ``exp`` may legitimately keep the other
+    candidate and change everything below; 1 if only the order inside a kept beam has such near-ties
+    (the result may be permuted among near-tied scores); 0 if the result is exactly determined.
+    """
+    x = np.asarray(x_dense, dtype=np.float32).ravel()
+    Ws = [dense_layer(W) for W in weights_per_layer]
+    depth = len(Ws)
+    kind, _ = _parse(post_processor)
+    beam_nodes = np.zeros(1, dtype=np.int64)
+    beam_scores = np.ones(1, dtype=np.float32)
+    ambiguous = 0
+    n_parents = 1
+    for t, (W, parents) in enumerate(zip(Ws, parents_per_layer)):
+        parents = np.asarray(parents, dtype=np.int64)
+        kids = children_lists(parents, n_parents)
+        keep = topk if t + 1 == depth else beam_size
+        if t + 1 < depth:
+            n_grandchildren = np.bincount(np.asarray(parents_per_layer[t + 1], np.int64), minlength=parents.size)
+        nodes, scores, raws, pscores = [], [], [], []
+        for node, pscore in zip(beam_nodes, beam_scores):
+            ch = kids[node]
+            if t + 1 < depth:
+                ch = ch[n_grandchildren[ch] > 0]
+            raw = _raw_scores_f32(W, x, bias, ch)
+            s = transform(post_processor, raw).astype(np.float32)
+            if t > 0:
+                s = combine(post_processor, s, np.float32(pscore)).astype(np.float32)
+            nodes.append(ch)
+            scores.append(s)
+            raws.append(raw)
+            pscores.append(np.full(ch.size, pscore if (t > 0 and kind != "noop") else 0, np.float32))
+        nodes = np.concatenate(nodes) if nodes else np.zeros(0, np.int64)
+        scores = np.concatenate(scores) if scores else np.zeros(0, np.float32)
+        raws = np.concatenate(raws) if raws else np.zeros(0, np.float32)
+        pscores = np.concatenate(pscores) if pscores else np.zeros(0, np.float32)
+        order = np.argsort(-scores.astype(np.float64), kind="stable")
+
+        def close(a, b):
+            return abs(float(scores[a]) - float(scores[b])) <= tie_tol * max(1.0, abs(float(scores[a])))
+
+        def near_tie(a, b):
+            """Equal up to `tie_tol` but not provably an exact tie in every float32 implementation."""
+            if not close(a, b):
+                return False
+            if scores[a] != scores[b]:
+                return True
+            return not _exact_tie(kind, raws[a], raws[b], pscores[a], pscores[b])
+
+        kept, dropped = order[:keep], order[keep:]
+        # a kept candidate near-tied with a dropped one: either may survive the cut
+        for i in kept[::-1]:
+            if dropped.size == 0 or not close(i, dropped[0]):
+                break
+            for j in dropped:
+                if not close(i, j):
+                    break
+                if near_tie(i, j):
+                    ambiguous = 2
+        # near-ties inside the kept beam: their order may differ
+        for pos, i in enumerate(kept):
+            for j in kept[pos + 1 :]:
+                if not close(i, j):
+                    break
+                if near_tie(i, j):
+                    ambiguous = max(ambiguous, 1)
+        order = order[:keep]
+        beam_nodes, beam_scores = nodes[order], scores[order]
+        n_parents = parents.size
+    labels = np.full(topk, -1, dtype=np.int64)
+    out = np.zeros(topk, dtype=np.float32)
+    labels[: beam_nodes.size] = beam_nodes
+    out[: beam_scores.size] = beam_scores
+    if return_ambiguous:
+        return labels, out, ambiguous
+    return labels, out
+
+
+def beam_search_batch(weights_per_layer, parents_per_layer, X, bias, beam_size, topk, post_processor):
+    """`beam_search` for every row of `X` (dense or sparse): ``(labels, scores, ambiguity)`` arrays."""
+    X = X.toarray() if sp.issparse(X) else np.asarray(X)
+    Ws = [dense_layer(W) for W in weights_per_layer]
+    res = [
+        beam_search(Ws, parents_per_layer, row, bias, beam_size, topk, post_processor, return_ambiguous=True)
+        for row in X
+    ]
+    if not res:
+        return np.zeros((0, topk), np.int64), np.zeros((0, topk), np.float32), np.zeros(0, int)
+    labels, scores, amb = zip(*res)
+    return np.array(labels), np.array(scores), np.array(amb)
+
+
+def exhaustive_scores(weights_per_layer, parents_per_layer, x_dense, bias, post_processor):
+    """Every label's score, combined along its root-to-leaf path (float64, shape (L,))."""
+    x = np.asarray(x_dense, dtype=np.float64).ravel()
+    path = None
+    for t, (W, parents) in enumerate(zip(weights_per_layer, parents_per_layer)):
+        W = dense_layer(W).astype(np.float64)
+        d = W.shape[0] - 1
+        s = transform(post_processor, W[:d].T @ x + bias * W[d])
+        path = s if t == 0 else combine(post_processor, s, path[np.asarray(parents, dtype=np.int64)])
+    return path
+
+
+def topk_of_scores(scores, k):
+    """Top-k (labels, scores) of a score vector, ties to the lower label id, padded with -1 / 0."""
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:k]
+    labels = np.full(k, -1, dtype=np.int64)
+    out = np.zeros(k, dtype=np.float64)
+    labels[: order.size] = order
+    out[: order.size] = np.asarray(scores)[order]
+    return labels, out
+
+
+def assert_rankings_match(labels, scores, ref_labels, ref_scores, ref_label_score, *, rtol=1e-5, atol=1e-5, tie=1e-6, msg=""):
+    """Checks one row of top-k output against a reference.
+
+    Scores must agree position by position; labels must agree except where the reference scores tie
+    (within `tie`), in which case the returned label must have (by `ref_label_score`) the score of that
+    position. Labels must be distinct.
+    """
+    labels = np.asarray(labels)
+    np.testing.assert_allclose(scores, ref_scores, rtol=rtol, atol=atol, err_msg=msg)
+    valid = labels >= 0
+    np.testing.assert_array_equal(valid, np.asarray(ref_labels) >= 0, err_msg=msg)
+    assert len(set(labels[valid].tolist())) == valid.sum(), f"duplicate labels {labels} {msg}"
+    for i in np.flatnonzero(labels != ref_labels):
+        own = float(ref_label_score(int(labels[i])))
+        assert abs(own - float(ref_scores[i])) <= tie * max(1.0, abs(own)) + atol, (
+            f"position {i}: label {labels[i]} (score {own}) instead of {ref_labels[i]} "
+            f"(score {ref_scores[i]}) {msg}"
+        )
+
+
+# -------------------------------------------------------------------------------- model files
+
+MAGIC = b"PECOSRS\0"
+
+
+def model_to_bytes(n_features, bias, layers, *, metadata=None, version=1) -> bytes:
+    """Serialises a model in the pecos_rs file format (io.rs) from ``[(parents, W), ...]`` with ``W``
+    of shape ``(n_features + 1, K)``; zero weights are not stored."""
+    d = int(n_features)
+    heads, body = [], bytearray()
+    n_parents = 1
+    for parents, W in layers:
+        parents = np.asarray(parents, dtype=np.uint32)
+        W = dense_layer(W)
+        assert W.shape == (d + 1, parents.size), (W.shape, d, parents.size)
+        chunk_ptr, row_feature, row_ptr, entry_slot, entry_value = [0], [], [0], [], []
+        for children in children_lists(parents, n_parents):
+            sub = W[:d, children]
+            for f in np.flatnonzero((sub != 0).any(axis=1)):
+                slots = np.flatnonzero(sub[f] != 0)
+                row_feature.append(f)
+                entry_slot.extend(slots.tolist())
+                entry_value.extend(sub[f, slots].tolist())
+                row_ptr.append(len(entry_slot))
+            chunk_ptr.append(len(row_feature))
+        body += parents.astype("<u4").tobytes()
+        body += np.asarray(chunk_ptr, "<u8").tobytes()
+        body += np.asarray(row_feature, "<u4").tobytes()
+        body += np.asarray(row_ptr, "<u8").tobytes()
+        body += np.asarray(entry_slot, "<u4").tobytes()
+        body += np.asarray(entry_value, "<f4").tobytes()
+        body += W[d].astype("<f4").tobytes()
+        heads.append(
+            {"n_parents": n_parents, "n_children": int(parents.size), "n_rows": len(row_feature), "n_entries": len(entry_slot)}
+        )
+        n_parents = parents.size
+    header = json.dumps(
+        {"n_features": d, "bias": float(np.float32(bias)), "layers": heads, "metadata": metadata},
+        separators=(",", ":"),
+    ).encode()
+    out = MAGIC + struct.pack("<IQ", version, len(header)) + header + bytes(body)
+    return with_crc(out)
+
+
+def with_crc(payload_without_crc: bytes) -> bytes:
+    """Appends the CRC-32 (IEEE, as crc32fast) of the payload."""
+    return bytes(payload_without_crc) + struct.pack("<I", zlib.crc32(payload_without_crc) & 0xFFFFFFFF)
+
+
+def fix_crc(data: bytes) -> bytes:
+    """Recomputes the trailing checksum of an edited model file."""
+    return with_crc(data[:-4])
+
+
+def parse_model_bytes(data: bytes) -> dict:
+    """Parses a model file: ``{"version", "header", "header_span", "sections": [(layer, name, start,
+    end, dtype)], "layers": [{name: array}]}``; offsets are byte positions in `data`."""
+    assert data[:8] == MAGIC
+    version, hlen = struct.unpack_from("<IQ", data, 8)
+    hstart = 8 + 12
+    header = json.loads(data[hstart : hstart + hlen])
+    pos = hstart + hlen
+    sections, layers = [], []
+    for t, lh in enumerate(header["layers"]):
+        arrays = {}
+        for name, n, dt in (
+            ("parent_of", lh["n_children"], "<u4"),
+            ("chunk_ptr", lh["n_parents"] + 1, "<u8"),
+            ("row_feature", lh["n_rows"], "<u4"),
+            ("row_ptr", lh["n_rows"] + 1, "<u8"),
+            ("entry_slot", lh["n_entries"], "<u4"),
+            ("entry_value", lh["n_entries"], "<f4"),
+            ("bias_weight", lh["n_children"], "<f4"),
+        ):
+            size = n * np.dtype(dt).itemsize
+            arrays[name] = np.frombuffer(data, dtype=dt, count=n, offset=pos)
+            sections.append((t, name, pos, pos + size, dt))
+            pos += size
+        layers.append(arrays)
+    assert pos + 4 == len(data), "size mismatch"
+    return {
+        "version": version,
+        "header": header,
+        "header_span": (hstart, hstart + hlen),
+        "sections": sections,
+        "layers": layers,
+    }
+
+
+def replace_header(data: bytes, header: dict) -> bytes:
+    """The same file with another header JSON (lengths and checksum updated)."""
+    p = parse_model_bytes(data)
+    h0, h1 = p["header_span"]
+    new = json.dumps(header, separators=(",", ":")).encode()
+    out = data[:8] + struct.pack("<IQ", p["version"], len(new)) + new + data[h1:-4]
+    return with_crc(out)
+
+
+def model_layers(model) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A compiled model's ``(weights_per_layer dense (d+1, K), parents_per_layer)``."""
+    Ws, Ps = [], []
+    for t in range(model.depth):
+        indptr, indices, data, shape = model.layer_weights(t)
+        Ws.append(sp.csc_matrix((data, indices, indptr), shape=shape).toarray())
+        Ps.append(np.asarray(model.layer_parents(t), dtype=np.int64))
+    return Ws, Ps
+
+
+# -------------------------------------------------------------------------------------- solvers
+
+
+def _augment(X, bias):
+    X = X.toarray() if sp.issparse(X) else np.asarray(X)
+    X = X.astype(np.float64)
+    return np.hstack([X, np.full((X.shape[0], 1), float(bias))])
+
+
+def _costs(y, Cp, Cn):
+    return np.where(y > 0, float(Cp), float(Cn))
+
+
+def primal_objective(w, X, y, loss, *, Cp=1.0, Cn=1.0, bias=1.0) -> float:
+    """``0.5 ||w||^2 + sum_i C_i loss(y_i w . [x_i, bias])`` with the bias weight last in `w`
+    (regularised like the others), as in LIBLINEAR / PECOS."""
+    Xa = _augment(X, bias)
+    y = np.where(np.asarray(y) > 0, 1.0, -1.0)
+    w = np.asarray(w, dtype=np.float64)
+    m = y * (Xa @ w)
+    C = _costs(y, Cp, Cn)
+    if loss == "squared_hinge":
+        lv = np.maximum(0.0, 1.0 - m) ** 2
+    elif loss == "hinge":
+        lv = np.maximum(0.0, 1.0 - m)
+    elif loss == "logistic":
+        lv = np.logaddexp(0.0, -m)
+    else:
+        raise ValueError(loss)
+    return float(0.5 * w @ w + C @ lv)
+
+
+def solve_primal(X, y, loss, *, Cp=1.0, Cn=1.0, bias=1.0) -> np.ndarray:
+    """The exact minimiser of :func:`primal_objective` (weights, bias weight last).
+
+    Squared hinge and logistic: L-BFGS-B on the (smooth, strongly convex) primal. Hinge: L-BFGS-B on
+    the box-constrained dual, ``w = sum_i alpha_i y_i [x_i, bias]``.
+    """
+    Xa = _augment(X, bias)
+    y = np.where(np.asarray(y) > 0, 1.0, -1.0)
+    C = _costs(y, Cp, Cn)
+    n, d1 = Xa.shape
+    if loss in ("squared_hinge", "logistic"):
+
+        def fun(w):
+            m = y * (Xa @ w)
+            if loss == "squared_hinge":
+                slack = np.maximum(0.0, 1.0 - m)
+                f = 0.5 * w @ w + C @ slack**2
+                g = w - Xa.T @ (2.0 * C * slack * y)
+            else:
+                f = 0.5 * w @ w + C @ np.logaddexp(0.0, -m)
+                sig = np.exp(-np.logaddexp(0.0, m))  # 1 / (1 + e^m)
+                g = w - Xa.T @ (C * sig * y)
+            return f, g
+
+        res = scipy.optimize.minimize(
+            fun, np.zeros(d1), jac=True, method="L-BFGS-B", options={"maxiter": 10000, "gtol": 1e-12, "ftol": 1e-15}
+        )
+        return res.x
+    if loss == "hinge":
+        Q = (y[:, None] * Xa) @ (y[:, None] * Xa).T
+
+        def dual(a):
+            Qa = Q @ a
+            return 0.5 * a @ Qa - a.sum(), Qa - 1.0
+
+        res = scipy.optimize.minimize(
+            dual,
+            np.zeros(n),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(0.0, c) for c in C],
+            options={"maxiter": 10000, "gtol": 1e-12, "ftol": 1e-15},
+        )
+        return Xa.T @ (res.x * y)
+    raise ValueError(loss)
+
+
+def dual_lower_bound_hinge(X, y, *, Cp=1.0, Cn=1.0, bias=1.0) -> float:
+    """A lower bound of the hinge primal optimum: the dual value at the clipped reference dual point."""
+    Xa = _augment(X, bias)
+    y = np.where(np.asarray(y) > 0, 1.0, -1.0)
+    C = _costs(y, Cp, Cn)
+    Q = (y[:, None] * Xa) @ (y[:, None] * Xa).T
+    res = scipy.optimize.minimize(
+        lambda a: (0.5 * a @ Q @ a - a.sum(), Q @ a - 1.0),
+        np.zeros(len(y)),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(0.0, c) for c in C],
+        options={"maxiter": 10000, "gtol": 1e-12, "ftol": 1e-15},
+    )
+    return float(-res.fun)
