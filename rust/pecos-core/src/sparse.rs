@@ -205,6 +205,17 @@ impl CsrMatrix {
         Self::try_new(rows.len(), n_cols, indptr, indices, data)
     }
 
+    /// `(n_rows, n_cols, indptr, indices, data)`.
+    pub fn into_parts(self) -> (usize, usize, Vec<i64>, Vec<i32>, Vec<f32>) {
+        (
+            self.n_rows,
+            self.n_cols,
+            self.indptr,
+            self.indices,
+            self.data,
+        )
+    }
+
     pub fn view(&self) -> CsrView<'_> {
         CsrView {
             n_rows: self.n_rows,
@@ -213,6 +224,62 @@ impl CsrMatrix {
             indices: &self.indices,
             data: &self.data,
         }
+    }
+}
+
+/// Some rows of a matrix, re-indexed over only the columns they use: dense vectors over those
+/// columns stay as small as the subset (a tree node's rows use a fraction of the vocabulary).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LocalRows {
+    /// Local column id -> column id in the source matrix, increasing.
+    pub columns: Vec<u32>,
+    pub indptr: Vec<usize>,
+    /// Local column ids, increasing within each row.
+    pub indices: Vec<u32>,
+    pub data: Vec<f32>,
+}
+
+impl LocalRows {
+    /// Copies `rows` of `x` (in the given order).
+    pub fn gather(x: &CsrView<'_>, rows: &[u32]) -> Self {
+        let mut columns: Vec<u32> = rows
+            .iter()
+            .flat_map(|&r| x.row(r as usize).indices.iter().map(|&j| j as u32))
+            .collect();
+        columns.sort_unstable();
+        columns.dedup();
+        let nnz = rows.iter().map(|&r| x.row(r as usize).nnz()).sum();
+        let mut indptr = Vec::with_capacity(rows.len() + 1);
+        let mut indices = Vec::with_capacity(nnz);
+        let mut data = Vec::with_capacity(nnz);
+        indptr.push(0);
+        for &r in rows {
+            let row = x.row(r as usize);
+            let mut pos = 0;
+            for (&j, &v) in row.indices.iter().zip(row.data) {
+                // Row columns increase, so each lookup starts where the previous one ended.
+                pos += columns[pos..].partition_point(|&f| f < j as u32);
+                indices.push(pos as u32);
+                data.push(v);
+            }
+            indptr.push(indices.len());
+        }
+        LocalRows {
+            columns,
+            indptr,
+            indices,
+            data,
+        }
+    }
+
+    pub fn n_rows(&self) -> usize {
+        self.indptr.len().saturating_sub(1)
+    }
+
+    /// Local column ids and values of row `i`.
+    pub fn row(&self, i: usize) -> (&[u32], &[f32]) {
+        let (lo, hi) = (self.indptr[i], self.indptr[i + 1]);
+        (&self.indices[lo..hi], &self.data[lo..hi])
     }
 }
 
@@ -244,6 +311,19 @@ mod tests {
         for (i, e) in bad.iter().enumerate() {
             assert!(e.is_some(), "case {i} was accepted");
         }
+    }
+
+    #[test]
+    fn local_rows_compact_columns() {
+        let m = CsrMatrix::from_rows(
+            10,
+            &[vec![(7, 1.0), (2, 2.0)], vec![(5, 3.0)], vec![(9, 4.0)]],
+        )
+        .unwrap();
+        let local = LocalRows::gather(&m.view(), &[2, 0]);
+        assert_eq!(local.columns, vec![2, 7, 9]);
+        assert_eq!(local.row(0), (&[2u32][..], &[4.0f32][..]));
+        assert_eq!(local.row(1), (&[0u32, 1][..], &[2.0f32, 1.0][..]));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! negatives.
 //!
 //! Every parent's problems share one compact copy of its rows restricted to the features that occur in
-//! them, so a solver's dense weight vector is only as long as that local vocabulary. Work runs in
+//! them ([`LocalRows`]), so a solver's dense weight vector is only as long as that local vocabulary. Work runs in
 //! parallel over parents and, inside a parent, over its children; each problem is seeded from its
 //! own id and results are gathered in order, so the model is identical for every thread count.
 
@@ -18,7 +18,7 @@ use crate::model::{ChildWeights, Layer, XLinearModel};
 use crate::postprocess::PostProcessor;
 use crate::rng::SplitMix64;
 use crate::solver::{solve, ProblemRows, SolverParams, Workspace};
-use crate::sparse::CsrView;
+use crate::sparse::{CsrView, LocalRows};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -189,62 +189,6 @@ fn dedup_in_place(v: &mut [u32]) -> usize {
     kept
 }
 
-/// The rows of one parent in a compact feature space shared by all of its children's problems.
-struct LocalRows {
-    /// Local feature id -> global feature id.
-    features: Vec<u32>,
-    indptr: Vec<usize>,
-    indices: Vec<u32>,
-    data: Vec<f32>,
-    sq_norms: Vec<f32>,
-}
-
-impl LocalRows {
-    fn gather(x: &CsrView<'_>, rows: &[u32]) -> Self {
-        let mut features: Vec<u32> = rows
-            .iter()
-            .flat_map(|&r| x.row(r as usize).indices.iter().map(|&j| j as u32))
-            .collect();
-        features.sort_unstable();
-        let n = dedup_in_place(&mut features);
-        features.truncate(n);
-        let mut indptr = Vec::with_capacity(rows.len() + 1);
-        let mut indices = Vec::new();
-        let mut data = Vec::new();
-        let mut sq_norms = Vec::with_capacity(rows.len());
-        indptr.push(0);
-        for &r in rows {
-            let row = x.row(r as usize);
-            let mut pos = 0;
-            for (&j, &v) in row.indices.iter().zip(row.data) {
-                // Row columns increase, so each lookup starts where the previous one ended.
-                pos += features[pos..].partition_point(|&f| f < j as u32);
-                indices.push(pos as u32);
-                data.push(v);
-            }
-            sq_norms.push(row.data.iter().map(|v| v * v).sum());
-            indptr.push(indices.len());
-        }
-        LocalRows {
-            features,
-            indptr,
-            indices,
-            data,
-            sq_norms,
-        }
-    }
-
-    fn problem(&self) -> ProblemRows<'_> {
-        ProblemRows {
-            indptr: &self.indptr,
-            indices: &self.indices,
-            data: &self.data,
-            sq_norms: &self.sq_norms,
-            n_features: self.features.len(),
-        }
-    }
-}
-
 /// A seed for one problem, decorrelated across layers and nodes.
 fn problem_seed(seed: u64, layer: usize, node: u32) -> u64 {
     let mut rng = SplitMix64::new(seed ^ ((layer as u64) << 40) ^ u64::from(node));
@@ -294,8 +238,18 @@ fn train_parent(
     if rows.is_empty() {
         return vec![(ChildWeights::default(), 0); children.len()];
     }
+    // One compact copy of the parent's rows serves all of its children's problems.
     let local = LocalRows::gather(x, rows);
-    let problem = local.problem();
+    let sq_norms: Vec<f32> = (0..rows.len())
+        .map(|i| local.row(i).1.iter().map(|v| v * v).sum())
+        .collect();
+    let problem = ProblemRows {
+        indptr: &local.indptr,
+        indices: &local.indices,
+        data: &local.data,
+        sq_norms: &sq_norms,
+        n_features: local.columns.len(),
+    };
     children
         .par_iter()
         .map_init(Workspace::new, |ws, &child| {
@@ -305,10 +259,7 @@ fn train_parent(
                 .collect();
             let seed = problem_seed(params.seed, layer, child);
             let sol = solve(&problem, &labels, None, &params.solver, seed, ws);
-            (
-                prune(sol.w, sol.bias_w, &local.features, params),
-                sol.n_iter,
-            )
+            (prune(sol.w, sol.bias_w, &local.columns, params), sol.n_iter)
         })
         .collect()
 }

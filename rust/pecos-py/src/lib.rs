@@ -4,6 +4,7 @@
 //! `pecos-core`. The public Python API is the pure-Python package `pecos_rs` around it.
 
 mod error;
+mod indexer;
 mod model;
 mod threads;
 
@@ -13,6 +14,9 @@ use pyo3::prelude::*;
 mod _pecos_rs {
     #[pymodule_export]
     use super::model::PyXLinearModel;
+
+    #[pymodule_export]
+    use super::indexer::{py_balanced_kmeans_leaves, py_pifa};
 
     use super::*;
 

@@ -30,7 +30,7 @@ pub struct CsrArgs<'py>(
 );
 
 impl CsrArgs<'_> {
-    fn view(&self) -> PyResult<CsrView<'_>> {
+    pub fn view(&self) -> PyResult<CsrView<'_>> {
         let v = CsrView::try_new(
             self.3,
             self.4,
@@ -40,6 +40,30 @@ impl CsrArgs<'_> {
         );
         Ok(CoreResult::from(v.map_err(Into::into))?)
     }
+}
+
+/// A CSR (or CSC) matrix for Python: `(indptr, indices, data, shape)`.
+pub type CsrArrays<'py> = (
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i32>>,
+    Bound<'py, PyArray1<f32>>,
+    (usize, usize),
+);
+
+/// Moves the arrays of a compressed sparse matrix into numpy (no copy).
+pub fn csr_arrays(
+    py: Python<'_>,
+    indptr: Vec<i64>,
+    indices: Vec<i32>,
+    data: Vec<f32>,
+    shape: (usize, usize),
+) -> CsrArrays<'_> {
+    (
+        PyArray1::from_vec(py, indptr),
+        PyArray1::from_vec(py, indices),
+        PyArray1::from_vec(py, data),
+        shape,
+    )
 }
 
 /// `(labels int64 (n, k), scores float32 (n, k))`.
@@ -58,7 +82,7 @@ pub struct PyXLinearModel {
     metadata: serde_json::Value,
 }
 
-fn core<T>(r: Result<T, PecosError>) -> PyResult<T> {
+pub fn core<T>(r: Result<T, PecosError>) -> PyResult<T> {
     Ok(CoreResult::from(r.map_err(Into::into))?)
 }
 
@@ -211,25 +235,11 @@ impl PyXLinearModel {
 
     /// Layer `t`'s weights as CSC `(indptr, indices, data, shape)` of shape (n_features + 1, K_{t+1});
     /// the last row holds the bias weights (PECOS's `W` layout).
-    #[allow(clippy::type_complexity)]
-    fn layer_weights<'py>(
-        &self,
-        py: Python<'py>,
-        t: usize,
-    ) -> PyResult<(
-        Bound<'py, PyArray1<i64>>,
-        Bound<'py, PyArray1<i32>>,
-        Bound<'py, PyArray1<f32>>,
-        (usize, usize),
-    )> {
+    fn layer_weights<'py>(&self, py: Python<'py>, t: usize) -> PyResult<CsrArrays<'py>> {
         let layer = self.layer(t)?;
         let (indptr, indices, data) = layer.to_csc(self.model.n_features());
-        Ok((
-            PyArray1::from_vec(py, indptr),
-            PyArray1::from_vec(py, indices),
-            PyArray1::from_vec(py, data),
-            (self.model.n_features() + 1, layer.chain().n_children()),
-        ))
+        let shape = (self.model.n_features() + 1, layer.chain().n_children());
+        Ok(csr_arrays(py, indptr, indices, data, shape))
     }
 
     /// Layer `t`'s parent array: entry `c` is the parent (at depth t) of node `c` (at depth t + 1).
