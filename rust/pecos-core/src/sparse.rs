@@ -229,9 +229,13 @@ impl CsrMatrix {
 
 /// Some rows of a matrix, re-indexed over only the columns they use: dense vectors over those
 /// columns stay as small as the subset (a tree node's rows use a fraction of the vocabulary).
+///
+/// Local ids are given in order of decreasing column frequency in the subset, so that the entries
+/// of a dense vector touched by most rows share a few cache lines: solvers and k-means gather and
+/// scatter through such vectors for every nonzero.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LocalRows {
-    /// Local column id -> column id in the source matrix, increasing.
+    /// Local column id -> column id in the source matrix.
     pub columns: Vec<u32>,
     pub indptr: Vec<usize>,
     /// Local column ids, increasing within each row.
@@ -242,26 +246,44 @@ pub struct LocalRows {
 impl LocalRows {
     /// Copies `rows` of `x` (in the given order).
     pub fn gather(x: &CsrView<'_>, rows: &[u32]) -> Self {
-        let mut columns: Vec<u32> = rows
+        let mut used: Vec<u32> = rows
             .iter()
             .flat_map(|&r| x.row(r as usize).indices.iter().map(|&j| j as u32))
             .collect();
-        columns.sort_unstable();
-        columns.dedup();
-        let nnz = rows.iter().map(|&r| x.row(r as usize).nnz()).sum();
+        used.sort_unstable();
+        // (column, count) in column order, then local ids by decreasing count (ties by column).
+        let mut counted: Vec<(u32, u32)> = Vec::new();
+        for &j in &used {
+            match counted.last_mut() {
+                Some((c, n)) if *c == j => *n += 1,
+                _ => counted.push((j, 1)),
+            }
+        }
+        let mut by_count: Vec<u32> = (0..counted.len() as u32).collect();
+        by_count.sort_unstable_by_key(|&k| (std::cmp::Reverse(counted[k as usize].1), k));
+        let columns: Vec<u32> = by_count.iter().map(|&k| counted[k as usize].0).collect();
+        let mut local_of = vec![0u32; counted.len()];
+        for (local, &k) in by_count.iter().enumerate() {
+            local_of[k as usize] = local as u32;
+        }
+        let nnz = used.len();
         let mut indptr = Vec::with_capacity(rows.len() + 1);
         let mut indices = Vec::with_capacity(nnz);
         let mut data = Vec::with_capacity(nnz);
+        let mut entries: Vec<(u32, f32)> = Vec::new();
         indptr.push(0);
         for &r in rows {
             let row = x.row(r as usize);
+            entries.clear();
             let mut pos = 0;
             for (&j, &v) in row.indices.iter().zip(row.data) {
                 // Row columns increase, so each lookup starts where the previous one ended.
-                pos += columns[pos..].partition_point(|&f| f < j as u32);
-                indices.push(pos as u32);
-                data.push(v);
+                pos += counted[pos..].partition_point(|&(c, _)| c < j as u32);
+                entries.push((local_of[pos], v));
             }
+            entries.sort_unstable_by_key(|e| e.0);
+            indices.extend(entries.iter().map(|e| e.0));
+            data.extend(entries.iter().map(|e| e.1));
             indptr.push(indices.len());
         }
         LocalRows {
@@ -320,10 +342,14 @@ mod tests {
             &[vec![(7, 1.0), (2, 2.0)], vec![(5, 3.0)], vec![(9, 4.0)]],
         )
         .unwrap();
-        let local = LocalRows::gather(&m.view(), &[2, 0]);
+        let local = LocalRows::gather(&m.view(), &[2, 0, 0]);
+        // Column 7 and 2 occur twice, 9 once: local ids by decreasing count, ties by column.
         assert_eq!(local.columns, vec![2, 7, 9]);
         assert_eq!(local.row(0), (&[2u32][..], &[4.0f32][..]));
         assert_eq!(local.row(1), (&[0u32, 1][..], &[2.0f32, 1.0][..]));
+        let local = LocalRows::gather(&m.view(), &[2, 1, 2]);
+        assert_eq!(local.columns, vec![9, 5]);
+        assert_eq!(local.row(1), (&[1u32][..], &[3.0f32][..]));
     }
 
     #[test]
