@@ -6,8 +6,10 @@ This module holds the two steps that turn a training set into a label tree:
 * :class:`HierarchicalKMeans` clusters those embeddings into a complete binary tree with exactly
   balanced spherical 2-means splits, then collapses it into a B-ary :class:`ClusterChain`.
 
-Everything here is plain numpy/scipy. The clustering processes all nodes of a tree level at once,
-so the Python overhead is per level and per iteration, never per node.
+The numerical kernels (the PIFA product and the 2-means tree) run in the Rust core, multithreaded
+and without the GIL, and give the same result for every thread count. This module validates the
+inputs and parameters, converts them to the core's float32 CSR layout, and turns the leaf codes
+into a :class:`ClusterChain`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from . import _pecos_rs
+from ._sparse import csr_args, to_csr32
+from ._threads import resolve_n_jobs
 from .exceptions import InvalidInputError, InvalidParameterError
 
 __all__ = ["ClusterChain", "HierarchicalKMeans", "pifa"]
@@ -26,63 +31,40 @@ __all__ = ["ClusterChain", "HierarchicalKMeans", "pifa"]
 logger = logging.getLogger("pecos_rs")
 
 
-def _row_norms_csr(mat: sp.csr_matrix) -> np.ndarray:
-    """Euclidean norm of every row of a CSR matrix, accumulated in float64."""
-    rows = np.repeat(np.arange(mat.shape[0]), np.diff(mat.indptr))
-    data = mat.data.astype(np.float64)
-    return np.sqrt(np.bincount(rows, weights=data * data, minlength=mat.shape[0]))
-
-
-def _inverse_or_zero(values: np.ndarray) -> np.ndarray:
-    """Elementwise ``1 / values``, with 0 where ``values`` is 0 (all-zero rows stay zero)."""
-    out = np.zeros_like(values, dtype=np.float64)
-    np.divide(1.0, values, out=out, where=values > 0)
-    return out
-
-
-def _normalize_rows_csr(mat: sp.csr_matrix) -> sp.csr_matrix:
-    """A copy of ``mat`` with every nonzero row scaled to unit L2 norm (``mat`` may be the caller's)."""
-    scale = _inverse_or_zero(_row_norms_csr(mat))
-    data = mat.data * np.repeat(scale, np.diff(mat.indptr)).astype(mat.dtype)
-    return sp.csr_matrix((data, mat.indices, mat.indptr), shape=mat.shape)
-
-
-def _normalize_rows_dense(mat: np.ndarray) -> np.ndarray:
-    """Scale every nonzero row of a dense float matrix to unit L2 norm, in place, and return it."""
-    norms = np.sqrt(np.einsum("ij,ij->i", mat, mat, dtype=np.float64))
-    mat *= _inverse_or_zero(norms).astype(mat.dtype)[:, None]
-    return mat
-
-
-def _check_2d(name: str, mat) -> sp.csr_matrix | np.ndarray:
-    """Return ``mat`` as a float32 CSR matrix or 2-D array (possibly sharing memory with it)."""
-    if sp.issparse(mat):
-        out = sp.csr_matrix(mat, dtype=np.float32)
-    else:
+def _as_csr32(name: str, mat) -> sp.csr_matrix:
+    """Return a 2-D numeric matrix as a canonical float32 CSR matrix (possibly sharing memory with
+    it, never written to), or raise InvalidInputError."""
+    if not sp.issparse(mat):
         try:
-            out = np.asarray(mat, dtype=np.float32)
+            # Values beyond float32's range become inf, which to_csr32 reports.
+            with np.errstate(over="ignore"):
+                mat = np.asarray(mat, dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(
                 f"{name} must be a numeric matrix, got {type(mat).__name__}"
             ) from exc
-        if out.ndim != 2:
-            raise InvalidInputError(f"{name} must be 2-D, got an array with {out.ndim} dimension(s)")
-    return out
+        if mat.ndim != 2:
+            raise InvalidInputError(f"{name} must be 2-D, got an array with {mat.ndim} dimension(s)")
+    return to_csr32(mat, name=name)
 
 
-def pifa(Y, X) -> sp.csr_matrix | np.ndarray:
+def pifa(Y, X, *, n_jobs: int | None = None) -> sp.csr_matrix | np.ndarray:
     """Positive Instance Feature Aggregation (PIFA) label embeddings.
 
     Each label is represented by the sum of the feature vectors of its positive instances, with every
-    instance weighted by ``1 / sqrt(number of its labels)``, then scaled to unit length:
-    ``Z = normalize_rows(normalize_rows(Y).T @ X)``.
+    instance weighted by ``1 / ||y_i||`` (``1 / sqrt(number of its labels)`` for a binary ``Y``),
+    then scaled to unit length: ``Z = normalize_rows(normalize_rows(Y).T @ X)``. Sums are
+    accumulated in float64.
 
     Parameters
     ----------
     Y : sparse matrix or array-like of shape (n_samples, n_labels)
-        Instance-to-label indicator (or relevance) matrix.
+        Instance-to-label indicator (or relevance) matrix; its values are used as given.
     X : sparse matrix or array-like of shape (n_samples, n_features)
         Instance features. They are used as given (PIFA does not normalise them).
+    n_jobs : int or None, default=None
+        Threads: ``None`` means 1, ``-1`` all cores, ``-k`` all cores but ``k - 1``. The result does
+        not depend on it.
 
     Returns
     -------
@@ -93,22 +75,22 @@ def pifa(Y, X) -> sp.csr_matrix | np.ndarray:
     Raises
     ------
     InvalidInputError
-        (a ValueError) If ``Y`` or ``X`` is not a 2-D numeric matrix, or their numbers of rows differ.
+        (a ValueError) If ``Y`` or ``X`` is not a finite 2-D numeric matrix, or their numbers of rows
+        differ.
+    InvalidParameterError
+        (a ValueError) If ``n_jobs`` is not None or a nonzero integer.
     """
-    Y = _check_2d("Y", Y)
-    X = _check_2d("X", X)
+    n_threads = resolve_n_jobs(n_jobs)
+    dense_output = not sp.issparse(X)
+    Y = _as_csr32("Y", Y)
+    X = _as_csr32("X", X)
     if Y.shape[0] != X.shape[0]:
         raise InvalidInputError(
             f"Y and X must have the same number of rows (instances), got {Y.shape[0]} and {X.shape[0]}"
         )
-    # A dense Y is made sparse so that the product below is one sparse-times-X kernel either way.
-    Y = _normalize_rows_csr(Y if sp.issparse(Y) else sp.csr_matrix(Y))
-    Yt = Y.T.tocsr()
-    if sp.issparse(X):
-        Z = (Yt @ X).tocsr()
-        Z.sort_indices()
-        return _normalize_rows_csr(Z)
-    return _normalize_rows_dense(np.asarray(Yt @ X, dtype=np.float32))
+    indptr, indices, data, shape = _pecos_rs.pifa(csr_args(X), csr_args(Y), n_threads=n_threads)
+    Z = sp.csr_matrix((data, indices, indptr), shape=shape)
+    return Z.toarray() if dense_output else Z
 
 
 class ClusterChain:
@@ -284,216 +266,6 @@ def _check_int(name: str, value, minimum: int) -> int:
     return int(value)
 
 
-def _concat_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])`` without a Python loop."""
-    offsets = np.cumsum(counts) - counts
-    return np.repeat(starts - offsets, counts) + np.arange(counts.sum())
-
-
-class _LevelOperator:
-    """The nodes of one tree level, factored so that each 2-means round is one or two mat-vecs.
-
-    The rows are the level's label positions, node by node. The columns are the distinct
-    (feature, node) pairs ("groups") present among the rows: column ``g`` holds ``z_{i,f}`` for every
-    row ``i`` of node ``k`` that has feature ``f``. Hence ``Q.T @ w`` is, for every node at once, the
-    sparse vector ``sum_i w_i z_i`` over that node's rows ("group sums"), and ``Q @ v`` scores every
-    row against its own node's vector. No (nodes x features) matrix is ever formed, and both products
-    stream through ``Q`` while touching only row-sized vectors at random.
-
-    Parameters
-    ----------
-    Z : scipy.sparse.csr_matrix
-        The (L, d) float64 embeddings, canonical format.
-    elements : numpy.ndarray
-        Label id of each row.
-    sizes : numpy.ndarray
-        Number of rows of every node, in row order.
-    """
-
-    def __init__(self, Z: sp.csr_matrix, elements: np.ndarray, sizes: np.ndarray) -> None:
-        self.Z = Z
-        self.elements = elements
-        self.row_nnz = np.diff(Z.indptr)[elements]
-        self.n_nodes = sizes.size
-        # 16-bit node ids let np.lexsort use its radix sort on the node key.
-        node_dtype = np.uint16 if sizes.size <= np.iinfo(np.uint16).max else np.int64
-        self.node = np.repeat(np.arange(sizes.size, dtype=node_dtype), sizes)
-        # With each feature column's rows increasing (scipy's transpose already yields that, so the
-        # sort is a no-op), the entries of a (feature, node) group are contiguous: a group starts
-        # where the column or the node changes.
-        Zc = Z[elements].tocsc()
-        Zc.sort_indices()
-        entry_node = self.node[Zc.indices]
-        group_start = np.ones(entry_node.size, dtype=bool)
-        group_start[1:] = entry_node[1:] != entry_node[:-1]
-        group_start[Zc.indptr[:-1][np.diff(Zc.indptr) > 0]] = True
-        group_ptr = np.append(np.flatnonzero(group_start), entry_node.size)
-        groups_per_feature = np.diff(np.searchsorted(group_ptr, Zc.indptr))
-        group_feature = np.repeat(np.arange(Z.shape[1], dtype=np.int64), groups_per_feature)
-        # Groups are ordered by feature then node, so these keys are sorted and a (feature, node)
-        # pair is found by binary search.
-        self.group_key = group_feature * self.n_nodes + entry_node[group_ptr[:-1]]
-        self.Q = sp.csc_matrix(
-            (Zc.data, Zc.indices, group_ptr), shape=(elements.size, group_ptr.size - 1)
-        )
-
-    @property
-    def nnz(self) -> int:
-        """Number of stored entries still taking part in the mat-vecs."""
-        return self.Q.nnz
-
-    def group_sums(self, weights: np.ndarray) -> np.ndarray:
-        """``sum_{i in node} weights_i z_i`` for every node, as a vector over the groups."""
-        return self.Q.T @ weights
-
-    def scores(self, group_vector: np.ndarray) -> np.ndarray:
-        """Every row's dot product with its own node's slice of ``group_vector``."""
-        return self.Q @ group_vector
-
-    def add_rows(self, group_vector: np.ndarray, rows: np.ndarray, weights: np.ndarray) -> None:
-        """``group_vector += group_sums(w)`` for ``w`` zero except ``w[rows] = weights``, in place.
-
-        Costs O(entries of those rows) instead of a pass over ``Q``: their entries are read from
-        ``Z``'s rows and each (feature, node) pair is located by binary search.
-        """
-        elements = self.elements[rows]
-        counts = self.row_nnz[rows]
-        entries = _concat_ranges(self.Z.indptr[elements], counts)
-        node = np.repeat(self.node[rows].astype(np.int64), counts)
-        feature = self.Z.indices[entries].astype(np.int64)
-        groups = np.searchsorted(self.group_key, feature * self.n_nodes + node)
-        np.add.at(group_vector, groups, self.Z.data[entries] * np.repeat(weights, counts))
-
-    def drop_nodes(self, keep: np.ndarray) -> np.ndarray:
-        """Remove the groups of nodes with ``keep[node]`` False (their rows then score 0).
-
-        Returns the kept group indices, to subset group vectors computed before the call.
-        """
-        columns = np.flatnonzero(keep[self.group_key % self.n_nodes])
-        self.Q = self.Q[:, columns]
-        self.group_key = self.group_key[columns]
-        return columns
-
-
-def _split_level(
-    Z: sp.csr_matrix,
-    perm: np.ndarray,
-    starts: np.ndarray,
-    rng: np.random.Generator,
-    spherical: bool,
-    max_iter: int,
-) -> tuple[np.ndarray, int]:
-    """Balanced 2-means on every node of one level at once.
-
-    Each node sorts its labels by ``<c, z_i>`` ascending (ties by label id) and sends the first
-    ``floor(n / 2)`` left. Round 1 uses ``c = z_r - z_l`` for two distinct random labels of the node;
-    later rounds use the difference of the right and left half sums (unit-normalised if spherical,
-    averaged otherwise). A node stops as soon as a round leaves its left half unchanged.
-
-    Parameters
-    ----------
-    Z : scipy.sparse.csr_matrix
-        The (L, d) float64 embeddings, canonical format.
-    perm : numpy.ndarray
-        Label ids by position; node ``k`` owns ``perm[starts[k]:starts[k + 1]]``, sorted by id.
-    starts : numpy.ndarray
-        Node boundaries, length ``n_nodes + 1``.
-    rng : numpy.random.Generator
-        Source of the two-point initialisations.
-    spherical : bool
-        Whether to L2-normalise the half sums (else use half means).
-    max_iter : int
-        Maximum number of assignment rounds, the random initialisation included.
-
-    Returns
-    -------
-    is_left : numpy.ndarray of bool
-        For every position, whether its label goes to the left child.
-    n_rounds : int
-        Number of assignment rounds run (by the slowest node).
-    """
-    sizes = np.diff(starts)
-    half = sizes // 2
-    offset = np.arange(perm.size) - np.repeat(starts[:-1], sizes)
-    # The pre-split arrangement (lower ids left) is what round 1 is compared against.
-    is_left = offset < np.repeat(half, sizes)
-    splittable = sizes >= 2
-    if not splittable.any():
-        return is_left, 0
-    # From here on, "node" means one of the splittable nodes and "row" one of their positions.
-    rows = np.flatnonzero(np.repeat(splittable, sizes))
-    sizes, half = sizes[splittable], half[splittable]
-    node_start = np.cumsum(sizes) - sizes
-    first = rng.integers(0, sizes)
-    second = (first + rng.integers(1, sizes)) % sizes
-
-    op = _LevelOperator(Z, perm[rows], sizes)
-    left = is_left[rows]
-    active = np.ones(sizes.size, dtype=bool)
-    left_sums = None
-    total_score = None
-    n_rounds = 0
-    for n_rounds in range(1, max_iter + 1):
-        if n_rounds == 1:
-            center = np.zeros(op.Q.shape[1])
-            pair_rows = np.concatenate((node_start + first, node_start + second))
-            op.add_rows(center, pair_rows, np.repeat([1.0, -1.0], sizes.size))
-            score = op.scores(center)
-        else:
-            if total_score is None:
-                # Node sums are fixed within a level: score every row against its node sum once.
-                total_score = op.scores(op.group_sums(np.ones(rows.size)))
-            left_f = left.astype(np.float64)
-            if left_sums is None:
-                left_sums = op.group_sums(left_f)
-            left_score = op.scores(left_sums)
-            right_score = total_score - left_score
-            if spherical:
-                # |sum_{i in S} z_i|^2 = sum_{i in S} <sum_{j in S} z_j, z_i>: reuse the row scores.
-                # Clipping at 0 only absorbs rounding when a half sums to the zero vector.
-                left_norm = np.bincount(op.node, left_score * left_f, minlength=sizes.size)
-                right_norm = np.bincount(op.node, right_score * (1.0 - left_f), minlength=sizes.size)
-                left_norm = np.sqrt(np.maximum(left_norm, 0.0))
-                right_norm = np.sqrt(np.maximum(right_norm, 0.0))
-            else:
-                left_norm = half.astype(np.float64)
-                right_norm = (sizes - half).astype(np.float64)
-            score = (
-                right_score * _inverse_or_zero(right_norm)[op.node]
-                - left_score * _inverse_or_zero(left_norm)[op.node]
-            )
-        # Only the rows of active nodes are re-split; nodes that stopped keep their halves.
-        sub = np.flatnonzero(active[op.node])
-        sub_node = op.node[sub]
-        # Stable sort by (node, score): ties keep row order, which is label id order within a node.
-        order = np.lexsort((score[sub], sub_node))
-        sorted_node = sub_node[order]
-        sub_start = np.cumsum(np.where(active, sizes, 0)) - sizes
-        new_left = np.empty(sub.size, dtype=bool)
-        new_left[order] = np.arange(sub.size) - sub_start[sorted_node] < half[sorted_node]
-        moved = sub[new_left != left[sub]]
-        left[sub] = new_left
-        active = np.zeros(sizes.size, dtype=bool)
-        active[op.node[moved]] = True
-        if not active.any():
-            break
-        # Stopped nodes would still cost full passes: drop their groups once they hold most entries.
-        active_nnz = op.row_nnz[active[op.node]].sum()
-        if 2 * active_nnz < op.nnz:
-            kept = op.drop_nodes(active)
-            if left_sums is not None:
-                left_sums = left_sums[kept]
-        if left_sums is not None:
-            # Few moves: patch the left sums from the moved rows alone. That costs a binary search
-            # per entry, so past ~1/128 of the active entries one streamed pass next round is cheaper.
-            if 128 * op.row_nnz[moved].sum() < active_nnz:
-                op.add_rows(left_sums, moved, np.where(left[moved], 1.0, -1.0))
-            else:
-                left_sums = None
-    is_left[rows] = left
-    return is_left, n_rounds
-
-
 def _group_codes(leaf_codes: np.ndarray, n_leaves: int, n_splits: int, min_codes: int) -> ClusterChain:
     """Collapse a binary tree's leaf codes into a B-ary chain by grouping consecutive codes.
 
@@ -521,6 +293,11 @@ class HierarchicalKMeans:
     most ``max_leaf_size`` labels. The binary tree is then collapsed into a ``n_splits``-ary
     :class:`ClusterChain` by grouping consecutive leaf codes.
 
+    Each split starts from ``c = z_r - z_l`` for two distinct random labels of the node, then
+    repeatedly sorts the node's labels by ``<c, z_i>`` (ties by label id), sends the lower half left
+    and sets ``c`` to the difference of the right and left half sums (unit-normalised if spherical,
+    averaged otherwise), until the left half stops changing. The splits run in the Rust core.
+
     Parameters
     ----------
     n_splits : int, default=16
@@ -533,12 +310,16 @@ class HierarchicalKMeans:
     spherical : bool, default=True
         Compare against unit-normalised half sums (spherical k-means) instead of half means.
     random_state : int, default=0
-        Non-negative seed. Level ``t`` draws its initial pairs from
-        ``numpy.random.default_rng([random_state, t])``, so results depend only on the inputs.
+        Seed, an integer in ``[0, 2**64)``. Every node draws its random start from a seed derived from
+        ``random_state``, its level and its position in the level, so results depend only on the
+        inputs, never on ``n_jobs``.
     min_codes : int or None, default=None
         Stop grouping once the top layer has at most this many nodes; ``None`` means ``n_splits``.
     verbose : int, default=0
-        If positive, log one INFO line per tree level on the ``"pecos_rs"`` logger.
+        If positive, log one INFO line with the tree's size and the clustering time on the
+        ``"pecos_rs"`` logger.
+    n_jobs : int or None, default=None
+        Threads: ``None`` means 1, ``-1`` all cores, ``-k`` all cores but ``k - 1``.
     """
 
     def __init__(
@@ -550,6 +331,7 @@ class HierarchicalKMeans:
         random_state: int = 0,
         min_codes: int | None = None,
         verbose: int = 0,
+        n_jobs: int | None = None,
     ) -> None:
         self.n_splits = n_splits
         self.max_leaf_size = max_leaf_size
@@ -558,6 +340,7 @@ class HierarchicalKMeans:
         self.random_state = random_state
         self.min_codes = min_codes
         self.verbose = verbose
+        self.n_jobs = n_jobs
 
     def fit(self, Z) -> ClusterChain:
         """Cluster label embeddings into a label tree.
@@ -565,8 +348,8 @@ class HierarchicalKMeans:
         Parameters
         ----------
         Z : sparse matrix or array-like of shape (n_labels, n_features)
-            Label embeddings, e.g. from :func:`pifa`. Dense and sparse inputs with the same values give
-            the same chain.
+            Label embeddings, e.g. from :func:`pifa`, used in float32. Dense and sparse inputs with the
+            same values give the same chain.
 
         Returns
         -------
@@ -578,7 +361,8 @@ class HierarchicalKMeans:
         InvalidParameterError
             (a ValueError) If a parameter is invalid.
         InvalidInputError
-            (a ValueError) If ``Z`` is not a finite 2-D matrix with at least one row.
+            (a ValueError) If ``Z`` is not a 2-D numeric matrix with at least one row and finite
+            float32 values.
         """
         n_splits = _check_int("n_splits", self.n_splits, 2)
         if n_splits & (n_splits - 1):
@@ -586,9 +370,12 @@ class HierarchicalKMeans:
         max_leaf_size = _check_int("max_leaf_size", self.max_leaf_size, 1)
         max_iter = _check_int("kmeans_max_iter", self.kmeans_max_iter, 1)
         seed = _check_int("random_state", self.random_state, 0)
+        if seed >= 2**64:
+            raise InvalidParameterError(f"random_state must be an integer < 2**64, got {seed!r}")
         min_codes = n_splits if self.min_codes is None else _check_int("min_codes", self.min_codes, 1)
         if not isinstance(self.spherical, (bool, np.bool_)):
             raise InvalidParameterError(f"spherical must be a bool, got {self.spherical!r}")
+        n_threads = resolve_n_jobs(self.n_jobs)
         Z = _check_embeddings(Z)
 
         n_labels = Z.shape[0]
@@ -599,57 +386,35 @@ class HierarchicalKMeans:
         while max_leaf_size << depth < n_labels:
             depth += 1
 
-        perm = np.arange(n_labels)
-        starts = np.array([0, n_labels])
-        for level in range(depth):
-            tic = time.perf_counter()
-            rng = np.random.default_rng([seed, level])
-            is_left, n_rounds = _split_level(Z, perm, starts, rng, bool(self.spherical), max_iter)
-            sizes = np.diff(starts)
-            half = sizes // 2
-            child = 2 * np.repeat(np.arange(sizes.size), sizes) + ~is_left
-            # A stable sort keeps each child's labels in position order, i.e. sorted by id.
-            perm = perm[np.argsort(child, kind="stable")]
-            starts = np.concatenate(([0], np.cumsum(np.column_stack((half, sizes - half)).ravel())))
-            if self.verbose:
-                logger.info(
-                    "HierarchicalKMeans level %d/%d: split %d nodes in %d rounds (%.3f s)",
-                    level + 1, depth, sizes.size, n_rounds, time.perf_counter() - tic,
-                )
-        # Leaves are numbered left to right, so a label's code is the index of the leaf holding it.
-        leaf_codes = np.empty(n_labels, dtype=np.int64)
-        leaf_codes[perm] = np.repeat(np.arange(starts.size - 1), np.diff(starts))
+        tic = time.perf_counter()
+        # Leaves are numbered left to right, so sibling leaves have consecutive codes.
+        leaf_codes = _pecos_rs.balanced_kmeans_leaves(
+            csr_args(Z),
+            depth=depth,
+            max_iter=max_iter,
+            spherical=bool(self.spherical),
+            seed=seed,
+            n_threads=n_threads,
+        )
+        if self.verbose:
+            logger.info(
+                "HierarchicalKMeans: %d labels into %d leaves (depth %d) with %d thread(s) in %.3f s",
+                n_labels, 1 << depth, depth, n_threads, time.perf_counter() - tic,
+            )
         return _group_codes(leaf_codes, 1 << depth, n_splits, min_codes)
 
 
 def _check_embeddings(Z) -> sp.csr_matrix:
-    """Return ``Z`` as a canonical float64 CSR matrix without explicit zeros, or raise.
+    """Return ``Z`` as a canonical float32 CSR matrix without explicit zeros, or raise.
 
     Dense input goes through the same CSR form as sparse input, so both give bit-identical results.
-    The result may share its index arrays with the caller's matrix; they are never written to.
+    The result may share its arrays with the caller's matrix; they are never written to.
     """
-    if sp.issparse(Z):
-        Z = sp.csr_matrix(Z)
-        if not Z.has_canonical_format:
-            Z = Z.copy()
-            Z.sum_duplicates()
-        values = Z.data.astype(np.float64)
-        stored = values != 0
-        if stored.all():
-            Z = sp.csr_matrix((values, Z.indices, Z.indptr), shape=Z.shape)
-        else:
-            indptr = np.concatenate(([0], np.cumsum(stored)))[Z.indptr]
-            Z = sp.csr_matrix((values[stored], Z.indices[stored], indptr), shape=Z.shape)
-    else:
-        try:
-            values = np.asarray(Z, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"Z must be a numeric matrix, got {type(Z).__name__}") from exc
-        if values.ndim != 2:
-            raise InvalidInputError(f"Z must be 2-D, got an array with {values.ndim} dimension(s)")
-        Z = sp.csr_matrix(values)
+    Z = _as_csr32("Z", Z)
     if Z.shape[0] < 1:
         raise InvalidInputError("Z must have at least one row (label)")
-    if not np.all(np.isfinite(values)):
-        raise InvalidInputError("Z contains NaN or infinite values")
+    if not Z.data.all():
+        # Explicit zeros (also from float32 underflow) would change nothing but the core's work.
+        Z = Z.copy()
+        Z.eliminate_zeros()
     return Z

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import numbers
-import os
 import sys
 import time
 from pathlib import Path
@@ -47,6 +46,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from . import _pecos_rs
 from ._sparse import csr_args, to_csr32
+from ._threads import resolve_n_jobs
 from .exceptions import InvalidInputError, InvalidParameterError, ModelFormatError
 from .indexer import ClusterChain, HierarchicalKMeans, pifa
 
@@ -217,7 +217,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
 
         start = time.perf_counter()
         if cluster_chain is None:
-            Z = pifa(Y, X) if label_embedding is None else label_embedding
+            Z = pifa(Y, X, n_jobs=self.n_jobs) if label_embedding is None else label_embedding
             if Z.shape[0] != Y.shape[1]:
                 raise InvalidInputError(
                     f"label_embedding has {Z.shape[0]} rows but y has {Y.shape[1]} labels"
@@ -229,6 +229,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
                 spherical=self.spherical,
                 min_codes=self.min_codes,
                 random_state=self.random_state,
+                n_jobs=self.n_jobs,
             ).fit(Z)
         elif not isinstance(cluster_chain, ClusterChain):
             raise InvalidParameterError(
@@ -351,11 +352,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         check("verbose", is_int(self.verbose) or isinstance(self.verbose, bool), "an integer")
 
     def _n_threads(self):
-        if self.n_jobs is None:
-            return 1
-        if self.n_jobs < 0:
-            return max(1, (os.cpu_count() or 1) + 1 + self.n_jobs)
-        return int(self.n_jobs)
+        return resolve_n_jobs(self.n_jobs)
 
     def _logger(self):
         if not self.verbose:

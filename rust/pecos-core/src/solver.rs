@@ -104,7 +104,7 @@ impl SolverParams {
 }
 
 /// Rows of one binary problem in a compact local feature space: row `i` has columns
-/// `indices[indptr[i]..indptr[i + 1]]` (strictly increasing, `< n_features`) with values
+/// `indices[indptr[i]..indptr[i + 1]]` (distinct, `< n_features`) with values
 /// `data[..]`; `sq_norms[i]` is the sum of squared values of row `i` (precomputed by the caller,
 /// shared by the many problems that use the same rows).
 ///

@@ -6,6 +6,7 @@
 //! The kernels downstream rely on these facts and never re-check them.
 
 use crate::error::{PecosError, Result};
+use std::cell::RefCell;
 
 /// A borrowed, validated CSR matrix.
 #[derive(Clone, Copy, Debug)]
@@ -238,53 +239,68 @@ pub struct LocalRows {
     /// Local column id -> column id in the source matrix.
     pub columns: Vec<u32>,
     pub indptr: Vec<usize>,
-    /// Local column ids, increasing within each row.
+    /// Local column ids, distinct within each row, in the source row's column order.
     pub indices: Vec<u32>,
     pub data: Vec<f32>,
+}
+
+thread_local! {
+    /// Column -> local id (or `u32::MAX`), one per thread, as long as the widest matrix seen.
+    /// Only the entries a gather sets are reset afterwards, so a gather costs O(its nonzeros),
+    /// not O(columns of the matrix).
+    static COLUMN_MAP: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
 }
 
 impl LocalRows {
     /// Copies `rows` of `x` (in the given order).
     pub fn gather(x: &CsrView<'_>, rows: &[u32]) -> Self {
-        let mut used: Vec<u32> = rows
-            .iter()
-            .flat_map(|&r| x.row(r as usize).indices.iter().map(|&j| j as u32))
-            .collect();
-        used.sort_unstable();
-        // (column, count) in column order, then local ids by decreasing count (ties by column).
-        let mut counted: Vec<(u32, u32)> = Vec::new();
-        for &j in &used {
-            match counted.last_mut() {
-                Some((c, n)) if *c == j => *n += 1,
-                _ => counted.push((j, 1)),
+        COLUMN_MAP.with_borrow_mut(|map| {
+            if map.len() < x.n_cols() {
+                map.resize(x.n_cols(), u32::MAX);
+            }
+            Self::gather_with(x, rows, map)
+        })
+    }
+
+    fn gather_with(x: &CsrView<'_>, rows: &[u32], map: &mut [u32]) -> Self {
+        // Pass 1: number the columns in order of first appearance and count them.
+        let mut seen: Vec<u32> = Vec::new();
+        let mut counts: Vec<u32> = Vec::new();
+        let mut nnz = 0;
+        for &r in rows {
+            let row = x.row(r as usize);
+            nnz += row.nnz();
+            for &j in row.indices {
+                let slot = &mut map[j as usize];
+                if *slot == u32::MAX {
+                    *slot = seen.len() as u32;
+                    seen.push(j as u32);
+                    counts.push(0);
+                }
+                counts[*slot as usize] += 1;
             }
         }
-        let mut by_count: Vec<u32> = (0..counted.len() as u32).collect();
-        by_count.sort_unstable_by_key(|&k| (std::cmp::Reverse(counted[k as usize].1), k));
-        let columns: Vec<u32> = by_count.iter().map(|&k| counted[k as usize].0).collect();
-        let mut local_of = vec![0u32; counted.len()];
-        for (local, &k) in by_count.iter().enumerate() {
-            local_of[k as usize] = local as u32;
+        // Local ids by decreasing count, ties by column.
+        let mut order: Vec<u32> = (0..seen.len() as u32).collect();
+        order.sort_unstable_by_key(|&k| (std::cmp::Reverse(counts[k as usize]), seen[k as usize]));
+        let columns: Vec<u32> = order.iter().map(|&k| seen[k as usize]).collect();
+        for (local, &j) in columns.iter().enumerate() {
+            map[j as usize] = local as u32;
         }
-        let nnz = used.len();
+        // Pass 2: copy the rows with local ids (in the source's column order; nothing downstream
+        // needs them sorted, and sorting every row cost more than the rest of the gather).
         let mut indptr = Vec::with_capacity(rows.len() + 1);
         let mut indices = Vec::with_capacity(nnz);
         let mut data = Vec::with_capacity(nnz);
-        let mut entries: Vec<(u32, f32)> = Vec::new();
         indptr.push(0);
         for &r in rows {
             let row = x.row(r as usize);
-            entries.clear();
-            let mut pos = 0;
-            for (&j, &v) in row.indices.iter().zip(row.data) {
-                // Row columns increase, so each lookup starts where the previous one ended.
-                pos += counted[pos..].partition_point(|&(c, _)| c < j as u32);
-                entries.push((local_of[pos], v));
-            }
-            entries.sort_unstable_by_key(|e| e.0);
-            indices.extend(entries.iter().map(|e| e.0));
-            data.extend(entries.iter().map(|e| e.1));
+            indices.extend(row.indices.iter().map(|&j| map[j as usize]));
+            data.extend_from_slice(row.data);
             indptr.push(indices.len());
+        }
+        for &j in &columns {
+            map[j as usize] = u32::MAX;
         }
         LocalRows {
             columns,
