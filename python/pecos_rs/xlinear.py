@@ -63,8 +63,8 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
 
     Labels are grouped into a B-ary tree by balanced hierarchical spherical k-means over PIFA label
     embeddings (indexing); every tree node gets a sparse linear scorer trained on the rows that reach
-    its parent (matching and ranking); prediction walks the tree with beam search. Everything after
-    clustering runs in Rust, multithreaded, with the GIL released.
+    its parent (matching and ranking); prediction walks the tree with beam search. The numerical work
+    (PIFA, clustering, training, search) runs in Rust, multithreaded, with the GIL released.
 
     Parameters
     ----------

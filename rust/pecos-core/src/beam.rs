@@ -41,16 +41,23 @@ struct Candidate {
     score: f32,
 }
 
-/// Best score first; equal scores keep candidate order (slot = position in the candidate list).
-fn by_score_then_slot(a: &(usize, Candidate), b: &(usize, Candidate)) -> Ordering {
+/// Best score first; equal scores keep candidate order, given by `key` = (position of the parent
+/// in the beam, position of the child among its siblings).
+fn by_score_then_key(a: &(u64, Candidate), b: &(u64, Candidate)) -> Ordering {
     b.1.score.total_cmp(&a.1.score).then(a.0.cmp(&b.0))
 }
 
 /// Reusable buffers for one thread's searches: a search allocates nothing once they have grown.
+///
+/// A search handles a block of queries one layer at a time: the (parent, query) pairs of a layer
+/// are visited grouped by parent, so each chunk of weights is read from memory once per block
+/// rather than once per query (what makes batch prediction fast); a single query is a block of one.
 #[derive(Debug, Default)]
 pub struct Searcher {
-    beam: Vec<Candidate>,
-    candidates: Vec<(usize, Candidate)>,
+    beams: Vec<Vec<Candidate>>,
+    candidates: Vec<Vec<(u64, Candidate)>>,
+    /// `(parent, query, position of the parent in that query's beam)`.
+    pairs: Vec<(u32, u32, u32)>,
     raw: Vec<f32>,
 }
 
@@ -59,21 +66,27 @@ impl Searcher {
         Self::default()
     }
 
-    /// Runs beam search for one query over `layers` and leaves the result, best first, in
-    /// `self.results()`. Query indices must be sorted and inside the model's feature range (both
+    /// Runs beam search for each query over `layers`; `self.results(q)` then holds query `q`'s
+    /// labels, best first. Query indices must be sorted and inside the model's feature range (both
     /// guaranteed by [`SparseRow`]s coming from a validated [`CsrView`]).
     pub fn search(
         &mut self,
         layers: &[Layer],
         bias: f32,
-        query: SparseRow<'_>,
+        queries: &[SparseRow<'_>],
         params: &PredictParams,
     ) {
-        self.beam.clear();
-        self.beam.push(Candidate {
-            node: 0,
-            score: 1.0,
-        });
+        let n = queries.len();
+        self.beams.resize_with(n.max(self.beams.len()), Vec::new);
+        self.candidates
+            .resize_with(n.max(self.candidates.len()), Vec::new);
+        for beam in &mut self.beams[..n] {
+            beam.clear();
+            beam.push(Candidate {
+                node: 0,
+                score: 1.0,
+            });
+        }
         let pp = params.post_processor;
         for (t, layer) in layers.iter().enumerate() {
             let next = layers.get(t + 1);
@@ -82,11 +95,22 @@ impl Searcher {
             } else {
                 params.beam_size
             };
-            self.candidates.clear();
-            for parent in &self.beam {
-                layer.score_children(parent.node as usize, query, bias, &mut self.raw);
-                let children = layer.chain().children(parent.node as usize);
-                for (&child, &raw) in children.iter().zip(&self.raw) {
+            self.pairs.clear();
+            for (q, beam) in self.beams[..n].iter().enumerate() {
+                self.pairs.extend(
+                    beam.iter()
+                        .enumerate()
+                        .map(|(pos, c)| (c.node, q as u32, pos as u32)),
+                );
+            }
+            self.pairs.sort_unstable();
+            self.candidates[..n].iter_mut().for_each(Vec::clear);
+            for &(parent, q, pos) in &self.pairs {
+                let (q, pos) = (q as usize, pos as usize);
+                let parent_score = self.beams[q][pos].score;
+                layer.score_children(parent as usize, queries[q], bias, &mut self.raw);
+                let children = layer.chain().children(parent as usize);
+                for (ci, (&child, &raw)) in children.iter().zip(&self.raw).enumerate() {
                     // An empty cluster leads to no label: keeping it would waste a beam slot.
                     if next.is_some_and(|l| l.chain().children(child as usize).is_empty()) {
                         continue;
@@ -94,7 +118,7 @@ impl Searcher {
                     let mut score = pp.transform(raw);
                     // The root carries no score of its own: layer 0 is not combined.
                     if t > 0 {
-                        score = pp.combine(score, parent.score);
+                        score = pp.combine(score, parent_score);
                     }
                     // NaN (from overflowing products) ranks last; -0.0 becomes +0.0, which
                     // `total_cmp` would otherwise rank apart, breaking the tie rule.
@@ -103,25 +127,25 @@ impl Searcher {
                     } else {
                         score + 0.0
                     };
-                    let slot = self.candidates.len();
-                    self.candidates
-                        .push((slot, Candidate { node: child, score }));
+                    let key = ((pos as u64) << 32) | ci as u64;
+                    self.candidates[q].push((key, Candidate { node: child, score }));
                 }
             }
-            if self.candidates.len() > keep {
-                self.candidates
-                    .select_nth_unstable_by(keep - 1, by_score_then_slot);
-                self.candidates.truncate(keep);
+            for (cands, beam) in self.candidates[..n].iter_mut().zip(&mut self.beams[..n]) {
+                if cands.len() > keep {
+                    cands.select_nth_unstable_by(keep - 1, by_score_then_key);
+                    cands.truncate(keep);
+                }
+                cands.sort_unstable_by(by_score_then_key);
+                beam.clear();
+                beam.extend(cands.iter().map(|&(_, c)| c));
             }
-            self.candidates.sort_unstable_by(by_score_then_slot);
-            self.beam.clear();
-            self.beam.extend(self.candidates.iter().map(|&(_, c)| c));
         }
     }
 
-    /// `(label, score)` pairs of the last search, best first.
-    pub fn results(&self) -> impl ExactSizeIterator<Item = (u32, f32)> + '_ {
-        self.beam.iter().map(|c| (c.node, c.score))
+    /// `(label, score)` pairs of query `q` of the last search, best first.
+    pub fn results(&self, q: usize) -> impl ExactSizeIterator<Item = (u32, f32)> + '_ {
+        self.beams[q].iter().map(|c| (c.node, c.score))
     }
 }
 
@@ -159,7 +183,10 @@ pub fn check_query_width(x: &CsrView<'_>, n_features: usize) -> Result<()> {
     Ok(())
 }
 
-/// Beam search for every row of `x`, parallel over rows in the current rayon pool.
+/// Rows per task of batch prediction: enough to share chunk reads, few enough to balance threads.
+const BLOCK: usize = 128;
+
+/// Beam search for every row of `x`, parallel over blocks of rows in the current rayon pool.
 ///
 /// # Errors
 /// Invalid parameters or a feature-count mismatch.
@@ -179,21 +206,29 @@ pub fn predict_batch(
         .ok_or_else(|| PecosError::param("topk", "too large"))?;
     let mut labels = vec![-1i64; size];
     let mut scores = vec![0f32; size];
-    // Rows are independent; chunks of 64 amortise scheduling without hurting balance.
+    // Blocks of rows are independent tasks; within a block, rows share each chunk's reads.
     labels
-        .par_chunks_mut(k * 64)
-        .zip(scores.par_chunks_mut(k * 64))
+        .par_chunks_mut(k * BLOCK)
+        .zip(scores.par_chunks_mut(k * BLOCK))
         .enumerate()
-        .for_each_init(Searcher::new, |searcher, (block, (lab, sco))| {
-            for (j, (lrow, srow)) in lab.chunks_mut(k).zip(sco.chunks_mut(k)).enumerate() {
-                searcher.search(layers, bias, x.row(block * 64 + j), params);
-                for ((l, s), (label, score)) in
-                    lrow.iter_mut().zip(srow.iter_mut()).zip(searcher.results())
-                {
-                    *l = i64::from(label);
-                    *s = score;
+        .for_each_init(
+            || (Searcher::new(), Vec::with_capacity(BLOCK)),
+            |(searcher, queries), (block, (lab, sco))| {
+                let first = block * BLOCK;
+                queries.clear();
+                queries.extend((first..first + lab.len() / k).map(|i| x.row(i)));
+                searcher.search(layers, bias, queries, params);
+                for (q, (lrow, srow)) in lab.chunks_mut(k).zip(sco.chunks_mut(k)).enumerate() {
+                    for ((l, s), (label, score)) in lrow
+                        .iter_mut()
+                        .zip(srow.iter_mut())
+                        .zip(searcher.results(q))
+                    {
+                        *l = i64::from(label);
+                        *s = score;
+                    }
                 }
-            }
-        });
+            },
+        );
     Ok(TopK { k, labels, scores })
 }

@@ -132,15 +132,15 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(XLinearModel, serde_json::Value)> {
         let parent_of = r.u32s(lh.n_children)?;
         let chain = ChainLayer::try_new(parent_of, lh.n_parents)
             .map_err(|e| PecosError::Format(e.to_string()))?;
-        layers.push(Layer {
+        layers.push(Layer::with_index(
             chain,
-            chunk_ptr: r.u64s(lh.n_parents + 1)?,
-            row_feature: r.u32s(lh.n_rows)?,
-            row_ptr: r.u64s(lh.n_rows + 1)?,
-            entry_slot: r.u32s(lh.n_entries)?,
-            entry_value: r.f32s(lh.n_entries)?,
-            bias_weight: r.f32s(lh.n_children)?,
-        });
+            r.u64s(lh.n_parents + 1)?,
+            r.u32s(lh.n_rows)?,
+            r.u64s(lh.n_rows + 1)?,
+            r.u32s(lh.n_entries)?,
+            r.f32s(lh.n_entries)?,
+            r.f32s(lh.n_children)?,
+        ));
     }
     let model = XLinearModel::new(header.n_features, header.bias, layers)?;
     Ok((model, header.metadata))

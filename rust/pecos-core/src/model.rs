@@ -34,7 +34,16 @@ pub struct Layer {
     pub(crate) entry_value: Vec<f32>,
     /// Bias weight of each child, indexed by child id.
     pub(crate) bias_weight: Vec<f32>,
+    /// Derived search index (not stored in files): every `SKIP`-th feature of each chunk, so that
+    /// locating a query feature reads a small array that stays in cache plus one block of rows,
+    /// instead of a binary search that misses the cache at every step on large chunks.
+    skip: Vec<u32>,
+    /// Entries of chunk `p` in `skip` are `skip_ptr[p]..skip_ptr[p + 1]`.
+    skip_ptr: Vec<usize>,
 }
+
+/// Rows per block of the chunk search index (16 u32 features fill one 64-byte cache line).
+const SKIP: usize = 16;
 
 impl Layer {
     /// Assembles a layer from the weights of every child, given in the chain's parent-major child
@@ -87,7 +96,7 @@ impl Layer {
             }
             chunk_ptr.push(row_feature.len() as u64);
         }
-        Ok(Layer {
+        Ok(Layer::with_index(
             chain,
             chunk_ptr,
             row_feature,
@@ -95,7 +104,40 @@ impl Layer {
             entry_slot,
             entry_value,
             bias_weight,
-        })
+        ))
+    }
+
+    /// Assembles a layer from its stored arrays and builds the derived search index. The arrays
+    /// are not checked here; see [`Layer::validate`].
+    pub(crate) fn with_index(
+        chain: ChainLayer,
+        chunk_ptr: Vec<u64>,
+        row_feature: Vec<u32>,
+        row_ptr: Vec<u64>,
+        entry_slot: Vec<u32>,
+        entry_value: Vec<f32>,
+        bias_weight: Vec<f32>,
+    ) -> Self {
+        let mut skip = Vec::with_capacity(row_feature.len() / SKIP + chunk_ptr.len());
+        let mut skip_ptr = Vec::with_capacity(chunk_ptr.len());
+        skip_ptr.push(0);
+        for w in chunk_ptr.windows(2) {
+            // Out-of-range pointers (a corrupt file) give an empty index; validate() reports them.
+            let rows = row_feature.get(w[0] as usize..w[1] as usize).unwrap_or(&[]);
+            skip.extend(rows.iter().step_by(SKIP));
+            skip_ptr.push(skip.len());
+        }
+        Layer {
+            chain,
+            chunk_ptr,
+            row_feature,
+            row_ptr,
+            entry_slot,
+            entry_value,
+            bias_weight,
+            skip,
+            skip_ptr,
+        }
     }
 
     pub fn chain(&self) -> &ChainLayer {
@@ -125,15 +167,21 @@ impl Layer {
         let lo = self.chunk_ptr[parent] as usize;
         let hi = self.chunk_ptr[parent + 1] as usize;
         let rows = &self.row_feature[lo..hi];
-        let mut pos = 0usize;
+        let skip = &self.skip[self.skip_ptr[parent]..self.skip_ptr[parent + 1]];
+        // Query features increase, so the block search resumes where the previous one ended:
+        // `next_block` is the first block whose first feature exceeds the previous query feature.
+        let mut next_block = 0usize;
         for (&f, &xv) in query.indices.iter().zip(query.data) {
             let f = f as u32;
-            pos += gallop(&rows[pos..], f);
-            if pos == rows.len() {
-                break;
+            next_block += gallop(&skip[next_block..], f + 1);
+            if next_block == 0 {
+                continue; // f precedes every feature of the chunk
             }
-            if rows[pos] == f {
-                let r = lo + pos;
+            let start = (next_block - 1) * SKIP;
+            let block = &rows[start..(start + SKIP).min(rows.len())];
+            let i = block.partition_point(|&g| g < f);
+            if block.get(i) == Some(&f) {
+                let r = lo + start + i;
                 let (e0, e1) = (self.row_ptr[r] as usize, self.row_ptr[r + 1] as usize);
                 for (&slot, &w) in self.entry_slot[e0..e1]
                     .iter()
@@ -141,7 +189,6 @@ impl Layer {
                 {
                     out[slot as usize] += xv * w;
                 }
-                pos += 1;
             }
         }
     }
@@ -350,6 +397,49 @@ mod tests {
         assert_eq!(indptr, vec![0, 3, 5, 6]);
         assert_eq!(indices, vec![0, 3, 4, 1, 4, 3]);
         assert_eq!(data, vec![1.0, 2.0, 0.5, 4.0, -1.0, -1.0]);
+    }
+
+    #[test]
+    fn block_search_matches_dense_scoring_on_large_chunks() {
+        use crate::rng::SplitMix64;
+        let mut rng = SplitMix64::new(5);
+        let (n_features, n_children) = (500, 3);
+        let chain = ChainLayer::try_new(vec![0; n_children], 1).unwrap();
+        let mut dense = vec![vec![0f32; n_features]; n_children];
+        let weights: Vec<ChildWeights> = dense
+            .iter_mut()
+            .map(|w| {
+                let mut cw = ChildWeights::default();
+                let features: Vec<usize> = (0..n_features).filter(|_| rng.below(3) == 0).collect();
+                for f in features {
+                    w[f] = rng.below(100) as f32 / 10.0 - 5.0;
+                    cw.features.push(f as u32);
+                    cw.values.push(w[f]);
+                }
+                cw
+            })
+            .collect();
+        let layer = Layer::from_child_weights(chain, &weights).unwrap();
+        for _ in 0..50 {
+            let idx: Vec<i32> = (0..n_features as i32)
+                .filter(|_| rng.below(10) == 0)
+                .collect();
+            let val: Vec<f32> = idx.iter().map(|_| rng.below(10) as f32).collect();
+            let mut out = Vec::new();
+            layer.score_children(
+                0,
+                SparseRow {
+                    indices: &idx,
+                    data: &val,
+                },
+                0.0,
+                &mut out,
+            );
+            for (c, w) in dense.iter().enumerate() {
+                let expected: f32 = idx.iter().zip(&val).map(|(&f, &v)| w[f as usize] * v).sum();
+                assert!((out[c] - expected).abs() < 1e-3, "{} vs {expected}", out[c]);
+            }
+        }
     }
 
     #[test]

@@ -315,8 +315,9 @@ fn predict_one(
     let mut labels = vec![-1i64; k];
     let mut scores = vec![0f32; k];
     SEARCHER.with_borrow_mut(|s| {
-        s.search(m.layers(), m.bias(), x.row(0), params);
-        for ((l, sc), (label, score)) in labels.iter_mut().zip(scores.iter_mut()).zip(s.results()) {
+        s.search(m.layers(), m.bias(), &[x.row(0)], params);
+        for ((l, sc), (label, score)) in labels.iter_mut().zip(scores.iter_mut()).zip(s.results(0))
+        {
             *l = i64::from(label);
             *sc = score;
         }
