@@ -9,7 +9,8 @@ from .exceptions import InvalidInputError
 
 
 def to_csr32(X, *, name: str = "X") -> sp.csr_matrix:
-    """Return `X` as a canonical float32 CSR matrix (sorted, duplicate-free indices, finite values).
+    """Return `X` (sparse, or a dense 2-D numeric array-like) as a canonical float32 CSR matrix
+    (sorted, duplicate-free indices, finite values).
 
     Copies only what needs converting. Raises InvalidInputError for non-finite values, which can
     also appear when float64 values overflow float32.
@@ -19,7 +20,17 @@ def to_csr32(X, *, name: str = "X") -> sp.csr_matrix:
         if sp.issparse(X):
             X = sp.csr_matrix(X, dtype=np.float32)
         else:
-            X = sp.csr_matrix(np.asarray(X, dtype=np.float32))
+            try:
+                dense = np.asarray(X, dtype=np.float32)
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(
+                    f"{name} must be a numeric matrix, got {type(X).__name__}"
+                ) from exc
+            if dense.ndim != 2:
+                raise InvalidInputError(
+                    f"{name} must be 2-D, got an array with {dense.ndim} dimension(s)"
+                )
+            X = sp.csr_matrix(dense)
     if not X.has_canonical_format:
         X = X.copy()
         X.sum_duplicates()

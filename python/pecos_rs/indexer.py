@@ -31,23 +31,6 @@ __all__ = ["ClusterChain", "HierarchicalKMeans", "pifa"]
 logger = logging.getLogger("pecos_rs")
 
 
-def _as_csr32(name: str, mat) -> sp.csr_matrix:
-    """Return a 2-D numeric matrix as a canonical float32 CSR matrix (possibly sharing memory with
-    it, never written to), or raise InvalidInputError."""
-    if not sp.issparse(mat):
-        try:
-            # Values beyond float32's range become inf, which to_csr32 reports.
-            with np.errstate(over="ignore"):
-                mat = np.asarray(mat, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(
-                f"{name} must be a numeric matrix, got {type(mat).__name__}"
-            ) from exc
-        if mat.ndim != 2:
-            raise InvalidInputError(f"{name} must be 2-D, got an array with {mat.ndim} dimension(s)")
-    return to_csr32(mat, name=name)
-
-
 def pifa(Y, X, *, n_jobs: int | None = None) -> sp.csr_matrix | np.ndarray:
     """Positive Instance Feature Aggregation (PIFA) label embeddings.
 
@@ -82,8 +65,8 @@ def pifa(Y, X, *, n_jobs: int | None = None) -> sp.csr_matrix | np.ndarray:
     """
     n_threads = resolve_n_jobs(n_jobs)
     dense_output = not sp.issparse(X)
-    Y = _as_csr32("Y", Y)
-    X = _as_csr32("X", X)
+    Y = to_csr32(Y, name="Y")
+    X = to_csr32(X, name="X")
     if Y.shape[0] != X.shape[0]:
         raise InvalidInputError(
             f"Y and X must have the same number of rows (instances), got {Y.shape[0]} and {X.shape[0]}"
@@ -410,7 +393,7 @@ def _check_embeddings(Z) -> sp.csr_matrix:
     Dense input goes through the same CSR form as sparse input, so both give bit-identical results.
     The result may share its arrays with the caller's matrix; they are never written to.
     """
-    Z = _as_csr32("Z", Z)
+    Z = to_csr32(Z, name="Z")
     if Z.shape[0] < 1:
         raise InvalidInputError("Z must have at least one row (label)")
     if not Z.data.all():

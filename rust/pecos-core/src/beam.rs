@@ -197,7 +197,6 @@ pub fn predict_batch(
     x: &CsrView<'_>,
     params: &PredictParams,
 ) -> Result<TopK> {
-    params.validate()?;
     check_query_width(x, n_features)?;
     let k = output_width(layers, params)?;
     let size = x
