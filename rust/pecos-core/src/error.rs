@@ -30,7 +30,7 @@ pub enum PecosError {
 pub type Result<T> = std::result::Result<T, PecosError>;
 
 impl PecosError {
-    pub(crate) fn param(name: &str, reason: impl Into<String>) -> Self {
+    pub fn param(name: &str, reason: impl Into<String>) -> Self {
         PecosError::InvalidParam {
             name: name.to_string(),
             reason: reason.into(),

@@ -102,7 +102,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(XLinearModel, serde_json::Value)> {
     if bytes.len() < 8 || &bytes[..8] != MAGIC {
         return Err(fail("not a pecos_rs model (bad magic bytes)"));
     }
-    let mut r = Reader { bytes, pos: 8 };
+    let mut r = Reader::new(bytes, 8);
     let version = r.u32()?;
     if version != FORMAT_VERSION {
         return Err(PecosError::Format(format!(
@@ -116,7 +116,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(XLinearModel, serde_json::Value)> {
         .layers
         .iter()
         .try_fold(0usize, |acc, l| acc.checked_add(l.byte_len()?));
-    let expected = body.and_then(|b| b.checked_add(r.pos + 4));
+    let expected = body.and_then(|b| b.checked_add(r.position() + 4));
     if expected != Some(bytes.len()) {
         return Err(fail(
             "file size does not match its header (truncated or corrupt)",
@@ -170,7 +170,7 @@ fn put_u32(out: &mut Vec<u8>, v: &[u32]) {
         .for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
 }
 
-fn put_u64(out: &mut Vec<u8>, v: &[u64]) {
+pub(crate) fn put_u64(out: &mut Vec<u8>, v: &[u64]) {
     v.iter()
         .for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
 }
@@ -180,13 +180,22 @@ fn put_f32(out: &mut Vec<u8>, v: &[f32]) {
         .for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
 }
 
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+    /// A reader of `bytes` starting at byte `pos`.
+    pub(crate) fn new(bytes: &'a [u8], pos: usize) -> Self {
+        Reader { bytes, pos }
+    }
+
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self
             .pos
             .checked_add(n)
@@ -197,15 +206,15 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn u32(&mut self) -> Result<u32> {
+    pub(crate) fn u32(&mut self) -> Result<u32> {
         Ok(self.u32s(1)?[0])
     }
 
-    fn u64(&mut self) -> Result<u64> {
+    pub(crate) fn u64(&mut self) -> Result<u64> {
         Ok(self.u64s(1)?[0])
     }
 
-    fn u32s(&mut self, n: usize) -> Result<Vec<u32>> {
+    pub(crate) fn u32s(&mut self, n: usize) -> Result<Vec<u32>> {
         let b = self.take(
             n.checked_mul(4)
                 .ok_or_else(|| PecosError::Format("size overflow".into()))?,
@@ -215,11 +224,11 @@ impl<'a> Reader<'a> {
             .collect())
     }
 
-    fn f32s(&mut self, n: usize) -> Result<Vec<f32>> {
+    pub(crate) fn f32s(&mut self, n: usize) -> Result<Vec<f32>> {
         Ok(self.u32s(n)?.into_iter().map(f32::from_bits).collect())
     }
 
-    fn u64s(&mut self, n: usize) -> Result<Vec<u64>> {
+    pub(crate) fn u64s(&mut self, n: usize) -> Result<Vec<u64>> {
         let b = self.take(
             n.checked_mul(8)
                 .ok_or_else(|| PecosError::Format("size overflow".into()))?,

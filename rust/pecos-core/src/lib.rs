@@ -6,7 +6,8 @@
 //! * matching and ranking: [`train`] fits one linear model per tree node with the dual coordinate
 //!   descent solvers of [`solver`], stored in the chunked sparse layout of [`model`];
 //! * inference: [`beam`] walks the tree with beam search, combining layer scores through
-//!   [`postprocess::PostProcessor`].
+//!   [`postprocess::PostProcessor`];
+//! * featurization: [`text`] turns raw text into word / character n-gram TF-IDF rows.
 
 pub mod beam;
 pub mod chain;
@@ -18,6 +19,7 @@ pub mod postprocess;
 pub mod rng;
 pub mod solver;
 pub mod sparse;
+pub mod text;
 pub mod train;
 
 pub use error::{PecosError, Result};

@@ -6,6 +6,7 @@
 mod error;
 mod indexer;
 mod model;
+mod text;
 mod threads;
 
 use pyo3::prelude::*;
@@ -17,6 +18,9 @@ mod _pecos_rs {
 
     #[pymodule_export]
     use super::indexer::{py_balanced_kmeans_leaves, py_pifa};
+
+    #[pymodule_export]
+    use super::text::{py_stack_blocks, PyNgramCounter, PyVocabulary};
 
     use super::*;
 
@@ -32,6 +36,14 @@ mod _pecos_rs {
             },
         )?;
         m.add("FORMAT_VERSION", pecos_core::io::FORMAT_VERSION)?;
+        m.add(
+            "TEXT_FORMAT_VERSION",
+            pecos_core::text::vocab::TEXT_FORMAT_VERSION,
+        )?;
+        m.add(
+            "DEFAULT_TOKEN_PATTERN",
+            pecos_core::text::analyzer::DEFAULT_TOKEN_PATTERN,
+        )?;
         m.add(
             "POST_PROCESSORS",
             pecos_core::postprocess::PostProcessor::NAMES.to_vec(),

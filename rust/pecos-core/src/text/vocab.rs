@@ -1,0 +1,623 @@
+//! A fitted vocabulary: n-gram -> column, per-column idf, and the transform to TF-IDF rows.
+//!
+//! The n-grams live in [`N_SHARDS`] key tables (each entry's value is its column, the n-gram's
+//! rank in sorted order). `transform` tokenizes a chunk of documents into per-shard buffers and
+//! resolves each shard's buffer in one go, so that the table being probed stays in cache. In
+//! hashing mode there are no n-grams, only buckets.
+//!
+//! File format (little-endian):
+//! ```text
+//! magic "PECOSTXT" | version u32 | header length u64 | header JSON (config, counts, metadata)
+//! | idf f64[n_columns] | (n-gram mode) offsets u64[n_columns + 1] | names u8[names_len]
+//! | CRC-32 of everything before it, u32
+//! ```
+//! where column `i`'s n-gram is `names[offsets[i]..offsets[i + 1]]`.
+
+use super::analyzer::{Analyzer, Scratch};
+use super::table::{
+    bucket_chunk, buffer_chunk, key_hash, shard_of, KeyTable, Occurrences, DROPPED, N_SHARDS,
+};
+use super::{hashing, Norm, TfidfConfig};
+use crate::error::{PecosError, Result};
+use crate::io::{put_u64, Reader};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+const MAGIC: &[u8; 8] = b"PECOSTXT";
+/// Bump when the layout changes; loading refuses versions it does not know.
+pub const TEXT_FORMAT_VERSION: u32 = 1;
+/// Documents per parallel task in `transform`.
+const CHUNK_DOCS: usize = 256;
+
+/// A sparse matrix in CSR form, as produced by [`Vocabulary::transform`].
+pub struct CsrParts {
+    pub indptr: Vec<i64>,
+    pub indices: Vec<i32>,
+    pub data: Vec<f32>,
+    pub n_cols: usize,
+}
+
+/// Rows built by one parallel task: their lengths and concatenated entries.
+#[derive(Default)]
+struct RowPieces {
+    lens: Vec<usize>,
+    indices: Vec<i32>,
+    data: Vec<f32>,
+}
+
+enum Columns {
+    /// Per shard: n-gram -> column.
+    Ngrams(Vec<KeyTable<u32>>),
+    Buckets,
+}
+
+/// A fitted n-gram vocabulary with its idf weights.
+pub struct Vocabulary {
+    analyzer: Analyzer,
+    config: TfidfConfig,
+    n_docs: u64,
+    /// Per column: the idf (1 without idf weighting); 0 for a hash bucket outside the df bounds.
+    idf: Vec<f64>,
+    columns: Columns,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    config: TfidfConfig,
+    n_docs: u64,
+    n_columns: usize,
+    names_len: usize,
+    metadata: serde_json::Value,
+}
+
+fn empty_vocabulary() -> PecosError {
+    PecosError::InvalidInput(
+        "empty vocabulary: the documents contain no n-grams, or min_df / max_df removed them all"
+            .into(),
+    )
+}
+
+impl Vocabulary {
+    /// The vocabulary of the counted n-grams given a column (or `DROPPED`) per shard entry.
+    pub(crate) fn from_counted<T: Sync>(
+        analyzer: Analyzer,
+        config: TfidfConfig,
+        n_docs: u64,
+        idf: Vec<f64>,
+        counted: &[KeyTable<T>],
+        column_of: &[Vec<u32>],
+    ) -> Result<Self> {
+        check_column_count(idf.len())?;
+        let shards = counted
+            .par_iter()
+            .zip(column_of)
+            .map(|(sh, cols)| {
+                let kept = || (0..sh.len()).filter(|&i| cols[i] != DROPPED);
+                let bytes = kept().map(|i| sh.key(i).len()).sum();
+                let mut table = KeyTable::with_capacity(kept().count(), bytes);
+                for i in kept() {
+                    let key = sh.key(i);
+                    // Cannot be full: it holds a subset of a table that fit.
+                    table.insert(key_hash(key), key, cols[i]);
+                }
+                table
+            })
+            .collect();
+        Ok(Vocabulary {
+            analyzer,
+            config,
+            n_docs,
+            idf,
+            columns: Columns::Ngrams(shards),
+        })
+    }
+
+    /// A hashing-mode vocabulary from per-bucket document frequencies; buckets outside the
+    /// bounds (or never seen) get weight 0, which drops them.
+    pub(crate) fn from_buckets(
+        analyzer: Analyzer,
+        config: TfidfConfig,
+        n_docs: u64,
+        df: &[u64],
+        (lo, hi): (f64, f64),
+    ) -> Result<Self> {
+        let idf: Vec<f64> = df
+            .iter()
+            .map(|&d| {
+                let kept = d > 0 && (d as f64) >= lo && (d as f64) <= hi;
+                if kept {
+                    config.idf(d, n_docs)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        if idf.iter().all(|&w| w == 0.0) {
+            return Err(empty_vocabulary());
+        }
+        Ok(Vocabulary {
+            analyzer,
+            config,
+            n_docs,
+            idf,
+            columns: Columns::Buckets,
+        })
+    }
+
+    pub fn config(&self) -> &TfidfConfig {
+        &self.config
+    }
+
+    pub fn n_docs(&self) -> u64 {
+        self.n_docs
+    }
+
+    pub fn n_columns(&self) -> usize {
+        self.idf.len()
+    }
+
+    /// Per-column idf (0 for dropped hash buckets).
+    pub fn idf(&self) -> &[f64] {
+        &self.idf
+    }
+
+    /// The n-grams in column order, or `None` in hashing mode.
+    pub fn feature_names(&self) -> Option<Vec<&str>> {
+        let Columns::Ngrams(shards) = &self.columns else {
+            return None;
+        };
+        let mut names = vec![""; self.n_columns()];
+        for sh in shards {
+            for (i, e) in sh.entries().iter().enumerate() {
+                // Keys are whole n-grams of valid UTF-8 documents (checked again on load).
+                names[e.value as usize] = std::str::from_utf8(sh.key(i)).unwrap_or_default();
+            }
+        }
+        Some(names)
+    }
+
+    /// The column of an n-gram, if it is in the vocabulary.
+    pub fn column(&self, key: &[u8]) -> Option<u32> {
+        match &self.columns {
+            Columns::Ngrams(shards) => {
+                let hash = key_hash(key);
+                let sh = &shards[shard_of(hash)];
+                sh.find(hash, key).map(|i| sh.entries()[i as usize].value)
+            }
+            Columns::Buckets => self.bucket_column(hashing::bucket(key, self.idf.len())),
+        }
+    }
+
+    /// Hashing mode: the column of bucket `b`, unless it was dropped.
+    pub(crate) fn bucket_column(&self, b: u32) -> Option<u32> {
+        (self.idf[b as usize] != 0.0).then_some(b)
+    }
+
+    /// TF-IDF rows of `docs`, in parallel on the current rayon pool. N-grams outside the
+    /// vocabulary are ignored; a document without known n-grams gives an empty row.
+    pub fn transform<S: AsRef<str> + Sync>(&self, docs: &[S]) -> CsrParts {
+        let chunks = docs.par_chunks(CHUNK_DOCS);
+        let pieces: Vec<RowPieces> = match &self.columns {
+            Columns::Ngrams(shards) => chunks
+                .map_init(
+                    || (Scratch::default(), Vec::new(), Vec::new()),
+                    |(scratch, pending, row), chunk| {
+                        let mut occ = buffer_chunk(&self.analyzer, chunk, 0, scratch, pending);
+                        for (sh, p) in shards.iter().zip(pending.iter_mut()) {
+                            p.drain(|key, item| {
+                                if let Some(i) = sh.find(item.hash, key) {
+                                    occ.refs[item.slot as usize] = sh.entries()[i as usize].value;
+                                }
+                            });
+                        }
+                        self.row_pieces(&occ, |c| Some(c).filter(|&c| c != DROPPED), row)
+                    },
+                )
+                .collect(),
+            Columns::Buckets => chunks
+                .map_init(
+                    || (Scratch::default(), Vec::new()),
+                    |(scratch, row), chunk| {
+                        let n = self.idf.len();
+                        let occ = bucket_chunk(&self.analyzer, chunk, n, scratch);
+                        self.row_pieces(&occ, |b| self.bucket_column(b), row)
+                    },
+                )
+                .collect(),
+        };
+        self.assemble(pieces)
+    }
+
+    /// The rows of recorded occurrences (chunks in order), mapping references to columns with
+    /// `column`.
+    pub(crate) fn rows(
+        &self,
+        chunks: &[Occurrences],
+        column: impl Fn(u32) -> Option<u32> + Sync,
+    ) -> CsrParts {
+        let pieces = chunks
+            .par_iter()
+            .map_init(Vec::new, |row, occ| self.row_pieces(occ, &column, row))
+            .collect();
+        self.assemble(pieces)
+    }
+
+    /// The rows of one chunk of occurrences.
+    fn row_pieces(
+        &self,
+        occ: &Occurrences,
+        column: impl Fn(u32) -> Option<u32>,
+        row: &mut Vec<(u32, f64)>,
+    ) -> RowPieces {
+        let mut piece = RowPieces::default();
+        let mut at = 0;
+        for &len in &occ.doc_lens {
+            row.clear();
+            for k in at..at + len as usize {
+                if let Some(c) = column(occ.refs[k]) {
+                    let pos = occ.positions.get(k).map_or(0, |&p| p as usize);
+                    row.push((c, self.analyzer.weight(pos)));
+                }
+            }
+            at += len as usize;
+            self.push_row(row, &mut piece);
+        }
+        piece
+    }
+
+    /// Concatenates the rows built in parallel, in order.
+    fn assemble(&self, pieces: Vec<RowPieces>) -> CsrParts {
+        let n_rows = pieces.iter().map(|p| p.lens.len()).sum::<usize>();
+        let nnz = pieces.iter().map(|p| p.indices.len()).sum();
+        let mut out = CsrParts {
+            indptr: Vec::with_capacity(n_rows + 1),
+            indices: Vec::with_capacity(nnz),
+            data: Vec::with_capacity(nnz),
+            n_cols: self.n_columns(),
+        };
+        out.indptr.push(0);
+        let mut end = 0i64;
+        for piece in pieces {
+            for len in piece.lens {
+                end += len as i64;
+                out.indptr.push(end);
+            }
+            out.indices.extend_from_slice(&piece.indices);
+            out.data.extend_from_slice(&piece.data);
+        }
+        out
+    }
+
+    /// Sums the occurrence weights `(column, weight)` of one document per column, applies tf and
+    /// idf weighting and the norm, and appends the row to `piece`.
+    fn push_row(&self, row: &mut Vec<(u32, f64)>, piece: &mut RowPieces) {
+        row.sort_by_key(|e| e.0);
+        let mut n = 0;
+        for i in 0..row.len() {
+            if n > 0 && row[n - 1].0 == row[i].0 {
+                row[n - 1].1 += row[i].1;
+            } else {
+                row[n] = row[i];
+                n += 1;
+            }
+        }
+        row.truncate(n);
+        let cfg = &self.config;
+        for v in row.iter_mut() {
+            let mut tf = v.1;
+            if cfg.binary {
+                tf = 1.0;
+            }
+            if cfg.sublinear_tf && tf > 0.0 {
+                tf = 1.0 + tf.ln();
+            }
+            v.1 = tf * self.idf[v.0 as usize];
+        }
+        row.retain(|v| v.1 != 0.0);
+        let norm = match cfg.norm {
+            Norm::None => 1.0,
+            Norm::L1 => row.iter().map(|v| v.1.abs()).sum(),
+            Norm::L2 => row.iter().map(|v| v.1 * v.1).sum::<f64>().sqrt(),
+        };
+        let scale = if norm > 0.0 { 1.0 / norm } else { 1.0 };
+        piece.lens.push(row.len());
+        for &(c, v) in row.iter() {
+            piece.indices.push(c as i32);
+            piece.data.push((v * scale) as f32);
+        }
+    }
+
+    /// Serialises the vocabulary with caller metadata (e.g. the featurizer's parameters).
+    pub fn to_bytes(&self, metadata: &serde_json::Value) -> Vec<u8> {
+        let mut names = String::new();
+        let mut offsets = Vec::new();
+        if let Some(list) = self.feature_names() {
+            offsets.reserve(list.len() + 1);
+            offsets.push(0);
+            for name in list {
+                names.push_str(name);
+                offsets.push(names.len() as u64);
+            }
+        }
+        let header = Header {
+            config: self.config.clone(),
+            n_docs: self.n_docs,
+            n_columns: self.n_columns(),
+            names_len: names.len(),
+            metadata: metadata.clone(),
+        };
+        // Serialising plain structs and a JSON value cannot fail.
+        let header = serde_json::to_vec(&header).unwrap_or_default();
+        let mut out = Vec::with_capacity(header.len() + names.len() + 16 * self.idf.len() + 32);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&TEXT_FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        out.extend_from_slice(&header);
+        let idf_bits: Vec<u64> = self.idf.iter().map(|x| x.to_bits()).collect();
+        put_u64(&mut out, &idf_bits);
+        put_u64(&mut out, &offsets);
+        out.extend_from_slice(names.as_bytes());
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Parses bytes written by [`Vocabulary::to_bytes`], returning it and its metadata.
+    ///
+    /// # Errors
+    /// [`PecosError::Format`] for a foreign, truncated, corrupt or newer-version file.
+    pub fn from_bytes(bytes: &[u8]) -> Result<(Self, serde_json::Value)> {
+        let fail = |msg: &str| PecosError::Format(msg.to_string());
+        if bytes.len() < 8 || &bytes[..8] != MAGIC {
+            return Err(fail("not a pecos_rs text featurizer (bad magic bytes)"));
+        }
+        let mut r = Reader::new(bytes, 8);
+        let version = r.u32()?;
+        if version != TEXT_FORMAT_VERSION {
+            return Err(PecosError::Format(format!(
+                "text format version {version} is not supported (this build reads version \
+                 {TEXT_FORMAT_VERSION})"
+            )));
+        }
+        let header_len = usize::try_from(r.u64()?).map_err(|_| fail("header length overflows"))?;
+        let header: Header = serde_json::from_slice(r.take(header_len)?)
+            .map_err(|e| PecosError::Format(format!("corrupt header: {e}")))?;
+        let hashing = header.config.n_buckets.is_some();
+        let n = header.n_columns;
+        let n_offsets = if hashing { 0 } else { n.saturating_add(1) };
+        let body = n
+            .checked_mul(8)
+            .and_then(|b| b.checked_add(n_offsets.checked_mul(8)?))
+            .and_then(|b| b.checked_add(header.names_len));
+        if body.and_then(|b| b.checked_add(r.position() + 4)) != Some(bytes.len()) {
+            return Err(fail(
+                "file size does not match its header (truncated or corrupt)",
+            ));
+        }
+        let (payload, crc) = bytes.split_at(bytes.len() - 4);
+        if crc32fast::hash(payload).to_le_bytes() != crc {
+            return Err(fail("checksum mismatch (corrupt file)"));
+        }
+        let invalid = |e: PecosError| PecosError::Format(format!("invalid configuration: {e}"));
+        header.config.validate().map_err(invalid)?;
+        let analyzer = Analyzer::new(header.config.analyzer.clone()).map_err(invalid)?;
+        if n == 0 || n > i32::MAX as usize {
+            return Err(fail("column count out of range"));
+        }
+        let idf: Vec<f64> = r.u64s(n)?.into_iter().map(f64::from_bits).collect();
+        if idf.iter().any(|x| !x.is_finite() || *x < 0.0) {
+            return Err(fail("idf values must be finite and non-negative"));
+        }
+        let columns = if hashing {
+            if header.config.n_buckets != Some(n) {
+                return Err(fail("hash bucket count does not match the columns"));
+            }
+            Columns::Buckets
+        } else {
+            let offsets = r.u64s(n_offsets)?;
+            let names = std::str::from_utf8(r.take(header.names_len)?)
+                .map_err(|_| fail("n-grams are not valid UTF-8"))?;
+            check_names(names, &offsets).map_err(|m| fail(&m))?;
+            Columns::Ngrams(shards_of_names(names, &offsets))
+        };
+        let vocab = Vocabulary {
+            analyzer,
+            config: header.config,
+            n_docs: header.n_docs,
+            idf,
+            columns,
+        };
+        Ok((vocab, header.metadata))
+    }
+}
+
+/// Checks that `offsets` cut `names` into non-empty, strictly increasing n-grams at character
+/// boundaries (what the lookup table relies on).
+fn check_names(names: &str, offsets: &[u64]) -> std::result::Result<(), String> {
+    if offsets.first() != Some(&0) || offsets.last() != Some(&(names.len() as u64)) {
+        return Err("n-gram offsets do not span the names".into());
+    }
+    let mut previous: Option<&str> = None;
+    for w in offsets.windows(2) {
+        let (a, b) = (w[0] as usize, w[1] as usize);
+        let name = names
+            .get(a..b)
+            .filter(|s| !s.is_empty())
+            .ok_or("n-gram offsets are not increasing character boundaries")?;
+        if previous.is_some_and(|p| p >= name) {
+            return Err("n-grams are not sorted and unique".into());
+        }
+        previous = Some(name);
+    }
+    Ok(())
+}
+
+/// The key tables of the n-grams `names` cut by `offsets` (column `i` is the `i`-th), built in
+/// parallel.
+fn shards_of_names(names: &str, offsets: &[u64]) -> Vec<KeyTable<u32>> {
+    let name = |i: usize| &names.as_bytes()[offsets[i] as usize..offsets[i + 1] as usize];
+    let n = offsets.len() - 1;
+    let hashes: Vec<u64> = (0..n).into_par_iter().map(|i| key_hash(name(i))).collect();
+    let mut by_shard: Vec<Vec<u32>> = vec![Vec::new(); N_SHARDS];
+    for (i, &h) in hashes.iter().enumerate() {
+        by_shard[shard_of(h)].push(i as u32);
+    }
+    by_shard
+        .into_par_iter()
+        .map(|cols| {
+            let bytes = cols.iter().map(|&c| name(c as usize).len()).sum();
+            let mut table = KeyTable::with_capacity(cols.len(), bytes);
+            for c in cols {
+                // Cannot be full: the file's names fit in one arena.
+                table.insert(hashes[c as usize], name(c as usize), c);
+            }
+            table
+        })
+        .collect()
+}
+
+fn check_column_count(n: usize) -> Result<()> {
+    if n == 0 {
+        return Err(empty_vocabulary());
+    }
+    if n > i32::MAX as usize {
+        return Err(PecosError::InvalidInput(
+            "more than 2^31 - 1 features; set max_features or min_df".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::analyzer::{AnalyzerConfig, DEFAULT_TOKEN_PATTERN};
+    use super::super::counter::NgramCounter;
+    use super::super::DfBound;
+    use super::*;
+
+    fn config(n_buckets: Option<usize>) -> TfidfConfig {
+        TfidfConfig {
+            analyzer: AnalyzerConfig::Word {
+                ngram_range: (1, 2),
+                token_pattern: DEFAULT_TOKEN_PATTERN.into(),
+            },
+            n_buckets,
+            binary: false,
+            sublinear_tf: false,
+            use_idf: true,
+            smooth_idf: true,
+            norm: Norm::L2,
+        }
+    }
+
+    fn fit(cfg: TfidfConfig, docs: &[&str], min_df: u64) -> Vocabulary {
+        let mut counter = NgramCounter::new(cfg, false).unwrap();
+        // Two batches: fitting streams.
+        counter.update(&docs[..1]).unwrap();
+        counter.update(&docs[1..]).unwrap();
+        counter
+            .finish(DfBound::Count(min_df), DfBound::Fraction(1.0), None)
+            .unwrap()
+            .0
+    }
+
+    const DOCS: [&str; 3] = ["a b a", "b c", ""];
+
+    #[test]
+    fn vocabulary_is_sorted_with_smooth_idf() {
+        let v = fit(config(None), &DOCS, 1);
+        let names = v.feature_names().unwrap();
+        assert_eq!(names, ["a", "a b", "b", "b a", "b c", "c"]);
+        let idf = |df: f64| (4.0 / (1.0 + df)).ln() + 1.0;
+        assert!((v.idf()[2] - idf(2.0)).abs() < 1e-12);
+        assert!((v.idf()[0] - idf(1.0)).abs() < 1e-12);
+        let min2 = fit(config(None), &DOCS, 2);
+        assert_eq!(min2.feature_names().unwrap(), ["b"]);
+    }
+
+    #[test]
+    fn transform_counts_normalises_and_ignores_unknown_ngrams() {
+        let v = fit(config(None), &DOCS, 1);
+        let x = v.transform(&["a a zzz", "", "zzz"]);
+        assert_eq!(x.indptr, [0, 1, 1, 1]);
+        assert_eq!(x.indices, [0]);
+        assert_eq!(x.data, [1.0]);
+        let x = v.transform(&["b a"]);
+        assert_eq!(x.indices, [0, 2, 3]);
+        let norm: f32 = x.data.iter().map(|v| v * v).sum();
+        assert!((norm - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn hashing_mode_uses_buckets() {
+        let v = fit(config(Some(16)), &DOCS, 1);
+        assert_eq!(v.n_columns(), 16);
+        assert!(v.feature_names().is_none());
+        let x = v.transform(&["a"]);
+        assert_eq!(x.indices, [hashing::bucket(b"a", 16) as i32]);
+    }
+
+    #[test]
+    fn empty_vocabulary_and_bad_bounds_are_errors() {
+        let mut c = NgramCounter::new(config(None), false).unwrap();
+        c.update(&["", "  "]).unwrap();
+        let r = c.finish(DfBound::Count(1), DfBound::Fraction(1.0), None);
+        assert!(matches!(r, Err(PecosError::InvalidInput(_))));
+        let mut c = NgramCounter::new(config(None), false).unwrap();
+        c.update(&DOCS).unwrap();
+        let r = c.finish(DfBound::Count(3), DfBound::Count(2), None);
+        assert!(matches!(r, Err(PecosError::InvalidParam { .. })));
+    }
+
+    #[test]
+    fn recorded_rows_equal_transform_rows() {
+        use super::super::analyzer::PositionDecay;
+        let docs = ["b a b", "", "a c  a", "c", "a b c d"];
+        let weighted = TfidfConfig {
+            analyzer: AnalyzerConfig::Chars {
+                ngram_range: (1, 2),
+                position_decay: PositionDecay::Inverse,
+            },
+            ..config(None)
+        };
+        for cfg in [config(None), config(Some(4)), weighted] {
+            for min_df in [1, 2] {
+                let mut c = NgramCounter::new(cfg.clone(), true).unwrap();
+                c.update(&docs[..2]).unwrap();
+                c.update(&docs[2..]).unwrap();
+                let (v, rows) = c
+                    .finish(DfBound::Count(min_df), DfBound::Fraction(1.0), None)
+                    .unwrap();
+                let (rows, again) = (rows.unwrap(), v.transform(&docs));
+                assert_eq!(rows.indptr, again.indptr);
+                assert_eq!(rows.indices, again.indices);
+                assert_eq!(rows.data, again.data);
+            }
+        }
+    }
+
+    #[test]
+    fn round_trips_and_rejects_corruption() {
+        for v in [fit(config(None), &DOCS, 1), fit(config(Some(8)), &DOCS, 1)] {
+            let meta = serde_json::json!({"params": {"x": 1}});
+            let bytes = v.to_bytes(&meta);
+            let (back, meta_back) = Vocabulary::from_bytes(&bytes).unwrap();
+            assert_eq!(meta_back, meta);
+            assert_eq!(back.idf(), v.idf());
+            assert_eq!(back.config(), v.config());
+            let docs = ["a b c", "b a"];
+            assert_eq!(back.transform(&docs).indices, v.transform(&docs).indices);
+            for n in [0, 7, 12, 30, bytes.len() - 1] {
+                assert!(
+                    Vocabulary::from_bytes(&bytes[..n]).is_err(),
+                    "truncated at {n}"
+                );
+            }
+            for i in (0..bytes.len()).step_by(5) {
+                let mut b = bytes.clone();
+                b[i] ^= 0x21;
+                assert!(Vocabulary::from_bytes(&b).is_err(), "flipped byte {i}");
+            }
+        }
+    }
+}
