@@ -142,7 +142,7 @@ class _NgramTfidf(TransformerMixin, BaseEstimator):
 
     def _config_json(self) -> str:
         config = {
-            "analyzer": self._analyzer_config(),
+            "analyzer": _plain(self._analyzer_config()),
             "n_buckets": None if self.n_features is None else int(self.n_features),
             "binary": bool(self.binary),
             "sublinear_tf": bool(self.sublinear_tf),
@@ -206,7 +206,7 @@ class _NgramTfidf(TransformerMixin, BaseEstimator):
         counter = _pecos_rs.NgramCounter(self._config_json(), record=record)
         seen = 0
         for batch in _batches(raw_documents):
-            counter.update(self._prepare(batch, seen), n_threads=n_threads)
+            counter.update(self._prepare(batch, seen), first_doc=seen, n_threads=n_threads)
             seen += len(batch)
         if seen == 0:
             raise InvalidInputError("cannot fit on an empty collection of documents")
@@ -226,7 +226,8 @@ class _NgramTfidf(TransformerMixin, BaseEstimator):
         n_threads = resolve_n_jobs(self.n_jobs)
         parts, seen = [], 0
         for batch in _batches(raw_documents):
-            parts.append(self.tfidf_model_.transform(self._prepare(batch, seen), n_threads=n_threads))
+            parts.append(self.tfidf_model_.transform(self._prepare(batch, seen), first_doc=seen,
+                                                     n_threads=n_threads))
             seen += len(batch)
         return _stack_rows(parts, self.tfidf_model_.n_columns)
 
@@ -247,9 +248,14 @@ class _NgramTfidf(TransformerMixin, BaseEstimator):
 
     @property
     def idf_(self):
-        """Per-column idf weights (0 for hash buckets outside the document-frequency bounds)."""
+        """Per-column idf weights (in hashing mode 0 for buckets not kept in fit)."""
         check_is_fitted(self, "tfidf_model_")
-        return self.tfidf_model_.idf
+        model = self.tfidf_model_
+        if model.kept_buckets is None:
+            return model.idf
+        idf = np.zeros(model.n_columns)
+        idf[model.kept_buckets] = model.idf
+        return idf
 
     @property
     def vocabulary_(self) -> dict:
@@ -274,7 +280,7 @@ class _NgramTfidf(TransformerMixin, BaseEstimator):
             "format": f"pecos_rs.text.{type(self).__name__}",
             "format_version": _FEATURIZER_FORMAT,
             "pecos_rs_version": _pecos_rs.__version__,
-            "params": self.get_params(),
+            "params": _plain(self.get_params()),
         }
 
     def save(self, path):
@@ -298,6 +304,17 @@ class _NgramTfidf(TransformerMixin, BaseEstimator):
         if not isinstance(est, cls):
             raise ModelFormatError(f"{path} holds a {type(est).__name__}, not a {cls.__name__}")
         return est
+
+
+def _plain(value):
+    """`value` with numpy scalars (accepted as parameters) turned into Python ones, for JSON."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _featurizer_from_vocab(vocab, where):
@@ -366,7 +383,9 @@ _COMMON_DOC = """
     n_features : int or None, default=None
         Hashing mode: map n-grams to this many columns with 32-bit MurmurHash3 (scikit-learn's
         ``HashingVectorizer(alternate_sign=False)`` columns) instead of keeping a vocabulary.
-        Bounded memory for unbounded vocabularies; ``get_feature_names_out`` gives ``hash_<i>``.
+        Memory follows the buckets seen in fit (only their document frequencies are kept), not
+        ``n_features``; buckets not seen in fit are ignored at transform.
+        ``get_feature_names_out`` gives ``hash_<i>``.
     n_jobs : int or None, default=-1
         Threads (-1: all cores). The output does not depend on it.
 """
@@ -663,8 +682,11 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
             raise ModelFormatError(f"corrupt {_COMBINED_FILE} in {path}: {e}") from e
         blocks = [(name, _NgramTfidf.load(file)) for name, file in zip(names, files)]
         est = cls(blocks=[(n, clone(f)) for n, f in blocks], block_weights=weights, norm=norm)
-        est._resolved_blocks()
-        est.blocks_, est.weights_ = blocks, [float(w) for w in weights]
+        try:
+            _, weights = est._resolved_blocks()
+        except InvalidParameterError as e:
+            raise ModelFormatError(f"corrupt {_COMBINED_FILE} in {path}: {e}") from e
+        est.blocks_, est.weights_ = blocks, weights
         return est
 
 

@@ -165,7 +165,7 @@ pub fn load(path: &Path) -> Result<(XLinearModel, serde_json::Value)> {
     from_bytes(&fs::read(path)?)
 }
 
-fn put_u32(out: &mut Vec<u8>, v: &[u32]) {
+pub(crate) fn put_u32(out: &mut Vec<u8>, v: &[u32]) {
     v.iter()
         .for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
 }

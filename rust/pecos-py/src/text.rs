@@ -21,11 +21,13 @@ struct Docs {
 }
 
 impl Docs {
-    /// Copies a list of `str`; anything else in it is an `InvalidInputError`.
-    fn from_list(docs: &Bound<'_, PyList>) -> PyResult<Self> {
+    /// Copies a list of `str`; anything else in it is an `InvalidInputError` naming the
+    /// document's position, counted from `first_doc` (the list may be one batch of many).
+    fn from_list(docs: &Bound<'_, PyList>, first_doc: usize) -> PyResult<Self> {
         let mut text = String::new();
         let mut ends = Vec::with_capacity(docs.len());
         for (i, item) in docs.iter().enumerate() {
+            let i = first_doc + i;
             let s = item.cast::<PyString>().map_err(|_| {
                 let kind = item
                     .get_type()
@@ -106,15 +108,17 @@ impl PyNgramCounter {
         })
     }
 
-    /// Counts a list of documents on `n_threads` threads. Releases the GIL.
-    #[pyo3(signature = (docs, *, n_threads))]
+    /// Counts a list of documents on `n_threads` threads (`first_doc`: the position of the first
+    /// one in the whole input, for error messages). Releases the GIL.
+    #[pyo3(signature = (docs, *, first_doc = 0, n_threads))]
     fn update(
         &mut self,
         py: Python<'_>,
         docs: &Bound<'_, PyList>,
+        first_doc: usize,
         n_threads: usize,
     ) -> PyResult<()> {
-        let docs = Docs::from_list(docs)?;
+        let docs = Docs::from_list(docs, first_doc)?;
         let counter = self.counter_mut()?;
         run_detached(py, n_threads, || counter.update(&docs.slices()))
     }
@@ -187,15 +191,17 @@ pub struct PyVocabulary {
 
 #[pymethods]
 impl PyVocabulary {
-    /// TF-IDF rows of a list of documents as CSR `(indptr, indices, data, shape)`. Releases the GIL.
-    #[pyo3(signature = (docs, *, n_threads))]
+    /// TF-IDF rows of a list of documents as CSR `(indptr, indices, data, shape)`
+    /// (`first_doc`: as in `NgramCounter.update`). Releases the GIL.
+    #[pyo3(signature = (docs, *, first_doc = 0, n_threads))]
     fn transform<'py>(
         &self,
         py: Python<'py>,
         docs: &Bound<'py, PyList>,
+        first_doc: usize,
         n_threads: usize,
     ) -> PyResult<CsrArrays<'py>> {
-        let docs = Docs::from_list(docs)?;
+        let docs = Docs::from_list(docs, first_doc)?;
         let x = run_detached(py, n_threads, || Ok(self.vocab.transform(&docs.slices())))?;
         let shape = (x.indptr.len() - 1, x.n_cols);
         Ok(csr_arrays(py, x.indptr, x.indices, x.data, shape))
@@ -209,9 +215,18 @@ impl PyVocabulary {
             .transpose()
     }
 
+    /// The idf of each kept n-gram (column order) or kept hash bucket (see `kept_buckets`).
     #[getter]
     fn idf<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
         PyArray1::from_slice(py, self.vocab.idf())
+    }
+
+    /// Hashing mode: the columns (buckets) seen in fit and kept, increasing; else None.
+    #[getter]
+    fn kept_buckets<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyArray1<u32>>> {
+        self.vocab
+            .kept_buckets()
+            .map(|b| PyArray1::from_slice(py, b))
     }
 
     #[getter]

@@ -11,14 +11,13 @@
 
 use super::analyzer::{Analyzer, Scratch};
 use super::table::{
-    bucket_chunk, buffer_chunk, entry_ref, fixed, shard_order, split_ref, KeyTable, Occurrences,
-    Pending, DROPPED, N_SHARDS,
+    buffer_chunk, entry_ref, shard_order, split_ref, KeyTable, Occurrences, Pending, DROPPED,
+    N_SHARDS,
 };
 use super::vocab::{CsrParts, Vocabulary};
 use super::{DfBound, TfidfConfig};
 use crate::error::{PecosError, Result};
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Documents handed to one worker at a time.
@@ -47,22 +46,14 @@ fn too_many_ngrams() -> PecosError {
     )
 }
 
-enum Table {
-    Ngrams(Vec<Mutex<KeyTable<CountState>>>),
-    /// Hashing mode: per-bucket counts.
-    Buckets {
-        df: Vec<AtomicU64>,
-        total: Vec<AtomicU64>,
-    },
-}
-
 /// Accumulates document frequencies batch by batch, then produces a [`Vocabulary`] (and, if
 /// asked to record, the TF-IDF rows of the documents counted).
 pub struct NgramCounter {
     analyzer: Analyzer,
     config: TfidfConfig,
     n_docs: u64,
-    table: Table,
+    /// The counts, per shard; in hashing mode the keys are bucket numbers.
+    shards: Vec<Mutex<KeyTable<CountState>>>,
     /// `Some` when recording occurrences: one entry per chunk of documents, in order.
     recorded: Option<Vec<Occurrences>>,
 }
@@ -76,18 +67,11 @@ impl NgramCounter {
     pub fn new(config: TfidfConfig, record: bool) -> Result<Self> {
         config.validate()?;
         let analyzer = Analyzer::new(config.analyzer.clone())?;
-        let table = match config.n_buckets {
-            None => Table::Ngrams((0..N_SHARDS).map(|_| Mutex::default()).collect()),
-            Some(n) => Table::Buckets {
-                df: (0..n).map(|_| AtomicU64::new(0)).collect(),
-                total: (0..n).map(|_| AtomicU64::new(0)).collect(),
-            },
-        };
         Ok(NgramCounter {
             analyzer,
             config,
             n_docs: 0,
-            table,
+            shards: (0..N_SHARDS).map(|_| Mutex::default()).collect(),
             recorded: record.then(Vec::new),
         })
     }
@@ -109,34 +93,26 @@ impl NgramCounter {
             ));
         }
         let first = self.n_docs as u32;
-        let analyzer = &self.analyzer;
-        let chunks = docs.par_chunks(CHUNK_DOCS).enumerate();
-        let counted: Vec<Occurrences> = match &self.table {
-            Table::Ngrams(shards) => chunks
-                .map_init(
-                    || (Scratch::default(), Vec::new()),
-                    |(scratch, pending), (c, chunk)| {
-                        let first = first + (c * CHUNK_DOCS) as u32;
-                        let mut occ = buffer_chunk(analyzer, chunk, first, scratch, pending);
-                        let full = shard_order(c)
-                            .filter(|&s| !add_to_shard(s, &shards[s], &mut pending[s], &mut occ))
-                            .count();
-                        if full > 0 {
-                            Err(too_many_ngrams())
-                        } else {
-                            Ok(occ)
-                        }
-                    },
-                )
-                .collect::<Result<_>>()?,
-            Table::Buckets { df, total } => chunks
-                .map_init(Scratch::default, |scratch, (_, chunk)| {
-                    let occ = bucket_chunk(analyzer, chunk, df.len(), scratch);
-                    count_buckets(analyzer, &occ, df, total);
-                    occ
-                })
-                .collect(),
-        };
+        let (analyzer, shards, n_buckets) = (&self.analyzer, &self.shards, self.config.n_buckets);
+        let counted: Vec<Occurrences> = docs
+            .par_chunks(CHUNK_DOCS)
+            .enumerate()
+            .map_init(
+                || (Scratch::default(), Vec::new()),
+                |(scratch, pending), (c, chunk)| {
+                    let first = first + (c * CHUNK_DOCS) as u32;
+                    let mut occ = buffer_chunk(analyzer, n_buckets, chunk, first, scratch, pending);
+                    let full = shard_order(c)
+                        .filter(|&s| !add_to_shard(s, &shards[s], &mut pending[s], &mut occ))
+                        .count();
+                    if full > 0 {
+                        Err(too_many_ngrams())
+                    } else {
+                        Ok(occ)
+                    }
+                },
+            )
+            .collect::<Result<_>>()?;
         if let Some(recorded) = &mut self.recorded {
             recorded.extend(counted);
         }
@@ -164,40 +140,31 @@ impl NgramCounter {
                 "corresponds to fewer documents than min_df",
             ));
         }
+        if max_features.is_some() && self.config.n_buckets.is_some() {
+            return Err(PecosError::param(
+                "max_features",
+                "is not available in hashing mode (n_features)",
+            ));
+        }
         let NgramCounter {
             analyzer,
             config,
             n_docs,
-            table,
+            shards,
             recorded,
         } = self;
-        match table {
-            Table::Ngrams(shards) => {
-                let shards: Vec<KeyTable<CountState>> = shards
-                    .into_iter()
-                    .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
-                    .collect();
-                let (vocab, column_of) =
-                    select_ngrams(analyzer, config, n_docs, shards, bounds, max_features)?;
-                let rows = recorded.map(|occ| {
-                    vocab.rows(&occ, |r| {
-                        let (s, i) = split_ref(r);
-                        Some(column_of[s][i]).filter(|&c| c != DROPPED)
-                    })
-                });
-                Ok((vocab, rows))
-            }
-            Table::Buckets { .. } if max_features.is_some() => Err(PecosError::param(
-                "max_features",
-                "is not available in hashing mode (n_features)",
-            )),
-            Table::Buckets { df, .. } => {
-                let df: Vec<u64> = df.iter().map(|d| d.load(Ordering::Relaxed)).collect();
-                let vocab = Vocabulary::from_buckets(analyzer, config, n_docs, &df, bounds)?;
-                let rows = recorded.map(|occ| vocab.rows(&occ, |b| vocab.bucket_column(b)));
-                Ok((vocab, rows))
-            }
-        }
+        let shards: Vec<KeyTable<CountState>> = shards
+            .into_iter()
+            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .collect();
+        let (vocab, rank_of) = select(analyzer, config, n_docs, shards, bounds, max_features)?;
+        let rows = recorded.map(|occ| {
+            vocab.rows(&occ, |r| {
+                let (s, i) = split_ref(r);
+                Some(rank_of[s][i]).filter(|&c| c != DROPPED)
+            })
+        });
+        Ok((vocab, rows))
     }
 }
 
@@ -244,31 +211,10 @@ fn add_to_shard(
     ok
 }
 
-/// Hashing mode: adds the document frequency and total weight of every bucket of `occ`.
-fn count_buckets(analyzer: &Analyzer, occ: &Occurrences, df: &[AtomicU64], total: &[AtomicU64]) {
-    let mut hits: Vec<(u32, u64)> = Vec::new();
-    let mut at = 0;
-    for &len in &occ.doc_lens {
-        hits.clear();
-        for k in at..at + len as usize {
-            let pos = occ.positions.get(k).map_or(0, |&p| p as usize);
-            hits.push((occ.refs[k], fixed(analyzer.weight(pos))));
-        }
-        at += len as usize;
-        hits.sort_unstable_by_key(|h| h.0);
-        for (i, &(b, w)) in hits.iter().enumerate() {
-            if i == 0 || hits[i - 1].0 != b {
-                df[b as usize].fetch_add(1, Ordering::Relaxed);
-            }
-            total[b as usize].fetch_add(w, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Keeps the n-grams whose document frequency is within `bounds` (the `max_features` largest
-/// totals among them, ties to the earlier n-gram as in scikit-learn), sorted, and builds the
-/// vocabulary. Also returns, per shard and entry, the column of each counted n-gram.
-fn select_ngrams(
+/// Keeps the keys whose document frequency is within `bounds` (the `max_features` largest totals
+/// among them, ties to the earlier n-gram as in scikit-learn), ranks them in sorted order, and
+/// builds the vocabulary. Also returns, per shard and entry, the rank of each counted key.
+fn select(
     analyzer: Analyzer,
     config: TfidfConfig,
     n_docs: u64,
@@ -284,8 +230,8 @@ fn select_ngrams(
         let (s, i) = split_ref(r);
         shards[s].key(i)
     };
-    // (first 8 key bytes, reference): most comparisons end at the prefix, in cache.
-    let mut features: Vec<(u64, u32)> = shards
+    // (first 16 key bytes, reference): most comparisons end at the prefix, in cache.
+    let mut features: Vec<((u64, u64), u32)> = shards
         .par_iter()
         .enumerate()
         .flat_map_iter(|(s, sh)| {
@@ -312,24 +258,27 @@ fn select_ngrams(
         order.sort_unstable();
         features = order.into_iter().map(|i| features[i]).collect();
     }
-    let mut column_of: Vec<Vec<u32>> = shards.iter().map(|sh| vec![DROPPED; sh.len()]).collect();
-    for (col, &(_, r)) in features.iter().enumerate() {
+    let mut rank_of: Vec<Vec<u32>> = shards.iter().map(|sh| vec![DROPPED; sh.len()]).collect();
+    for (rank, &(_, r)) in features.iter().enumerate() {
         let (s, i) = split_ref(r);
-        column_of[s][i] = col as u32;
+        rank_of[s][i] = rank as u32;
     }
     let idf = features
         .iter()
         .map(|&(_, r)| config.idf(u64::from(state(r).df), n_docs))
         .collect();
     drop(features);
-    let vocab = Vocabulary::from_counted(analyzer, config, n_docs, idf, &shards, &column_of)?;
-    Ok((vocab, column_of))
+    let vocab = Vocabulary::from_counted(analyzer, config, n_docs, idf, &shards, &rank_of)?;
+    Ok((vocab, rank_of))
 }
 
-/// The first 8 bytes of a key as a big-endian integer (zero-padded), which orders like the key.
-fn key_prefix(key: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    let n = key.len().min(8);
+/// The first 16 bytes of a key as two big-endian integers (zero-padded), which order like the
+/// key up to ties, which a full comparison breaks.
+fn key_prefix(key: &[u8]) -> (u64, u64) {
+    let mut b = [0u8; 16];
+    let n = key.len().min(16);
     b[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(b)
+    let (hi, lo) = b.split_at(8);
+    let word = |x: &[u8]| u64::from_be_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]]);
+    (word(hi), word(lo))
 }

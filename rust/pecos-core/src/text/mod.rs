@@ -158,8 +158,11 @@ pub fn stack_blocks(blocks: &[CsrView<'_>], weights: &[f32], norm: Norm) -> Resu
         };
         let scale = if total > 0.0 { 1.0 / total } else { 1.0 };
         for &(c, v) in &row {
-            indices.push(c);
-            data.push((v * scale) as f32);
+            let value = (v * scale) as f32;
+            if value != 0.0 {
+                indices.push(c);
+                data.push(value);
+            }
         }
         indptr.push(indices.len() as i64);
     }

@@ -8,6 +8,7 @@
 
 use super::analyzer::{Analyzer, Scratch};
 use super::hashing;
+use super::vocab::bucket_key;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
@@ -184,9 +185,11 @@ pub(crate) fn fixed(weight: f64) -> u64 {
 
 /// Tokenizes a chunk of documents (the first is document number `first_doc`), buffering each
 /// occurrence in the `pending` buffer of its shard with a reserved slot in the returned
-/// occurrences. Positions are kept if the analyzer weighs by position.
+/// occurrences. With `n_buckets`, the key of an n-gram is its hash bucket. Positions are kept if
+/// the analyzer weighs by position.
 pub(crate) fn buffer_chunk<S: AsRef<str>>(
     analyzer: &Analyzer,
+    n_buckets: Option<usize>,
     chunk: &[S],
     first_doc: u32,
     scratch: &mut Scratch,
@@ -197,7 +200,15 @@ pub(crate) fn buffer_chunk<S: AsRef<str>>(
     let mut occ = Occurrences::default();
     for (j, doc) in chunk.iter().enumerate() {
         let before = occ.refs.len();
-        analyzer.for_each_ngram(doc.as_ref(), scratch, |key, pos| {
+        analyzer.for_each_ngram(doc.as_ref(), scratch, |ngram, pos| {
+            let bucket;
+            let key = match n_buckets {
+                Some(n) => {
+                    bucket = bucket_key(hashing::bucket(ngram, n));
+                    &bucket[..]
+                }
+                None => ngram,
+            };
             let hash = key_hash(key);
             let item = PendingItem {
                 hash,
@@ -208,28 +219,6 @@ pub(crate) fn buffer_chunk<S: AsRef<str>>(
             };
             pending[shard_of(hash)].push(key, item);
             occ.refs.push(DROPPED);
-            if weighted {
-                occ.positions.push(pos as u32);
-            }
-        });
-        occ.doc_lens.push((occ.refs.len() - before) as u32);
-    }
-    occ
-}
-
-/// Like [`buffer_chunk`] in hashing mode: the references are the buckets, nothing is buffered.
-pub(crate) fn bucket_chunk<S: AsRef<str>>(
-    analyzer: &Analyzer,
-    chunk: &[S],
-    n_buckets: usize,
-    scratch: &mut Scratch,
-) -> Occurrences {
-    let weighted = analyzer.is_position_weighted();
-    let mut occ = Occurrences::default();
-    for doc in chunk {
-        let before = occ.refs.len();
-        analyzer.for_each_ngram(doc.as_ref(), scratch, |key, pos| {
-            occ.refs.push(hashing::bucket(key, n_buckets));
             if weighted {
                 occ.positions.push(pos as u32);
             }

@@ -1,25 +1,26 @@
 //! A fitted vocabulary: n-gram -> column, per-column idf, and the transform to TF-IDF rows.
 //!
-//! The n-grams live in [`N_SHARDS`] key tables (each entry's value is its column, the n-gram's
-//! rank in sorted order). `transform` tokenizes a chunk of documents into per-shard buffers and
-//! resolves each shard's buffer in one go, so that the table being probed stays in cache. In
-//! hashing mode there are no n-grams, only buckets.
+//! The kept n-grams live in [`N_SHARDS`] key tables whose values are their ranks in sorted
+//! order. `transform` tokenizes a chunk of documents into per-shard buffers and resolves each
+//! shard's buffer in one go, so the table being probed stays in cache. In n-gram mode the rank is
+//! the column. In hashing mode the keys are the bucket numbers (4 big-endian bytes, so that byte
+//! order is numeric order) and a rank maps to its bucket: memory follows the buckets actually
+//! seen, not the number of columns.
 //!
 //! File format (little-endian):
 //! ```text
 //! magic "PECOSTXT" | version u32 | header length u64 | header JSON (config, counts, metadata)
-//! | idf f64[n_columns] | (n-gram mode) offsets u64[n_columns + 1] | names u8[names_len]
+//! | idf f64[n_kept]
+//! | n-gram mode: offsets u64[n_kept + 1] | names u8[names_len]   (rank i: names[offsets[i]..])
+//! | hashing mode: buckets u32[n_kept]                             (strictly increasing)
 //! | CRC-32 of everything before it, u32
 //! ```
-//! where column `i`'s n-gram is `names[offsets[i]..offsets[i + 1]]`.
 
 use super::analyzer::{Analyzer, Scratch};
-use super::table::{
-    bucket_chunk, buffer_chunk, key_hash, shard_of, KeyTable, Occurrences, DROPPED, N_SHARDS,
-};
+use super::table::{buffer_chunk, key_hash, shard_of, KeyTable, Occurrences, DROPPED, N_SHARDS};
 use super::{hashing, Norm, TfidfConfig};
 use crate::error::{PecosError, Result};
-use crate::io::{put_u64, Reader};
+use crate::io::{put_u32, put_u64, Reader};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -45,27 +46,24 @@ struct RowPieces {
     data: Vec<f32>,
 }
 
-enum Columns {
-    /// Per shard: n-gram -> column.
-    Ngrams(Vec<KeyTable<u32>>),
-    Buckets,
-}
-
 /// A fitted n-gram vocabulary with its idf weights.
 pub struct Vocabulary {
     analyzer: Analyzer,
     config: TfidfConfig,
     n_docs: u64,
-    /// Per column: the idf (1 without idf weighting); 0 for a hash bucket outside the df bounds.
+    /// Per kept key, by rank: the idf (1 without idf weighting).
     idf: Vec<f64>,
-    columns: Columns,
+    /// Per shard: kept key -> rank.
+    shards: Vec<KeyTable<u32>>,
+    /// Hashing mode: the bucket (column) of each rank, increasing.
+    buckets: Option<Vec<u32>>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Header {
     config: TfidfConfig,
     n_docs: u64,
-    n_columns: usize,
+    n_kept: usize,
     names_len: usize,
     metadata: serde_json::Value,
 }
@@ -77,70 +75,54 @@ fn empty_vocabulary() -> PecosError {
     )
 }
 
+/// The key of a hash bucket in the tables.
+pub(crate) fn bucket_key(bucket: u32) -> [u8; 4] {
+    bucket.to_be_bytes()
+}
+
 impl Vocabulary {
-    /// The vocabulary of the counted n-grams given a column (or `DROPPED`) per shard entry.
+    /// The vocabulary of the counted keys, given the rank (or `DROPPED`) of each shard entry
+    /// and the idf of each rank.
     pub(crate) fn from_counted<T: Sync>(
         analyzer: Analyzer,
         config: TfidfConfig,
         n_docs: u64,
         idf: Vec<f64>,
         counted: &[KeyTable<T>],
-        column_of: &[Vec<u32>],
+        rank_of: &[Vec<u32>],
     ) -> Result<Self> {
-        check_column_count(idf.len())?;
-        let shards = counted
+        check_kept_count(idf.len())?;
+        let shards: Vec<KeyTable<u32>> = counted
             .par_iter()
-            .zip(column_of)
-            .map(|(sh, cols)| {
-                let kept = || (0..sh.len()).filter(|&i| cols[i] != DROPPED);
+            .zip(rank_of)
+            .map(|(sh, ranks)| {
+                let kept = || (0..sh.len()).filter(|&i| ranks[i] != DROPPED);
                 let bytes = kept().map(|i| sh.key(i).len()).sum();
                 let mut table = KeyTable::with_capacity(kept().count(), bytes);
                 for i in kept() {
                     let key = sh.key(i);
                     // Cannot be full: it holds a subset of a table that fit.
-                    table.insert(key_hash(key), key, cols[i]);
+                    table.insert(key_hash(key), key, ranks[i]);
                 }
                 table
             })
             .collect();
-        Ok(Vocabulary {
-            analyzer,
-            config,
-            n_docs,
-            idf,
-            columns: Columns::Ngrams(shards),
-        })
-    }
-
-    /// A hashing-mode vocabulary from per-bucket document frequencies; buckets outside the
-    /// bounds (or never seen) get weight 0, which drops them.
-    pub(crate) fn from_buckets(
-        analyzer: Analyzer,
-        config: TfidfConfig,
-        n_docs: u64,
-        df: &[u64],
-        (lo, hi): (f64, f64),
-    ) -> Result<Self> {
-        let idf: Vec<f64> = df
-            .iter()
-            .map(|&d| {
-                let kept = d > 0 && (d as f64) >= lo && (d as f64) <= hi;
-                if kept {
-                    config.idf(d, n_docs)
-                } else {
-                    0.0
+        let buckets = config.n_buckets.map(|_| {
+            let mut b = vec![0u32; idf.len()];
+            for sh in &shards {
+                for (i, e) in sh.entries().iter().enumerate() {
+                    b[e.value as usize] = decode_bucket(sh.key(i));
                 }
-            })
-            .collect();
-        if idf.iter().all(|&w| w == 0.0) {
-            return Err(empty_vocabulary());
-        }
+            }
+            b
+        });
         Ok(Vocabulary {
             analyzer,
             config,
             n_docs,
             idf,
-            columns: Columns::Buckets,
+            shards,
+            buckets,
         })
     }
 
@@ -152,22 +134,28 @@ impl Vocabulary {
         self.n_docs
     }
 
+    /// Number of output columns: the n-grams kept, or the hash buckets.
     pub fn n_columns(&self) -> usize {
-        self.idf.len()
+        self.config.n_buckets.unwrap_or(self.idf.len())
     }
 
-    /// Per-column idf (0 for dropped hash buckets).
+    /// The idf of each kept n-gram or bucket, in column order.
     pub fn idf(&self) -> &[f64] {
         &self.idf
     }
 
+    /// Hashing mode: the column of each kept bucket (see [`Vocabulary::idf`]); `None` otherwise.
+    pub fn kept_buckets(&self) -> Option<&[u32]> {
+        self.buckets.as_deref()
+    }
+
     /// The n-grams in column order, or `None` in hashing mode.
     pub fn feature_names(&self) -> Option<Vec<&str>> {
-        let Columns::Ngrams(shards) = &self.columns else {
+        if self.buckets.is_some() {
             return None;
-        };
-        let mut names = vec![""; self.n_columns()];
-        for sh in shards {
+        }
+        let mut names = vec![""; self.idf.len()];
+        for sh in &self.shards {
             for (i, e) in sh.entries().iter().enumerate() {
                 // Keys are whole n-grams of valid UTF-8 documents (checked again on load).
                 names[e.value as usize] = std::str::from_utf8(sh.key(i)).unwrap_or_default();
@@ -176,68 +164,61 @@ impl Vocabulary {
         Some(names)
     }
 
-    /// The column of an n-gram, if it is in the vocabulary.
+    /// The column of an n-gram, if it is in the vocabulary (or its bucket is kept).
     pub fn column(&self, key: &[u8]) -> Option<u32> {
-        match &self.columns {
-            Columns::Ngrams(shards) => {
-                let hash = key_hash(key);
-                let sh = &shards[shard_of(hash)];
-                sh.find(hash, key).map(|i| sh.entries()[i as usize].value)
+        let bucket;
+        let key = match self.config.n_buckets {
+            Some(n) => {
+                bucket = bucket_key(hashing::bucket(key, n));
+                &bucket[..]
             }
-            Columns::Buckets => self.bucket_column(hashing::bucket(key, self.idf.len())),
-        }
+            None => key,
+        };
+        let hash = key_hash(key);
+        let sh = &self.shards[shard_of(hash)];
+        sh.find(hash, key)
+            .map(|i| self.column_of_rank(sh.entries()[i as usize].value))
     }
 
-    /// Hashing mode: the column of bucket `b`, unless it was dropped.
-    pub(crate) fn bucket_column(&self, b: u32) -> Option<u32> {
-        (self.idf[b as usize] != 0.0).then_some(b)
+    fn column_of_rank(&self, rank: u32) -> u32 {
+        self.buckets.as_ref().map_or(rank, |b| b[rank as usize])
     }
 
     /// TF-IDF rows of `docs`, in parallel on the current rayon pool. N-grams outside the
     /// vocabulary are ignored; a document without known n-grams gives an empty row.
     pub fn transform<S: AsRef<str> + Sync>(&self, docs: &[S]) -> CsrParts {
-        let chunks = docs.par_chunks(CHUNK_DOCS);
-        let pieces: Vec<RowPieces> = match &self.columns {
-            Columns::Ngrams(shards) => chunks
-                .map_init(
-                    || (Scratch::default(), Vec::new(), Vec::new()),
-                    |(scratch, pending, row), chunk| {
-                        let mut occ = buffer_chunk(&self.analyzer, chunk, 0, scratch, pending);
-                        for (sh, p) in shards.iter().zip(pending.iter_mut()) {
-                            p.drain(|key, item| {
-                                if let Some(i) = sh.find(item.hash, key) {
-                                    occ.refs[item.slot as usize] = sh.entries()[i as usize].value;
-                                }
-                            });
-                        }
-                        self.row_pieces(&occ, |c| Some(c).filter(|&c| c != DROPPED), row)
-                    },
-                )
-                .collect(),
-            Columns::Buckets => chunks
-                .map_init(
-                    || (Scratch::default(), Vec::new()),
-                    |(scratch, row), chunk| {
-                        let n = self.idf.len();
-                        let occ = bucket_chunk(&self.analyzer, chunk, n, scratch);
-                        self.row_pieces(&occ, |b| self.bucket_column(b), row)
-                    },
-                )
-                .collect(),
-        };
+        let pieces: Vec<RowPieces> = docs
+            .par_chunks(CHUNK_DOCS)
+            .map_init(
+                || (Scratch::default(), Vec::new(), Vec::new()),
+                |(scratch, pending, row), chunk| {
+                    let n_buckets = self.config.n_buckets;
+                    let mut occ =
+                        buffer_chunk(&self.analyzer, n_buckets, chunk, 0, scratch, pending);
+                    for (sh, p) in self.shards.iter().zip(pending.iter_mut()) {
+                        p.drain(|key, item| {
+                            if let Some(i) = sh.find(item.hash, key) {
+                                occ.refs[item.slot as usize] = sh.entries()[i as usize].value;
+                            }
+                        });
+                    }
+                    self.row_pieces(&occ, |r| Some(r).filter(|&r| r != DROPPED), row)
+                },
+            )
+            .collect();
         self.assemble(pieces)
     }
 
-    /// The rows of recorded occurrences (chunks in order), mapping references to columns with
-    /// `column`.
+    /// The rows of recorded occurrences (chunks in order), mapping references to ranks with
+    /// `rank`.
     pub(crate) fn rows(
         &self,
         chunks: &[Occurrences],
-        column: impl Fn(u32) -> Option<u32> + Sync,
+        rank: impl Fn(u32) -> Option<u32> + Sync,
     ) -> CsrParts {
         let pieces = chunks
             .par_iter()
-            .map_init(Vec::new, |row, occ| self.row_pieces(occ, &column, row))
+            .map_init(Vec::new, |row, occ| self.row_pieces(occ, &rank, row))
             .collect();
         self.assemble(pieces)
     }
@@ -246,7 +227,7 @@ impl Vocabulary {
     fn row_pieces(
         &self,
         occ: &Occurrences,
-        column: impl Fn(u32) -> Option<u32>,
+        rank: impl Fn(u32) -> Option<u32>,
         row: &mut Vec<(u32, f64)>,
     ) -> RowPieces {
         let mut piece = RowPieces::default();
@@ -254,9 +235,9 @@ impl Vocabulary {
         for &len in &occ.doc_lens {
             row.clear();
             for k in at..at + len as usize {
-                if let Some(c) = column(occ.refs[k]) {
+                if let Some(r) = rank(occ.refs[k]) {
                     let pos = occ.positions.get(k).map_or(0, |&p| p as usize);
-                    row.push((c, self.analyzer.weight(pos)));
+                    row.push((r, self.analyzer.weight(pos)));
                 }
             }
             at += len as usize;
@@ -288,8 +269,9 @@ impl Vocabulary {
         out
     }
 
-    /// Sums the occurrence weights `(column, weight)` of one document per column, applies tf and
-    /// idf weighting and the norm, and appends the row to `piece`.
+    /// Sums the occurrence weights `(rank, weight)` of one document per rank, applies tf and idf
+    /// weighting and the norm, and appends the row to `piece`. Ranks increase with columns, so
+    /// the row comes out sorted.
     fn push_row(&self, row: &mut Vec<(u32, f64)>, piece: &mut RowPieces) {
         row.sort_by_key(|e| e.0);
         let mut n = 0;
@@ -320,11 +302,16 @@ impl Vocabulary {
             Norm::L2 => row.iter().map(|v| v.1 * v.1).sum::<f64>().sqrt(),
         };
         let scale = if norm > 0.0 { 1.0 / norm } else { 1.0 };
-        piece.lens.push(row.len());
-        for &(c, v) in row.iter() {
-            piece.indices.push(c as i32);
-            piece.data.push((v * scale) as f32);
+        let before = piece.indices.len();
+        for &(r, v) in row.iter() {
+            // A tiny weight can vanish in float32; it is then no feature at all.
+            let value = (v * scale) as f32;
+            if value != 0.0 {
+                piece.indices.push(self.column_of_rank(r) as i32);
+                piece.data.push(value);
+            }
         }
+        piece.lens.push(piece.indices.len() - before);
     }
 
     /// Serialises the vocabulary with caller metadata (e.g. the featurizer's parameters).
@@ -342,7 +329,7 @@ impl Vocabulary {
         let header = Header {
             config: self.config.clone(),
             n_docs: self.n_docs,
-            n_columns: self.n_columns(),
+            n_kept: self.idf.len(),
             names_len: names.len(),
             metadata: metadata.clone(),
         };
@@ -355,8 +342,13 @@ impl Vocabulary {
         out.extend_from_slice(&header);
         let idf_bits: Vec<u64> = self.idf.iter().map(|x| x.to_bits()).collect();
         put_u64(&mut out, &idf_bits);
-        put_u64(&mut out, &offsets);
-        out.extend_from_slice(names.as_bytes());
+        match &self.buckets {
+            Some(buckets) => put_u32(&mut out, buckets),
+            None => {
+                put_u64(&mut out, &offsets);
+                out.extend_from_slice(names.as_bytes());
+            }
+        }
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         out
@@ -382,13 +374,18 @@ impl Vocabulary {
         let header_len = usize::try_from(r.u64()?).map_err(|_| fail("header length overflows"))?;
         let header: Header = serde_json::from_slice(r.take(header_len)?)
             .map_err(|e| PecosError::Format(format!("corrupt header: {e}")))?;
-        let hashing = header.config.n_buckets.is_some();
-        let n = header.n_columns;
-        let n_offsets = if hashing { 0 } else { n.saturating_add(1) };
+        let n = header.n_kept;
+        let columns_bytes = match header.config.n_buckets {
+            Some(_) => n.checked_mul(4),
+            None => n
+                .checked_add(1)
+                .and_then(|k| k.checked_mul(8))
+                .and_then(|b| b.checked_add(header.names_len)),
+        };
         let body = n
             .checked_mul(8)
-            .and_then(|b| b.checked_add(n_offsets.checked_mul(8)?))
-            .and_then(|b| b.checked_add(header.names_len));
+            .zip(columns_bytes)
+            .and_then(|(a, b)| a.checked_add(b));
         if body.and_then(|b| b.checked_add(r.position() + 4)) != Some(bytes.len()) {
             return Err(fail(
                 "file size does not match its header (truncated or corrupt)",
@@ -401,34 +398,48 @@ impl Vocabulary {
         let invalid = |e: PecosError| PecosError::Format(format!("invalid configuration: {e}"));
         header.config.validate().map_err(invalid)?;
         let analyzer = Analyzer::new(header.config.analyzer.clone()).map_err(invalid)?;
-        if n == 0 || n > i32::MAX as usize {
-            return Err(fail("column count out of range"));
-        }
+        check_kept_count(n).map_err(|_| fail("kept column count out of range"))?;
         let idf: Vec<f64> = r.u64s(n)?.into_iter().map(f64::from_bits).collect();
-        if idf.iter().any(|x| !x.is_finite() || *x < 0.0) {
-            return Err(fail("idf values must be finite and non-negative"));
+        if idf.iter().any(|x| !x.is_finite() || *x <= 0.0) {
+            return Err(fail("idf values must be finite and positive"));
         }
-        let columns = if hashing {
-            if header.config.n_buckets != Some(n) {
-                return Err(fail("hash bucket count does not match the columns"));
+        let (keys, buckets): (Vec<Vec<u8>>, Option<Vec<u32>>) = match header.config.n_buckets {
+            Some(n_buckets) => {
+                let buckets = r.u32s(n)?;
+                let increasing = buckets.windows(2).all(|w| w[0] < w[1]);
+                if !increasing || buckets.last().is_some_and(|&b| b as usize >= n_buckets) {
+                    return Err(fail("kept buckets are not increasing and in range"));
+                }
+                let keys = buckets.iter().map(|&b| bucket_key(b).to_vec()).collect();
+                (keys, Some(buckets))
             }
-            Columns::Buckets
-        } else {
-            let offsets = r.u64s(n_offsets)?;
-            let names = std::str::from_utf8(r.take(header.names_len)?)
-                .map_err(|_| fail("n-grams are not valid UTF-8"))?;
-            check_names(names, &offsets).map_err(|m| fail(&m))?;
-            Columns::Ngrams(shards_of_names(names, &offsets))
+            None => {
+                let offsets = r.u64s(n + 1)?;
+                let names = std::str::from_utf8(r.take(header.names_len)?)
+                    .map_err(|_| fail("n-grams are not valid UTF-8"))?;
+                check_names(names, &offsets).map_err(|m| fail(&m))?;
+                let keys = offsets
+                    .windows(2)
+                    .map(|w| names.as_bytes()[w[0] as usize..w[1] as usize].to_vec())
+                    .collect();
+                (keys, None)
+            }
         };
         let vocab = Vocabulary {
             analyzer,
             config: header.config,
             n_docs: header.n_docs,
             idf,
-            columns,
+            shards: shards_of_keys(&keys),
+            buckets,
         };
         Ok((vocab, header.metadata))
     }
+}
+
+/// The bucket number stored in a hashing-mode key.
+fn decode_bucket(key: &[u8]) -> u32 {
+    key.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b))
 }
 
 /// Checks that `offsets` cut `names` into non-empty, strictly increasing n-grams at character
@@ -452,31 +463,28 @@ fn check_names(names: &str, offsets: &[u64]) -> std::result::Result<(), String> 
     Ok(())
 }
 
-/// The key tables of the n-grams `names` cut by `offsets` (column `i` is the `i`-th), built in
-/// parallel.
-fn shards_of_names(names: &str, offsets: &[u64]) -> Vec<KeyTable<u32>> {
-    let name = |i: usize| &names.as_bytes()[offsets[i] as usize..offsets[i + 1] as usize];
-    let n = offsets.len() - 1;
-    let hashes: Vec<u64> = (0..n).into_par_iter().map(|i| key_hash(name(i))).collect();
+/// The key tables of `keys` (rank `i` is the `i`-th), built in parallel.
+fn shards_of_keys(keys: &[Vec<u8>]) -> Vec<KeyTable<u32>> {
+    let hashes: Vec<u64> = keys.par_iter().map(|k| key_hash(k)).collect();
     let mut by_shard: Vec<Vec<u32>> = vec![Vec::new(); N_SHARDS];
     for (i, &h) in hashes.iter().enumerate() {
         by_shard[shard_of(h)].push(i as u32);
     }
     by_shard
         .into_par_iter()
-        .map(|cols| {
-            let bytes = cols.iter().map(|&c| name(c as usize).len()).sum();
-            let mut table = KeyTable::with_capacity(cols.len(), bytes);
-            for c in cols {
-                // Cannot be full: the file's names fit in one arena.
-                table.insert(hashes[c as usize], name(c as usize), c);
+        .map(|ranks| {
+            let bytes = ranks.iter().map(|&r| keys[r as usize].len()).sum();
+            let mut table = KeyTable::with_capacity(ranks.len(), bytes);
+            for r in ranks {
+                // Cannot be full: the file's keys fit in one arena.
+                table.insert(hashes[r as usize], &keys[r as usize], r);
             }
             table
         })
         .collect()
 }
 
-fn check_column_count(n: usize) -> Result<()> {
+fn check_kept_count(n: usize) -> Result<()> {
     if n == 0 {
         return Err(empty_vocabulary());
     }
@@ -549,12 +557,18 @@ mod tests {
     }
 
     #[test]
-    fn hashing_mode_uses_buckets() {
+    fn hashing_mode_uses_buckets_and_keeps_only_those_seen() {
         let v = fit(config(Some(16)), &DOCS, 1);
         assert_eq!(v.n_columns(), 16);
         assert!(v.feature_names().is_none());
         let x = v.transform(&["a"]);
         assert_eq!(x.indices, [hashing::bucket(b"a", 16) as i32]);
+        // Two billion columns cost nothing until buckets are seen.
+        let v = fit(config(Some(i32::MAX as usize)), &DOCS, 1);
+        assert_eq!(v.kept_buckets().unwrap().len(), 6);
+        let x = v.transform(&["b c"]);
+        let want = hashing::bucket(b"b c", i32::MAX as usize) as i32;
+        assert!(x.indices.contains(&want));
     }
 
     #[test]
