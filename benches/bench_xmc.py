@@ -209,13 +209,14 @@ def report(out_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
+def write_section(text: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the part of BENCHMARKS.md between the `begin` and `end` markers by `text`."""
     doc = BENCHMARKS_MD.read_text()
-    if BEGIN not in doc or END not in doc:
-        sys.exit(f"{BENCHMARKS_MD} lacks the {BEGIN} / {END} markers")
-    head, rest = doc.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    BENCHMARKS_MD.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+    if begin not in doc or end not in doc:
+        sys.exit(f"{BENCHMARKS_MD} lacks the {begin} / {end} markers")
+    head, rest = doc.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    BENCHMARKS_MD.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
     print(f"wrote the section in {BENCHMARKS_MD}")
 
 

@@ -24,7 +24,6 @@ import argparse
 import gc
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -37,24 +36,12 @@ import numpy as np
 import scipy.sparse as sp
 
 import features
+from proc_stats import peak_rss_mb, rss_mb
 from pecos_rs.metrics import precision_recall_at_k
 
 BEAM = 10
 TOPK = 10
 N_WARMUP = 10
-
-
-def rss_mb() -> float:
-    """Current resident set size of this process in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("VmRSS not found in /proc/self/status")
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far in MB (Linux reports ru_maxrss in KB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def dir_bytes(path: Path) -> int:

@@ -1,6 +1,7 @@
 """Demo: XR-Linear on a real data set from ../shared/data.
 
-Trains pecos_rs.XRLinearClassifier with PECOS's defaults (PIFA + balanced hierarchical k-means,
+Text sets are featurized with pecos_rs.text (word 1-3-grams + character 3-grams); then
+trains pecos_rs.XRLinearClassifier with PECOS's defaults (PIFA + balanced hierarchical k-means,
 B=16, leaf size 100, squared hinge, threshold 0.1, beam 10) and prints accuracy, timings and a few
 example predictions with label names.
 
@@ -16,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from pecos_rs import XRLinearClassifier
 from pecos_rs.metrics import precision_recall_at_k
+from pecos_rs.text import CharTfidf, TextFeaturizer, WordTfidf
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TEXT_SETS = {"debian-depends": "label_vocab.txt", "aol-click": "label_vocab.txt"}
@@ -34,14 +35,11 @@ def read_lines(path: Path) -> list[str]:
 
 
 def text_features(train: list[str], test: list[str]):
-    """Word 1-2-gram + char_wb 3-gram TF-IDF blocks, each L2-normalised, stacked, renormalised."""
-    blocks = [
-        TfidfVectorizer(analyzer="word", ngram_range=(1, 2), dtype=np.float32, min_df=2),
-        TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 3), dtype=np.float32, min_df=2),
-    ]
-    fitted = [v.fit(train) for v in blocks]
-    stack = lambda texts: normalize(sp.hstack([v.transform(texts) for v in fitted], format="csr"))
-    return stack(train), stack(test)
+    """pecos_rs.text: word 1-3-gram + character 3-gram (end-of-word marker "#") TF-IDF blocks,
+    each L2-normalised, stacked, rows renormalised; n-grams seen in one training text dropped."""
+    featurizer = TextFeaturizer([("word", WordTfidf(ngram_range=(1, 3), min_df=2)),
+                                 ("char", CharTfidf(ngram_range=(3, 3), min_df=2))])
+    return featurizer.fit_transform(train), featurizer.transform(test)
 
 
 def load(name: str):

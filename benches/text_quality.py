@@ -1,0 +1,64 @@
+"""Does XR-Linear do as well on pecos_rs.text features as on the scikit-learn benchmark features?
+
+For each text data set: train ``XRLinearClassifier()`` (defaults, 2 threads) once on the
+scikit-learn features of the XMC benchmark (``features.py``: word 1-2-grams + ``char_wb``
+3-grams) and once on ``pecos_rs.text.TextFeaturizer()`` features (its default: word 1-3-grams +
+character 3-grams with the end-of-word marker), both fit on the training texts only, and report
+P@1/3/5 and R@10 on the test split. Training is deterministic, so one run per configuration.
+
+Usage: python benches/text_quality.py [--datasets debian-depends,aol-click] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+
+import features
+from bench_xmc import write_section
+from pecos_rs import XRLinearClassifier
+from pecos_rs.metrics import precision_recall_at_k
+from pecos_rs.text import TextFeaturizer
+
+BEGIN, END = "<!-- text-quality:begin -->", "<!-- text-quality:end -->"
+
+
+def evaluate(X_trn, Y_trn, X_tst, Y_tst) -> dict:
+    t0 = time.perf_counter()
+    clf = XRLinearClassifier(n_jobs=2).fit(X_trn, Y_trn)
+    train_s = time.perf_counter() - t0
+    labels, _ = clf.predict_topk(X_tst, k=10)
+    metrics = precision_recall_at_k(Y_tst, labels)
+    return {**metrics, "train_s": train_s, "n_features": X_trn.shape[1]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", default=",".join(features.TEXT_SETS))
+    ap.add_argument("--write", action="store_true", help="replace the text-quality section of BENCHMARKS.md")
+    args = ap.parse_args()
+    lines = [f"Command: `{shlex.join(['python', 'benches/text_quality.py', *sys.argv[1:]])}`", "",
+             "| data set | features | n features | P@1 | P@3 | P@5 | R@10 | train s |", "|---|---|---|---|---|---|---|---|"]
+    for name in args.datasets.split(","):
+        X_trn, Y_trn, X_tst, Y_tst = features.load(name)
+        results = {"scikit-learn (benchmark features)": evaluate(X_trn, Y_trn, X_tst, Y_tst)}
+        src = features.DATA_ROOT / name
+        trn, tst = (features._read_texts(src / f"X.{s}.txt.gz") for s in ("trn", "tst"))
+        featurizer = TextFeaturizer()
+        T_trn = featurizer.fit_transform(trn)
+        results["pecos_rs.text TextFeaturizer()"] = evaluate(T_trn, Y_trn, featurizer.transform(tst), Y_tst)
+        for label, r in results.items():
+            line = (f"| {name} | {label} | {r['n_features']:,} | {r['P@1']:.2f} | {r['P@3']:.2f} | {r['P@5']:.2f} "
+                    f"| {r['R@10']:.2f} | {r['train_s']:.1f} |")
+            print(line, flush=True)
+            lines.append(line)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.write:
+        write_section(text, BEGIN, END)
+
+
+if __name__ == "__main__":
+    main()
