@@ -47,54 +47,70 @@ pub fn pifa(x: &CsrView<'_>, y: &CsrView<'_>) -> Result<CsrMatrix> {
         }
     }
     let d = x.n_cols();
-    let rows: Vec<(Vec<i32>, Vec<f32>)> = instances
-        .par_iter()
-        .map_init(
-            || (vec![0f64; d], Vec::<u32>::new()),
-            |(acc, touched), inst| {
-                for &(i, w) in inst {
-                    for (f, v) in x.row(i as usize).iter() {
-                        if acc[f] == 0.0 {
-                            touched.push(f as u32);
-                        }
-                        acc[f] += f64::from(w) * f64::from(v);
-                    }
-                }
-                // An exact cancellation to 0 may list a feature twice; dedup after sorting.
-                touched.sort_unstable();
-                touched.dedup();
-                let norm = touched
-                    .iter()
-                    .map(|&f| acc[f as usize].powi(2))
-                    .sum::<f64>()
-                    .sqrt();
-                let scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
-                let mut cols = Vec::with_capacity(touched.len());
-                let mut vals = Vec::with_capacity(touched.len());
-                for &f in touched.iter() {
-                    let v = acc[f as usize] * scale;
-                    acc[f as usize] = 0.0;
-                    if v != 0.0 {
-                        cols.push(f as i32);
-                        vals.push(v as f32);
-                    }
-                }
-                touched.clear();
-                (cols, vals)
-            },
-        )
-        .collect();
-    let mut indptr = Vec::with_capacity(rows.len() + 1);
+    let mut indptr = Vec::with_capacity(y.n_cols() + 1);
     indptr.push(0i64);
-    let nnz: usize = rows.iter().map(|r| r.0.len()).sum();
-    let mut indices = Vec::with_capacity(nnz);
-    let mut data = Vec::with_capacity(nnz);
-    for (cols, vals) in rows {
-        indices.extend(cols);
-        data.extend(vals);
-        indptr.push(indices.len() as i64);
+    let mut indices = Vec::new();
+    let mut data = Vec::new();
+    // Labels are embedded a block at a time and appended to the output, so that the per-label
+    // vectors in flight are one block's, not a second copy of the whole output.
+    for block in instances.chunks(PIFA_BLOCK) {
+        let rows: Vec<(Vec<i32>, Vec<f32>)> = block
+            .par_iter()
+            .map_init(
+                || (vec![0f64; d], Vec::<u32>::new()),
+                |(acc, touched), inst| embed_label(x, inst, acc, touched),
+            )
+            .collect();
+        for (cols, vals) in rows {
+            indices.extend(cols);
+            data.extend(vals);
+            indptr.push(indices.len() as i64);
+        }
     }
     CsrMatrix::try_new(y.n_cols(), d, indptr, indices, data)
+}
+
+/// Labels per block of [`pifa`].
+const PIFA_BLOCK: usize = 4096;
+
+/// One PIFA row: the normalised sum of `x`'s rows `inst` (with their weights), as sorted
+/// (columns, values). `acc` (zero, `x.n_cols()` long) and `touched` (empty) are scratch space
+/// and are left as they were found.
+fn embed_label(
+    x: &CsrView<'_>,
+    inst: &[(u32, f32)],
+    acc: &mut [f64],
+    touched: &mut Vec<u32>,
+) -> (Vec<i32>, Vec<f32>) {
+    for &(i, w) in inst {
+        for (f, v) in x.row(i as usize).iter() {
+            if acc[f] == 0.0 {
+                touched.push(f as u32);
+            }
+            acc[f] += f64::from(w) * f64::from(v);
+        }
+    }
+    // An exact cancellation to 0 may list a feature twice; dedup after sorting.
+    touched.sort_unstable();
+    touched.dedup();
+    let norm = touched
+        .iter()
+        .map(|&f| acc[f as usize].powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+    let mut cols = Vec::with_capacity(touched.len());
+    let mut vals = Vec::with_capacity(touched.len());
+    for &f in touched.iter() {
+        let v = acc[f as usize] * scale;
+        acc[f as usize] = 0.0;
+        if v != 0.0 {
+            cols.push(f as i32);
+            vals.push(v as f32);
+        }
+    }
+    touched.clear();
+    (cols, vals)
 }
 
 /// Settings of the balanced 2-means tree.
