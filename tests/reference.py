@@ -273,9 +273,10 @@ def assert_rankings_match(labels, scores, ref_labels, ref_scores, ref_label_scor
 MAGIC = b"PECOSRS\0"
 
 
-def model_to_bytes(n_features, bias, layers, *, metadata=None, version=1) -> bytes:
+def model_to_bytes(n_features, bias, layers, *, metadata=None, version=2) -> bytes:
     """Serialises a model in the pecos_rs file format (io.rs) from ``[(parents, W), ...]`` with ``W``
-    of shape ``(n_features + 1, K)``; zero weights are not stored."""
+    of shape ``(n_features + 1, K)``; zero weights are not stored. Each chunk's row pointers are
+    relative to the chunk's first entry (format version 2)."""
     d = int(n_features)
     heads, body = [], bytearray()
     n_parents = 1
@@ -283,20 +284,23 @@ def model_to_bytes(n_features, bias, layers, *, metadata=None, version=1) -> byt
         parents = np.asarray(parents, dtype=np.uint32)
         W = dense_layer(W)
         assert W.shape == (d + 1, parents.size), (W.shape, d, parents.size)
-        chunk_ptr, row_feature, row_ptr, entry_slot, entry_value = [0], [], [0], [], []
+        chunk_ptr, chunk_entry_ptr, row_feature, row_ptr, entry_slot, entry_value = [0], [0], [], [], [], []
         for children in children_lists(parents, n_parents):
             sub = W[:d, children]
+            row_ptr.append(0)
             for f in np.flatnonzero((sub != 0).any(axis=1)):
                 slots = np.flatnonzero(sub[f] != 0)
                 row_feature.append(f)
                 entry_slot.extend(slots.tolist())
                 entry_value.extend(sub[f, slots].tolist())
-                row_ptr.append(len(entry_slot))
+                row_ptr.append(len(entry_slot) - chunk_entry_ptr[-1])
             chunk_ptr.append(len(row_feature))
+            chunk_entry_ptr.append(len(entry_slot))
         body += parents.astype("<u4").tobytes()
         body += np.asarray(chunk_ptr, "<u8").tobytes()
+        body += np.asarray(chunk_entry_ptr, "<u8").tobytes()
         body += np.asarray(row_feature, "<u4").tobytes()
-        body += np.asarray(row_ptr, "<u8").tobytes()
+        body += np.asarray(row_ptr, "<u4").tobytes()
         body += np.asarray(entry_slot, "<u4").tobytes()
         body += np.asarray(entry_value, "<f4").tobytes()
         body += W[d].astype("<f4").tobytes()
@@ -336,8 +340,9 @@ def parse_model_bytes(data: bytes) -> dict:
         for name, n, dt in (
             ("parent_of", lh["n_children"], "<u4"),
             ("chunk_ptr", lh["n_parents"] + 1, "<u8"),
+            ("chunk_entry_ptr", lh["n_parents"] + 1, "<u8"),
             ("row_feature", lh["n_rows"], "<u4"),
-            ("row_ptr", lh["n_rows"] + 1, "<u8"),
+            ("row_ptr", lh["n_rows"] + lh["n_parents"], "<u4"),
             ("entry_slot", lh["n_entries"], "<u4"),
             ("entry_value", lh["n_entries"], "<f4"),
             ("bias_weight", lh["n_children"], "<f4"),

@@ -783,6 +783,10 @@ def rich_blob():
         (1, "chunk_ptr", 1, 10**6, "chunk pointer past the rows"),
         (1, "chunk_ptr", 0, 1, "chunk pointers do not start at 0"),
         (1, "chunk_ptr", 2, 0, "chunk pointers do not end at n_rows"),
+        (1, "chunk_entry_ptr", 1, 10**6, "chunk entry pointer past the entries"),
+        (1, "chunk_entry_ptr", 0, 1, "chunk entry pointers do not start at 0"),
+        (1, "chunk_entry_ptr", 2, 0, "chunk entry pointers do not end at n_entries"),
+        (1, "chunk_entry_ptr", 1, 0, "chunk entry pointers disagree with the row pointers"),
         (1, "entry_value", 0, np.nan, "NaN weight"),
         (1, "entry_value", 2, np.inf, "infinite weight"),
         (1, "bias_weight", 0, -np.inf, "infinite bias weight"),
@@ -796,9 +800,19 @@ def test_structurally_invalid_model_with_valid_checksum(rich_blob, layer, name, 
 
 
 def test_decreasing_row_pointers(rich_blob):
-    rp = ref.parse_model_bytes(rich_blob)["layers"][1]["row_ptr"]
-    assert len(rp) >= 4 and rp[2] < rp[-1]
-    bad = _patch(rich_blob, 1, "row_ptr", 1, int(rp[-1]))  # row_ptr[1] > row_ptr[2]
+    layer = ref.parse_model_bytes(rich_blob)["layers"][1]
+    rp, n0 = layer["row_ptr"], int(layer["chunk_ptr"][1])  # chunk 0 owns rp[0..=n0]
+    assert n0 >= 2 and rp[1] < rp[2] < rp[n0]
+    bad = _patch(rich_blob, 1, "row_ptr", 1, int(rp[2]) + 1)  # rp[1] > rp[2], inside the chunk
+    with pytest.raises(ModelFormatError):
+        _pecos_rs.XLinearModel.from_bytes(bad)
+
+
+def test_second_chunk_row_pointers_must_start_at_zero(rich_blob):
+    layer = ref.parse_model_bytes(rich_blob)["layers"][1]
+    first = int(layer["chunk_ptr"][1]) + 1  # chunk 1's pointers follow chunk 0's n0 + 1
+    assert layer["row_ptr"][first] == 0 and layer["row_ptr"][first + 1] > 0
+    bad = _patch(rich_blob, 1, "row_ptr", first, 1)
     with pytest.raises(ModelFormatError):
         _pecos_rs.XLinearModel.from_bytes(bad)
 
@@ -846,10 +860,18 @@ def test_header_length_beyond_file(rich_blob):
             _pecos_rs.XLinearModel.from_bytes(ref.fix_crc(bytes(b)))
 
 
-@pytest.mark.parametrize("version", [0, 2, 2**32 - 1])
+@pytest.mark.parametrize("version", [0, 1, 3, 2**32 - 1])
 def test_unsupported_model_format_version(rich_blob, version):
     b = bytearray(rich_blob)
     b[8:12] = struct.pack("<I", version)
     with pytest.raises(ModelFormatError, match=f"version {version}"):
         _pecos_rs.XLinearModel.from_bytes(ref.fix_crc(bytes(b)))
-    assert _pecos_rs.FORMAT_VERSION == 1
+    assert _pecos_rs.FORMAT_VERSION == 2
+
+
+def test_version_1_model_asks_for_retraining(rich_blob):
+    """Version 1 (64-bit absolute row pointers) is refused with a message saying what to do."""
+    b = bytearray(rich_blob)
+    b[8:12] = struct.pack("<I", 1)
+    with pytest.raises(ModelFormatError, match="version 1.*re-train"):
+        _pecos_rs.XLinearModel.from_bytes(ref.fix_crc(bytes(b)))

@@ -231,6 +231,8 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
                 random_state=self.random_state,
                 n_jobs=self.n_jobs,
             ).fit(Z)
+            # Training does not need the embeddings (PIFA's are larger than X): free them first.
+            del Z
         elif not isinstance(cluster_chain, ClusterChain):
             raise InvalidParameterError(
                 f"cluster_chain must be a ClusterChain, got {type(cluster_chain).__name__}"

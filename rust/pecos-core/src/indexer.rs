@@ -47,54 +47,70 @@ pub fn pifa(x: &CsrView<'_>, y: &CsrView<'_>) -> Result<CsrMatrix> {
         }
     }
     let d = x.n_cols();
-    let rows: Vec<(Vec<i32>, Vec<f32>)> = instances
-        .par_iter()
-        .map_init(
-            || (vec![0f64; d], Vec::<u32>::new()),
-            |(acc, touched), inst| {
-                for &(i, w) in inst {
-                    for (f, v) in x.row(i as usize).iter() {
-                        if acc[f] == 0.0 {
-                            touched.push(f as u32);
-                        }
-                        acc[f] += f64::from(w) * f64::from(v);
-                    }
-                }
-                // An exact cancellation to 0 may list a feature twice; dedup after sorting.
-                touched.sort_unstable();
-                touched.dedup();
-                let norm = touched
-                    .iter()
-                    .map(|&f| acc[f as usize].powi(2))
-                    .sum::<f64>()
-                    .sqrt();
-                let scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
-                let mut cols = Vec::with_capacity(touched.len());
-                let mut vals = Vec::with_capacity(touched.len());
-                for &f in touched.iter() {
-                    let v = acc[f as usize] * scale;
-                    acc[f as usize] = 0.0;
-                    if v != 0.0 {
-                        cols.push(f as i32);
-                        vals.push(v as f32);
-                    }
-                }
-                touched.clear();
-                (cols, vals)
-            },
-        )
-        .collect();
-    let mut indptr = Vec::with_capacity(rows.len() + 1);
+    let mut indptr = Vec::with_capacity(y.n_cols() + 1);
     indptr.push(0i64);
-    let nnz: usize = rows.iter().map(|r| r.0.len()).sum();
-    let mut indices = Vec::with_capacity(nnz);
-    let mut data = Vec::with_capacity(nnz);
-    for (cols, vals) in rows {
-        indices.extend(cols);
-        data.extend(vals);
-        indptr.push(indices.len() as i64);
+    let mut indices = Vec::new();
+    let mut data = Vec::new();
+    // Labels are embedded a block at a time and appended to the output, so that the per-label
+    // vectors in flight are one block's, not a second copy of the whole output.
+    for block in instances.chunks(PIFA_BLOCK) {
+        let rows: Vec<(Vec<i32>, Vec<f32>)> = block
+            .par_iter()
+            .map_init(
+                || (vec![0f64; d], Vec::<u32>::new()),
+                |(acc, touched), inst| embed_label(x, inst, acc, touched),
+            )
+            .collect();
+        for (cols, vals) in rows {
+            indices.extend(cols);
+            data.extend(vals);
+            indptr.push(indices.len() as i64);
+        }
     }
     CsrMatrix::try_new(y.n_cols(), d, indptr, indices, data)
+}
+
+/// Labels per block of [`pifa`].
+const PIFA_BLOCK: usize = 4096;
+
+/// One PIFA row: the normalised sum of `x`'s rows `inst` (with their weights), as sorted
+/// (columns, values). `acc` (zero, `x.n_cols()` long) and `touched` (empty) are scratch space
+/// and are left as they were found.
+fn embed_label(
+    x: &CsrView<'_>,
+    inst: &[(u32, f32)],
+    acc: &mut [f64],
+    touched: &mut Vec<u32>,
+) -> (Vec<i32>, Vec<f32>) {
+    for &(i, w) in inst {
+        for (f, v) in x.row(i as usize).iter() {
+            if acc[f] == 0.0 {
+                touched.push(f as u32);
+            }
+            acc[f] += f64::from(w) * f64::from(v);
+        }
+    }
+    // An exact cancellation to 0 may list a feature twice; dedup after sorting.
+    touched.sort_unstable();
+    touched.dedup();
+    let norm = touched
+        .iter()
+        .map(|&f| acc[f as usize].powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+    let mut cols = Vec::with_capacity(touched.len());
+    let mut vals = Vec::with_capacity(touched.len());
+    for &f in touched.iter() {
+        let v = acc[f as usize] * scale;
+        acc[f as usize] = 0.0;
+        if v != 0.0 {
+            cols.push(f as i32);
+            vals.push(v as f32);
+        }
+    }
+    touched.clear();
+    (cols, vals)
 }
 
 /// Settings of the balanced 2-means tree.
@@ -162,37 +178,84 @@ fn node_seed(seed: u64, level: usize, node: usize) -> u64 {
 /// Node size from which scores are computed in parallel inside the node.
 const PARALLEL_SCORES: usize = 4096;
 
+/// A node whose rows hold more than `1 / IN_PLACE_SHARE` of the nonzeros of `z` reads them in
+/// place instead of gathering a compact copy: near the root, the copies of the nodes being split
+/// would take as much memory as `z` itself.
+const IN_PLACE_SHARE: usize = 4;
+
 /// Splits one node: returns its elements with the left half (the `n/2` lowest scores) first, each
 /// half sorted by id.
 fn split_node(z: &CsrView<'_>, elements: &[u32], seed: u64, params: &KMeansParams) -> Vec<u32> {
-    let n = elements.len();
-    if n < 2 {
+    if elements.len() < 2 {
         return elements.to_vec();
     }
-    let rows = LocalRows::gather(z, elements);
-    let d = rows.columns.len();
+    let node_nnz: usize = elements.iter().map(|&e| z.row(e as usize).nnz()).sum();
+    if node_nnz.saturating_mul(IN_PLACE_SHARE) > z.nnz() {
+        split_rows(&InPlaceRows { z: *z, elements }, elements, seed, params)
+    } else {
+        split_rows(&LocalRows::gather(z, elements), elements, seed, params)
+    }
+}
+
+/// The rows of a node, row `i` being the node's `i`-th element, over some column space.
+trait NodeRows: Sync {
+    fn n_cols(&self) -> usize;
+    /// (column, value) pairs of row `i`, in the source row's order.
+    fn row(&self, i: usize) -> impl Iterator<Item = (usize, f32)> + '_;
+}
+
+impl NodeRows for LocalRows {
+    fn n_cols(&self) -> usize {
+        self.columns.len()
+    }
+
+    fn row(&self, i: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
+        let (idx, val) = LocalRows::row(self, i);
+        idx.iter().zip(val).map(|(&j, &v)| (j as usize, v))
+    }
+}
+
+/// A node's rows read from `z` itself, over all of its columns.
+struct InPlaceRows<'a> {
+    z: CsrView<'a>,
+    elements: &'a [u32],
+}
+
+impl NodeRows for InPlaceRows<'_> {
+    fn n_cols(&self) -> usize {
+        self.z.n_cols()
+    }
+
+    fn row(&self, i: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
+        self.z.row(self.elements[i] as usize).iter()
+    }
+}
+
+/// [`split_node`] over the node's rows in either layout.
+fn split_rows(
+    rows: &impl NodeRows,
+    elements: &[u32],
+    seed: u64,
+    params: &KMeansParams,
+) -> Vec<u32> {
+    let n = elements.len();
+    let d = rows.n_cols();
     let mut rng = SplitMix64::new(seed);
     let r = rng.below(n);
     let l = (r + 1 + rng.below(n - 1)) % n;
     let mut c = vec![0f64; d];
-    add_row(&mut c, &rows, r, 1.0);
-    add_row(&mut c, &rows, l, -1.0);
+    add_row(&mut c, rows, r, 1.0);
+    add_row(&mut c, rows, l, -1.0);
 
     let mut total = vec![0f64; d];
-    (0..n).for_each(|i| add_row(&mut total, &rows, i, 1.0));
+    (0..n).for_each(|i| add_row(&mut total, rows, i, 1.0));
     let mut right_sum = vec![0f64; d];
     let mut is_left = vec![false; n];
     let mut scores = vec![0f64; n];
     let mut order: Vec<usize> = (0..n).collect();
     let half = n / 2;
     for iter in 0..params.max_iter {
-        let score = |i: usize| {
-            let (idx, val) = rows.row(i);
-            idx.iter()
-                .zip(val)
-                .map(|(&f, &v)| c[f as usize] * f64::from(v))
-                .sum::<f64>()
-        };
+        let score = |i: usize| rows.row(i).map(|(f, v)| c[f] * f64::from(v)).sum::<f64>();
         if n >= PARALLEL_SCORES {
             scores
                 .par_iter_mut()
@@ -218,12 +281,12 @@ fn split_node(z: &CsrView<'_>, elements: &[u32], seed: u64, params: &KMeansParam
         for i in 0..n {
             if iter == 0 {
                 if !now_left[i] {
-                    add_row(&mut right_sum, &rows, i, 1.0);
+                    add_row(&mut right_sum, rows, i, 1.0);
                 }
             } else if now_left[i] != is_left[i] {
                 add_row(
                     &mut right_sum,
-                    &rows,
+                    rows,
                     i,
                     if now_left[i] { -1.0 } else { 1.0 },
                 );
@@ -271,11 +334,10 @@ fn inverse_or_zero(v: f64) -> f64 {
     }
 }
 
-/// `acc += sign * row i` over local columns.
-fn add_row(acc: &mut [f64], rows: &LocalRows, i: usize, sign: f64) {
-    let (idx, val) = rows.row(i);
-    for (&f, &v) in idx.iter().zip(val) {
-        acc[f as usize] += sign * f64::from(v);
+/// `acc += sign * row i`.
+fn add_row(acc: &mut [f64], rows: &impl NodeRows, i: usize, sign: f64) {
+    for (f, v) in rows.row(i) {
+        acc[f] += sign * f64::from(v);
     }
 }
 

@@ -2,26 +2,32 @@
 //!
 //! ```text
 //! magic "PECOSRS\0" | format version u32 | header length u64 | header JSON
-//! per layer: parent_of u32[n_children] | chunk_ptr u64[n_parents+1] | row_feature u32[n_rows]
-//!            | row_ptr u64[n_rows+1] | entry_slot u32[n_entries] | entry_value f32[n_entries]
-//!            | bias_weight f32[n_children]
+//! per layer: parent_of u32[n_children] | chunk_ptr u64[n_parents+1]
+//!            | chunk_entry_ptr u64[n_parents+1] | row_feature u32[n_rows]
+//!            | row_ptr u32[n_rows+n_parents] | entry_slot u32[n_entries]
+//!            | entry_value f32[n_entries] | bias_weight f32[n_children]
 //! CRC-32 of everything before it, u32
 //! ```
 //! Loading checks, in order: magic, version, that the header's counts account for the file size
 //! exactly (so a truncated file is caught before anything is allocated from its counts), the
 //! checksum, then every structural invariant of the layers. Arrays are stored flat so that a later
-//! version can memory-map them in place.
+//! version can memory-map them in place. The arrays are those of [`Layer`]: each chunk's row
+//! pointers are relative to the chunk's first entry (32 bits), the chunk pointers absolute (64).
+//!
+//! Version history: 1 stored absolute 64-bit row pointers (`row_ptr u64[n_rows+1]`, no
+//! `chunk_entry_ptr`); version 2 (current) is the layout above. Version 1 files are refused with a
+//! message saying so: re-train, or load them with a pecos_rs release that reads version 1.
 
 use crate::chain::ChainLayer;
 use crate::error::{PecosError, Result};
-use crate::model::{Layer, XLinearModel};
+use crate::model::{Layer, LayerArrays, XLinearModel};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"PECOSRS\0";
 /// Bump when the layout changes; loading refuses versions it does not know.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -45,9 +51,9 @@ impl LayerHeader {
     fn byte_len(&self) -> Option<usize> {
         let words = [
             self.n_children.checked_mul(4)?,
-            self.n_parents.checked_add(1)?.checked_mul(8)?,
+            self.n_parents.checked_add(1)?.checked_mul(16)?,
             self.n_rows.checked_mul(4)?,
-            self.n_rows.checked_add(1)?.checked_mul(8)?,
+            self.n_rows.checked_add(self.n_parents)?.checked_mul(4)?,
             self.n_entries.checked_mul(8)?,
             self.n_children.checked_mul(4)?,
         ];
@@ -82,8 +88,9 @@ pub fn to_bytes(model: &XLinearModel, metadata: &serde_json::Value) -> Vec<u8> {
     for l in &model.layers {
         put_u32(&mut out, l.chain.parent_of());
         put_u64(&mut out, &l.chunk_ptr);
+        put_u64(&mut out, &l.chunk_entry_ptr);
         put_u32(&mut out, &l.row_feature);
-        put_u64(&mut out, &l.row_ptr);
+        put_u32(&mut out, &l.row_ptr);
         put_u32(&mut out, &l.entry_slot);
         put_f32(&mut out, &l.entry_value);
         put_f32(&mut out, &l.bias_weight);
@@ -104,6 +111,12 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(XLinearModel, serde_json::Value)> {
     }
     let mut r = Reader::new(bytes, 8);
     let version = r.u32()?;
+    if version == 1 {
+        return Err(fail(
+            "format version 1 (64-bit row pointers) is no longer read by this build, which reads \
+             version 2: re-train the model, or load it with the pecos_rs release that saved it",
+        ));
+    }
     if version != FORMAT_VERSION {
         return Err(PecosError::Format(format!(
             "format version {version} is not supported (this build reads version {FORMAT_VERSION})"
@@ -132,15 +145,17 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(XLinearModel, serde_json::Value)> {
         let parent_of = r.u32s(lh.n_children)?;
         let chain = ChainLayer::try_new(parent_of, lh.n_parents)
             .map_err(|e| PecosError::Format(e.to_string()))?;
-        layers.push(Layer::with_index(
-            chain,
-            r.u64s(lh.n_parents + 1)?,
-            r.u32s(lh.n_rows)?,
-            r.u64s(lh.n_rows + 1)?,
-            r.u32s(lh.n_entries)?,
-            r.f32s(lh.n_entries)?,
-            r.f32s(lh.n_children)?,
-        ));
+        let arrays = LayerArrays {
+            chunk_ptr: r.u64s(lh.n_parents + 1)?,
+            chunk_entry_ptr: r.u64s(lh.n_parents + 1)?,
+            row_feature: r.u32s(lh.n_rows)?,
+            // byte_len() succeeded for this header, so the sum cannot overflow.
+            row_ptr: r.u32s(lh.n_rows + lh.n_parents)?,
+            entry_slot: r.u32s(lh.n_entries)?,
+            entry_value: r.f32s(lh.n_entries)?,
+            bias_weight: r.f32s(lh.n_children)?,
+        };
+        layers.push(Layer::with_index(chain, arrays));
     }
     let model = XLinearModel::new(header.n_features, header.bias, layers)?;
     Ok((model, header.metadata))
@@ -290,9 +305,14 @@ mod tests {
             b[i] ^= 0x5a;
             assert!(from_bytes(&b).is_err(), "flipped byte {i}");
         }
-        let mut v2 = bytes.clone();
-        v2[8] = 2;
-        assert!(matches!(from_bytes(&v2), Err(PecosError::Format(m)) if m.contains("version 2")));
+        let mut v3 = bytes.clone();
+        v3[8] = 3;
+        assert!(matches!(from_bytes(&v3), Err(PecosError::Format(m)) if m.contains("version 3")));
+        let mut v1 = bytes.clone();
+        v1[8] = 1;
+        assert!(
+            matches!(from_bytes(&v1), Err(PecosError::Format(m)) if m.contains("version 1") && m.contains("re-train"))
+        );
         assert!(from_bytes(b"PK\x03\x04 a zip file").is_err());
     }
 }

@@ -25,10 +25,15 @@ pub struct Layer {
     pub(crate) chain: ChainLayer,
     /// Rows of parent `p`'s chunk are `chunk_ptr[p]..chunk_ptr[p + 1]`.
     pub(crate) chunk_ptr: Vec<u64>,
+    /// Entries of parent `p`'s chunk are `chunk_entry_ptr[p]..chunk_entry_ptr[p + 1]`.
+    pub(crate) chunk_entry_ptr: Vec<u64>,
     /// Feature id of each chunk row, increasing within a chunk.
     pub(crate) row_feature: Vec<u32>,
-    /// Entries of row `r` are `row_ptr[r]..row_ptr[r + 1]`.
-    pub(crate) row_ptr: Vec<u64>,
+    /// Row pointers of each chunk, relative to the chunk's first entry (so 32 bits suffice): chunk
+    /// `p` owns `row_ptr[chunk_ptr[p] + p..=chunk_ptr[p + 1] + p]` (one more than its rows, the
+    /// first 0), and its `k`-th row has entries `chunk_entry_ptr[p] + row_ptr[chunk_ptr[p] + p + k]`
+    /// up to (excluding) `chunk_entry_ptr[p] + row_ptr[chunk_ptr[p] + p + k + 1]`.
+    pub(crate) row_ptr: Vec<u32>,
     /// Child slot (position among the parent's children) of each entry.
     pub(crate) entry_slot: Vec<u32>,
     pub(crate) entry_value: Vec<f32>,
@@ -50,7 +55,8 @@ impl Layer {
     /// order (`weights[chain.children_offset(p) + slot]`).
     ///
     /// # Errors
-    /// [`PecosError::ShapeMismatch`] if the number of weight vectors differs from the number of children.
+    /// [`PecosError::ShapeMismatch`] if the number of weight vectors differs from the number of
+    /// children; as [`LayerBuilder::push_chunk`] otherwise.
     pub fn from_child_weights(chain: ChainLayer, weights: &[ChildWeights]) -> Result<Self> {
         if weights.len() != chain.n_children() {
             return Err(PecosError::shape(
@@ -59,65 +65,27 @@ impl Layer {
                 weights.len(),
             ));
         }
-        let mut chunk_ptr = Vec::with_capacity(chain.n_parents() + 1);
-        let mut row_feature = Vec::new();
-        let mut row_ptr = vec![0u64];
-        let mut entry_slot = Vec::new();
-        let mut entry_value = Vec::new();
-        let mut bias_weight = vec![0f32; chain.n_children()];
-        let mut triples: Vec<(u32, u32, f32)> = Vec::new();
-        chunk_ptr.push(0u64);
-        for p in 0..chain.n_parents() {
-            let offset = chain.children_offset(p);
-            triples.clear();
-            for (slot, &child) in chain.children(p).iter().enumerate() {
-                let cw = &weights[offset + slot];
-                bias_weight[child as usize] = cw.bias;
-                triples.extend(
-                    cw.features
-                        .iter()
-                        .zip(&cw.values)
-                        .map(|(&f, &v)| (f, slot as u32, v)),
-                );
-            }
-            triples.sort_unstable_by_key(|&(f, slot, _)| (f, slot));
-            for (i, &(f, slot, v)) in triples.iter().enumerate() {
-                if i == 0 || triples[i - 1].0 != f {
-                    if i > 0 {
-                        row_ptr.push(entry_slot.len() as u64);
-                    }
-                    row_feature.push(f);
-                }
-                entry_slot.push(slot);
-                entry_value.push(v);
-            }
-            if !triples.is_empty() {
-                row_ptr.push(entry_slot.len() as u64);
-            }
-            chunk_ptr.push(row_feature.len() as u64);
+        let mut builder = LayerBuilder::new(chain);
+        for p in 0..builder.chain.n_parents() {
+            let offset = builder.chain.children_offset(p);
+            let n = builder.chain.children(p).len();
+            builder.push_chunk(&weights[offset..offset + n])?;
         }
-        Ok(Layer::with_index(
-            chain,
+        builder.finish()
+    }
+
+    /// Assembles a layer from its stored arrays and builds the derived search index. The arrays
+    /// are not checked here; see [`Layer::validate`].
+    pub(crate) fn with_index(chain: ChainLayer, arrays: LayerArrays) -> Self {
+        let LayerArrays {
             chunk_ptr,
+            chunk_entry_ptr,
             row_feature,
             row_ptr,
             entry_slot,
             entry_value,
             bias_weight,
-        ))
-    }
-
-    /// Assembles a layer from its stored arrays and builds the derived search index. The arrays
-    /// are not checked here; see [`Layer::validate`].
-    pub(crate) fn with_index(
-        chain: ChainLayer,
-        chunk_ptr: Vec<u64>,
-        row_feature: Vec<u32>,
-        row_ptr: Vec<u64>,
-        entry_slot: Vec<u32>,
-        entry_value: Vec<f32>,
-        bias_weight: Vec<f32>,
-    ) -> Self {
+        } = arrays;
         let mut skip = Vec::with_capacity(row_feature.len() / SKIP + chunk_ptr.len());
         let mut skip_ptr = Vec::with_capacity(chunk_ptr.len());
         skip_ptr.push(0);
@@ -130,6 +98,7 @@ impl Layer {
         Layer {
             chain,
             chunk_ptr,
+            chunk_entry_ptr,
             row_feature,
             row_ptr,
             entry_slot,
@@ -138,6 +107,22 @@ impl Layer {
             skip,
             skip_ptr,
         }
+    }
+
+    /// Rows of parent `p`'s chunk, as a range of `row_feature`.
+    fn chunk_rows(&self, p: usize) -> std::ops::Range<usize> {
+        self.chunk_ptr[p] as usize..self.chunk_ptr[p + 1] as usize
+    }
+
+    /// Entries of parent `p`'s chunk, as a range of `entry_slot` and `entry_value`.
+    fn chunk_entries(&self, p: usize) -> std::ops::Range<usize> {
+        self.chunk_entry_ptr[p] as usize..self.chunk_entry_ptr[p + 1] as usize
+    }
+
+    /// Parent `p`'s row pointers (one more than its rows), relative to its first entry.
+    fn chunk_row_ptr(&self, p: usize) -> &[u32] {
+        let rows = self.chunk_rows(p);
+        &self.row_ptr[rows.start + p..=rows.end + p]
     }
 
     pub fn chain(&self) -> &ChainLayer {
@@ -164,9 +149,13 @@ impl Layer {
                 .iter()
                 .map(|&c| bias * self.bias_weight[c as usize]),
         );
-        let lo = self.chunk_ptr[parent] as usize;
-        let hi = self.chunk_ptr[parent + 1] as usize;
-        let rows = &self.row_feature[lo..hi];
+        let rows = &self.row_feature[self.chunk_rows(parent)];
+        let row_ptr = self.chunk_row_ptr(parent);
+        let entries = self.chunk_entries(parent);
+        let (slots, values) = (
+            &self.entry_slot[entries.clone()],
+            &self.entry_value[entries],
+        );
         let skip = &self.skip[self.skip_ptr[parent]..self.skip_ptr[parent + 1]];
         // Query features increase, so the block search resumes where the previous one ended:
         // `next_block` is the first block whose first feature exceeds the previous query feature.
@@ -181,12 +170,9 @@ impl Layer {
             let block = &rows[start..(start + SKIP).min(rows.len())];
             let i = block.partition_point(|&g| g < f);
             if block.get(i) == Some(&f) {
-                let r = lo + start + i;
-                let (e0, e1) = (self.row_ptr[r] as usize, self.row_ptr[r + 1] as usize);
-                for (&slot, &w) in self.entry_slot[e0..e1]
-                    .iter()
-                    .zip(&self.entry_value[e0..e1])
-                {
+                let k = start + i;
+                let (e0, e1) = (row_ptr[k] as usize, row_ptr[k + 1] as usize);
+                for (&slot, &w) in slots[e0..e1].iter().zip(&values[e0..e1]) {
                     out[slot as usize] += xv * w;
                 }
             }
@@ -200,8 +186,10 @@ impl Layer {
         let mut columns: Vec<Vec<(i32, f32)>> = vec![Vec::new(); n_children];
         for p in 0..self.chain.n_parents() {
             let children = self.chain.children(p);
-            for r in self.chunk_ptr[p] as usize..self.chunk_ptr[p + 1] as usize {
-                for e in self.row_ptr[r] as usize..self.row_ptr[r + 1] as usize {
+            let row_ptr = self.chunk_row_ptr(p);
+            let base = self.chunk_entry_ptr[p] as usize;
+            for (k, r) in self.chunk_rows(p).enumerate() {
+                for e in base + row_ptr[k] as usize..base + row_ptr[k + 1] as usize {
                     let child = children[self.entry_slot[e] as usize] as usize;
                     columns[child].push((self.row_feature[r] as i32, self.entry_value[e]));
                 }
@@ -240,28 +228,38 @@ impl Layer {
         {
             return bad("chunk pointers are inconsistent");
         }
-        if self.row_ptr.len() != n_rows + 1
-            || self.row_ptr.first() != Some(&0)
-            || self.row_ptr.last() != Some(&(self.entry_slot.len() as u64))
-            || self.row_ptr.windows(2).any(|w| w[1] < w[0])
-            || self.entry_slot.len() != self.entry_value.len()
+        let n_entries = self.entry_slot.len();
+        if self.chunk_entry_ptr.len() != self.chain.n_parents() + 1
+            || self.chunk_entry_ptr.first() != Some(&0)
+            || self.chunk_entry_ptr.last() != Some(&(n_entries as u64))
+            || self.chunk_entry_ptr.windows(2).any(|w| w[1] < w[0])
+            || self.entry_value.len() != n_entries
         {
-            return bad("row pointers are inconsistent");
+            return bad("chunk entry pointers are inconsistent");
+        }
+        if self.row_ptr.len() != n_rows + self.chain.n_parents() {
+            return bad("row pointers have the wrong length");
         }
         if self.bias_weight.len() != self.chain.n_children() {
             return bad("bias vector has the wrong length");
         }
         for p in 0..self.chain.n_parents() {
-            let n_slots = self.chain.children(p).len() as u32;
-            let (lo, hi) = (self.chunk_ptr[p] as usize, self.chunk_ptr[p + 1] as usize);
-            let rows = &self.row_feature[lo..hi];
+            let row_ptr = self.chunk_row_ptr(p);
+            let entries = self.chunk_entries(p);
+            if row_ptr.first() != Some(&0)
+                || row_ptr.last().map(|&e| e as usize) != Some(entries.len())
+                || row_ptr.windows(2).any(|w| w[1] < w[0])
+            {
+                return bad("row pointers are inconsistent");
+            }
+            let rows = &self.row_feature[self.chunk_rows(p)];
             if rows.windows(2).any(|w| w[1] <= w[0])
                 || rows.iter().any(|&f| f as usize >= n_features)
             {
                 return bad("chunk features are unsorted or out of range");
             }
-            let (e0, e1) = (self.row_ptr[lo] as usize, self.row_ptr[hi] as usize);
-            if self.entry_slot[e0..e1].iter().any(|&s| s >= n_slots) {
+            let n_slots = self.chain.children(p).len() as u32;
+            if self.entry_slot[entries].iter().any(|&s| s >= n_slots) {
                 return bad("entry refers to a child outside its parent");
             }
         }
@@ -274,6 +272,130 @@ impl Layer {
             return bad("non-finite weight");
         }
         Ok(())
+    }
+}
+
+/// The stored arrays of a [`Layer`] (see its fields), as read from or written to a file.
+pub(crate) struct LayerArrays {
+    pub chunk_ptr: Vec<u64>,
+    pub chunk_entry_ptr: Vec<u64>,
+    pub row_feature: Vec<u32>,
+    pub row_ptr: Vec<u32>,
+    pub entry_slot: Vec<u32>,
+    pub entry_value: Vec<f32>,
+    pub bias_weight: Vec<f32>,
+}
+
+/// Builds a [`Layer`] one parent at a time, so that a trainer need not hold the weights of every
+/// child of a layer at once.
+pub struct LayerBuilder {
+    chain: ChainLayer,
+    arrays: LayerArrays,
+    /// (feature, slot, weight) of the chunk being added; kept to reuse its allocation.
+    triples: Vec<(u32, u32, f32)>,
+}
+
+impl LayerBuilder {
+    pub fn new(chain: ChainLayer) -> Self {
+        let arrays = LayerArrays {
+            chunk_ptr: Vec::with_capacity(chain.n_parents() + 1),
+            chunk_entry_ptr: Vec::with_capacity(chain.n_parents() + 1),
+            row_feature: Vec::new(),
+            row_ptr: Vec::new(),
+            entry_slot: Vec::new(),
+            entry_value: Vec::new(),
+            bias_weight: vec![0f32; chain.n_children()],
+        };
+        let mut builder = LayerBuilder {
+            chain,
+            arrays,
+            triples: Vec::new(),
+        };
+        builder.arrays.chunk_ptr.push(0);
+        builder.arrays.chunk_entry_ptr.push(0);
+        builder
+    }
+
+    /// Number of chunks added so far: the next one belongs to this parent.
+    pub fn n_chunks(&self) -> usize {
+        self.arrays.chunk_ptr.len() - 1
+    }
+
+    /// Adds the chunk of the next parent from the weights of its children, in slot order.
+    ///
+    /// # Errors
+    /// [`PecosError::ShapeMismatch`] if the number of weight vectors differs from the parent's
+    /// number of children or every parent has its chunk already; [`PecosError::InvalidInput`] if
+    /// the children hold more than `u32::MAX` weights together (the limit of the layout).
+    pub fn push_chunk(&mut self, weights: &[ChildWeights]) -> Result<()> {
+        let p = self.n_chunks();
+        if p >= self.chain.n_parents() {
+            return Err(PecosError::shape(
+                "chunks of the layer",
+                self.chain.n_parents(),
+                p + 1,
+            ));
+        }
+        let children = self.chain.children(p);
+        if weights.len() != children.len() {
+            return Err(PecosError::shape(
+                "child weight vectors of a parent",
+                children.len(),
+                weights.len(),
+            ));
+        }
+        let a = &mut self.arrays;
+        let triples = &mut self.triples;
+        triples.clear();
+        for (slot, (cw, &child)) in weights.iter().zip(children).enumerate() {
+            a.bias_weight[child as usize] = cw.bias;
+            triples.extend(
+                cw.features
+                    .iter()
+                    .zip(&cw.values)
+                    .map(|(&f, &v)| (f, slot as u32, v)),
+            );
+        }
+        if u32::try_from(triples.len()).is_err() {
+            return Err(PecosError::InvalidInput(format!(
+                "the children of parent {p} have {} weights together; at most {} are supported",
+                triples.len(),
+                u32::MAX
+            )));
+        }
+        triples.sort_unstable_by_key(|&(f, slot, _)| (f, slot));
+        a.row_ptr.push(0);
+        for (i, &(f, slot, v)) in triples.iter().enumerate() {
+            if i > 0 && triples[i - 1].0 != f {
+                a.row_ptr.push(i as u32);
+            }
+            if i == 0 || triples[i - 1].0 != f {
+                a.row_feature.push(f);
+            }
+            a.entry_slot.push(slot);
+            a.entry_value.push(v);
+        }
+        if !triples.is_empty() {
+            a.row_ptr.push(triples.len() as u32);
+        }
+        a.chunk_ptr.push(a.row_feature.len() as u64);
+        a.chunk_entry_ptr.push(a.entry_slot.len() as u64);
+        Ok(())
+    }
+
+    /// The layer, once every parent has its chunk.
+    ///
+    /// # Errors
+    /// [`PecosError::ShapeMismatch`] if some parents have no chunk yet.
+    pub fn finish(self) -> Result<Layer> {
+        if self.n_chunks() != self.chain.n_parents() {
+            return Err(PecosError::shape(
+                "chunks of the layer",
+                self.chain.n_parents(),
+                self.n_chunks(),
+            ));
+        }
+        Ok(Layer::with_index(self.chain, self.arrays))
     }
 }
 
@@ -389,6 +511,34 @@ mod tests {
         assert_eq!(out, vec![1.0 + 4.0 + 0.5, -2.0]);
         layer.score_children(1, q, 1.0, &mut out);
         assert_eq!(out, vec![2.0 - 1.0]);
+    }
+
+    #[test]
+    fn row_pointers_are_relative_to_each_chunk() {
+        let layer = toy_layer();
+        // chunk 0: feature 0 (1 entry), feature 3 (2 entries); chunk 1: feature 1 (1 entry).
+        assert_eq!(layer.chunk_ptr, vec![0, 2, 3]);
+        assert_eq!(layer.chunk_entry_ptr, vec![0, 3, 4]);
+        assert_eq!(layer.row_ptr, vec![0, 1, 3, 0, 1]);
+    }
+
+    #[test]
+    fn builder_checks_the_number_of_chunks_and_children() {
+        let chain = ChainLayer::try_new(vec![0, 1, 0], 2).unwrap();
+        let mut b = LayerBuilder::new(chain);
+        assert!(b.push_chunk(&[ChildWeights::default()]).is_err()); // parent 0 has 2 children
+        b.push_chunk(&[ChildWeights::default(), ChildWeights::default()])
+            .unwrap();
+        let mut early = LayerBuilder::new(b.chain.clone());
+        early
+            .push_chunk(&[ChildWeights::default(), ChildWeights::default()])
+            .unwrap();
+        assert!(early.finish().is_err()); // parent 1 has no chunk
+        b.push_chunk(&[ChildWeights::default()]).unwrap();
+        assert!(b.push_chunk(&[ChildWeights::default()]).is_err()); // no parent 2
+        let layer = b.finish().unwrap();
+        layer.validate(1).unwrap();
+        assert_eq!(layer.row_ptr, vec![0, 0]);
     }
 
     #[test]

@@ -7,9 +7,12 @@
 //! negatives.
 //!
 //! Every parent's problems share one compact copy of its rows restricted to the features that occur in
-//! them ([`LocalRows`]), so a solver's dense weight vector is only as long as that local vocabulary. Work runs in
-//! parallel over parents and, inside a parent, over its children; each problem is seeded from its
-//! own id and results are gathered in order, so the model is identical for every thread count.
+//! them ([`LocalRows`]), so a solver's dense weight vector is only as long as that local vocabulary.
+//! Under the hinge losses a parent's children are solved together in groups of
+//! [`LANES`] consecutive siblings ([`crate::siblings`]); under the logistic loss one at a time. Work
+//! runs in parallel over parents and, inside a parent, over its groups (or children); each group
+//! (or problem) is seeded from its first child's id and results are gathered in order, so the
+//! model is identical for every thread count.
 
 use crate::beam::{predict_batch, PredictParams};
 use crate::chain::{ChainLayer, ClusterChain};
@@ -17,7 +20,8 @@ use crate::error::{PecosError, Result};
 use crate::model::{ChildWeights, Layer, XLinearModel};
 use crate::postprocess::PostProcessor;
 use crate::rng::SplitMix64;
-use crate::solver::{solve, ProblemRows, SolverParams, Workspace};
+use crate::siblings::{solve_svc_group, GroupWorkspace, LANES};
+use crate::solver::{solve, Loss, ProblemRows, SolverParams, Workspace};
 use crate::sparse::{CsrView, LocalRows};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -250,17 +254,43 @@ fn train_parent(
         sq_norms: &sq_norms,
         n_features: local.columns.len(),
     };
+    if params.solver.loss == Loss::Logistic {
+        return children
+            .par_iter()
+            .map_init(Workspace::new, |ws, &child| {
+                let labels: Vec<bool> = rows
+                    .iter()
+                    .map(|&r| positives.row(r as usize).binary_search(&child).is_ok())
+                    .collect();
+                let seed = problem_seed(params.seed, layer, child);
+                let sol = solve(&problem, &labels, None, &params.solver, seed, ws);
+                (prune(sol.w, sol.bias_w, &local.columns, params), sol.n_iter)
+            })
+            .collect();
+    }
+    // Hinge losses: siblings in groups of LANES, solved together (seeded by the group's first child).
     children
-        .par_iter()
-        .map_init(Workspace::new, |ws, &child| {
-            let labels: Vec<bool> = rows
+        .par_chunks(LANES)
+        .map_init(GroupWorkspace::new, |ws, group| {
+            let labels: Vec<u8> = rows
                 .iter()
-                .map(|&r| positives.row(r as usize).binary_search(&child).is_ok())
+                .map(|&r| {
+                    let row_nodes = positives.row(r as usize);
+                    group.iter().enumerate().fold(0u8, |bits, (k, c)| {
+                        bits | (u8::from(row_nodes.binary_search(c).is_ok()) << k)
+                    })
+                })
                 .collect();
-            let seed = problem_seed(params.seed, layer, child);
-            let sol = solve(&problem, &labels, None, &params.solver, seed, ws);
-            (prune(sol.w, sol.bias_w, &local.columns, params), sol.n_iter)
+            let seed = problem_seed(params.seed, layer, group[0]);
+            let sol = solve_svc_group(&problem, group.len(), &labels, &params.solver, seed, ws);
+            (0..group.len())
+                .map(|k| {
+                    let cw = prune(ws.weights(k), sol.bias_w[k], &local.columns, params);
+                    (cw, sol.n_iter[k])
+                })
+                .collect::<Vec<_>>()
         })
+        .flatten()
         .collect()
 }
 
