@@ -1,9 +1,9 @@
 """Does XR-Linear do as well on pecos_rs.text features as on the scikit-learn benchmark features?
 
-For each text data set: train ``XRLinearClassifier()`` (defaults, 2 threads) once on the
+For each text data set: train ``XRLinearClassifier()`` (defaults, 2 threads) on the
 scikit-learn features of the XMC benchmark (``features.py``: word 1-2-grams + ``char_wb``
-3-grams) and once on ``pecos_rs.text.TextFeaturizer()`` features (its default: word 1-3-grams +
-character 3-grams with the end-of-word marker), both fit on the training texts only, and report
+3-grams) and on three ``pecos_rs.text`` configurations of word 1-3-grams + character 3-grams
+with the end-of-word marker (``CONFIGS``), all fit on the training texts only, and report
 P@1/3/5 and R@10 on the test split. Training is deterministic, so one run per configuration.
 
 Usage: python benches/text_quality.py [--datasets debian-depends,aol-click] [--write]
@@ -20,9 +20,16 @@ import features
 from bench_xmc import write_section
 from pecos_rs import XRLinearClassifier
 from pecos_rs.metrics import precision_recall_at_k
-from pecos_rs.text import TextFeaturizer
+from pecos_rs.text import CharTfidf, TextFeaturizer, WordTfidf, default_blocks
 
 BEGIN, END = "<!-- text-quality:begin -->", "<!-- text-quality:end -->"
+# pecos_rs.text configurations: the issue's plain setting, the default, the default with min_df=2.
+CONFIGS = {
+    "pecos_rs.text word 1-3 + char 3 `#` (plain)": [("word", WordTfidf()), ("char", CharTfidf())],
+    "pecos_rs.text `TextFeaturizer()` (default)": default_blocks(),
+    "pecos_rs.text default, word `min_df=2`": [("word", WordTfidf(min_df=2, sublinear_tf=True)),
+                                               default_blocks()[1]],
+}
 
 
 def evaluate(X_trn, Y_trn, X_tst, Y_tst) -> dict:
@@ -46,9 +53,10 @@ def main() -> None:
         results = {"scikit-learn (benchmark features)": evaluate(X_trn, Y_trn, X_tst, Y_tst)}
         src = features.DATA_ROOT / name
         trn, tst = (features._read_texts(src / f"X.{s}.txt.gz") for s in ("trn", "tst"))
-        featurizer = TextFeaturizer()
-        T_trn = featurizer.fit_transform(trn)
-        results["pecos_rs.text TextFeaturizer()"] = evaluate(T_trn, Y_trn, featurizer.transform(tst), Y_tst)
+        for label, blocks in CONFIGS.items():
+            featurizer = TextFeaturizer(blocks)
+            T_trn = featurizer.fit_transform(trn)
+            results[label] = evaluate(T_trn, Y_trn, featurizer.transform(tst), Y_tst)
         for label, r in results.items():
             line = (f"| {name} | {label} | {r['n_features']:,} | {r['P@1']:.2f} | {r['P@3']:.2f} | {r['P@5']:.2f} "
                     f"| {r['R@10']:.2f} | {r['train_s']:.1f} |")

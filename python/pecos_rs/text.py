@@ -53,6 +53,7 @@ __all__ = [
     "PositionWeightedCharTfidf",
     "TextFeaturizer",
     "WordTfidf",
+    "default_blocks",
     "load",
 ]
 
@@ -543,6 +544,22 @@ class PositionWeightedCharTfidf(_NgramTfidf):
 _FEATURIZERS = {c.__name__: c for c in (WordTfidf, CharTfidf, PositionWeightedCharTfidf)}
 
 
+def default_blocks():
+    r"""The default blocks of :class:`TextFeaturizer`: the product-search setting.
+
+    ``[("word", WordTfidf(ngram_range=(1, 3), sublinear_tf=True)),
+    ("char", CharTfidf(ngram_range=(3, 3), end_marker="#", token_pattern=r"\S+",
+    sublinear_tf=True))]``: the char block's words are whitespace-separated (punctuation kept,
+    as in scikit-learn's ``char_wb``) and term frequencies are dampened. On large corpora,
+    ``WordTfidf(min_df=2, ...)`` is usually better still (and smaller); it is not the default
+    because it leaves no word n-gram in a corpus of a few unrelated documents. BENCHMARKS.md
+    ("XR-Linear accuracy on these features") has the measurements behind these choices.
+    """
+    return [("word", WordTfidf(ngram_range=(1, 3), sublinear_tf=True)),
+            ("char", CharTfidf(ngram_range=(3, 3), end_marker="#", token_pattern=r"\S+",
+                               sublinear_tf=True))]
+
+
 class TextFeaturizer(TransformerMixin, BaseEstimator):
     """Several text featurizers side by side: ``[w_1 B_1(x), ..., w_k B_k(x)]``, each block
     normalised by its own featurizer, then every row renormalised.
@@ -552,8 +569,8 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
     blocks : list of (str, featurizer) or None, default=None
         Named featurizers (:class:`WordTfidf`, :class:`CharTfidf`,
         :class:`PositionWeightedCharTfidf`). None means the product-search setting of PECOS
-        (Chang et al., KDD 2021): ``[("word", WordTfidf(ngram_range=(1, 3))),
-        ("char", CharTfidf(ngram_range=(3, 3), end_marker="#"))]``.
+        (Chang et al., KDD 2021), word 1-3-grams + character 3-grams with the end marker ``"#"``,
+        as built by :func:`default_blocks`.
     block_weights : list of float or None, default=None
         Weight of each block before renormalisation (default: all 1).
     norm : {"l2", "l1"} or None, default="l2"
@@ -587,8 +604,7 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
     def _resolved_blocks(self):
         blocks = self.blocks
         if blocks is None:
-            blocks = [("word", WordTfidf(ngram_range=(1, 3))),
-                      ("char", CharTfidf(ngram_range=(3, 3), end_marker="#"))]
+            blocks = default_blocks()
         try:
             names = [name for name, _ in blocks]
         except (TypeError, ValueError):
