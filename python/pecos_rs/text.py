@@ -707,9 +707,7 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
 
 
 def _as_list(raw_documents) -> list:
-    if isinstance(raw_documents, (str, bytes)):
-        raise InvalidInputError(
-            "an iterable of documents (str) is expected, got a single string; wrap it in a list")
+    """The documents as a list (rejected as `_batches` rejects them)."""
     if isinstance(raw_documents, list):
         return raw_documents
     return [doc for batch in _batches(raw_documents) for doc in batch]

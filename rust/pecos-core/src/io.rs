@@ -166,8 +166,13 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(XLinearModel, serde_json::Value)> {
 /// # Errors
 /// [`PecosError::Io`] if the file cannot be written.
 pub fn save(model: &XLinearModel, metadata: &serde_json::Value, path: &Path) -> Result<()> {
+    write_atomically(path, &to_bytes(model, metadata))
+}
+
+/// Writes `bytes` to `path` through a temporary file, so a crash never leaves half a file.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    fs::write(&tmp, to_bytes(model, metadata))?;
+    fs::write(&tmp, bytes)?;
     fs::rename(&tmp, path)?;
     Ok(())
 }

@@ -86,7 +86,7 @@ pub fn core<T>(r: Result<T, PecosError>) -> PyResult<T> {
     Ok(CoreResult::from(r.map_err(Into::into))?)
 }
 
-fn parse_metadata(json: &str) -> PyResult<serde_json::Value> {
+pub fn parse_metadata(json: &str) -> PyResult<serde_json::Value> {
     core(
         serde_json::from_str(json)
             .map_err(|e| PecosError::InvalidInput(format!("metadata is not JSON: {e}"))),

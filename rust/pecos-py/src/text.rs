@@ -3,7 +3,8 @@
 //! Configurations cross the boundary as JSON (`pecos_core::text::TfidfConfig`), documents as
 //! Python lists of `str`, copied once into one Rust buffer so that the GIL can be released.
 
-use crate::model::{core, csr_arrays, CsrArgs, CsrArrays};
+use crate::error::PyPecosErr;
+use crate::model::{core, csr_arrays, parse_metadata, CsrArgs, CsrArrays};
 use crate::threads::run_detached;
 use numpy::PyArray1;
 use pecos_core::text::counter::NgramCounter;
@@ -60,18 +61,11 @@ impl Docs {
 }
 
 fn invalid(msg: String) -> PyErr {
-    core::<()>(Err(PecosError::InvalidInput(msg))).unwrap_err()
+    PyPecosErr::from(PecosError::InvalidInput(msg)).into()
 }
 
 fn parse_config(json: &str) -> PyResult<TfidfConfig> {
     core(serde_json::from_str(json).map_err(|e| PecosError::param("config", e.to_string())))
-}
-
-fn parse_json(json: &str) -> PyResult<serde_json::Value> {
-    core(
-        serde_json::from_str(json)
-            .map_err(|e| PecosError::InvalidInput(format!("metadata is not JSON: {e}"))),
-    )
 }
 
 /// A `min_df` / `max_df` from Python: an int is a document count, a float a corpus fraction.
@@ -136,7 +130,7 @@ impl PyNgramCounter {
         metadata: &str,
         n_threads: usize,
     ) -> PyResult<(PyVocabulary, Option<CsrArrays<'py>>)> {
-        let metadata = parse_json(metadata)?;
+        let metadata = parse_metadata(metadata)?;
         let (lo, hi) = (df_bound("min_df", min_df)?, df_bound("max_df", max_df)?);
         self.counter_mut()?;
         let counter = self.counter.take();
@@ -252,19 +246,13 @@ impl PyVocabulary {
     }
 
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        let write = || -> Result<(), PecosError> {
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, self.vocab.to_bytes(&self.metadata))?;
-            std::fs::rename(&tmp, &path)?;
-            Ok(())
-        };
-        core(py.detach(write))
+        core(py.detach(|| self.vocab.save(&self.metadata, &path)))
     }
 
     #[staticmethod]
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let bytes = core(py.detach(|| std::fs::read(&path).map_err(PecosError::from)))?;
-        py.detach(|| Self::from_bytes_inner(&bytes))
+        let (vocab, metadata) = core(py.detach(|| Vocabulary::load(&path)))?;
+        Ok(PyVocabulary { vocab, metadata })
     }
 
     fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
@@ -273,7 +261,8 @@ impl PyVocabulary {
 
     #[staticmethod]
     fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
-        py.detach(|| Self::from_bytes_inner(data))
+        let (vocab, metadata) = core(py.detach(|| Vocabulary::from_bytes(data)))?;
+        Ok(PyVocabulary { vocab, metadata })
     }
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
@@ -289,13 +278,6 @@ impl PyVocabulary {
             self.vocab.n_columns(),
             self.vocab.n_docs()
         )
-    }
-}
-
-impl PyVocabulary {
-    fn from_bytes_inner(bytes: &[u8]) -> PyResult<Self> {
-        let (vocab, metadata) = core(Vocabulary::from_bytes(bytes))?;
-        Ok(PyVocabulary { vocab, metadata })
     }
 }
 

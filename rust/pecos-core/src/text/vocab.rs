@@ -18,11 +18,12 @@
 
 use super::analyzer::{Analyzer, Scratch};
 use super::table::{buffer_chunk, key_hash, shard_of, KeyTable, Occurrences, DROPPED, N_SHARDS};
-use super::{hashing, Norm, TfidfConfig};
+use super::{Norm, TfidfConfig};
 use crate::error::{PecosError, Result};
-use crate::io::{put_u32, put_u64, Reader};
+use crate::io::{put_u32, put_u64, write_atomically, Reader};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"PECOSTXT";
 /// Bump when the layout changes; loading refuses versions it does not know.
@@ -162,22 +163,6 @@ impl Vocabulary {
             }
         }
         Some(names)
-    }
-
-    /// The column of an n-gram, if it is in the vocabulary (or its bucket is kept).
-    pub fn column(&self, key: &[u8]) -> Option<u32> {
-        let bucket;
-        let key = match self.config.n_buckets {
-            Some(n) => {
-                bucket = bucket_key(hashing::bucket(key, n));
-                &bucket[..]
-            }
-            None => key,
-        };
-        let hash = key_hash(key);
-        let sh = &self.shards[shard_of(hash)];
-        sh.find(hash, key)
-            .map(|i| self.column_of_rank(sh.entries()[i as usize].value))
     }
 
     fn column_of_rank(&self, rank: u32) -> u32 {
@@ -354,6 +339,22 @@ impl Vocabulary {
         out
     }
 
+    /// Writes the vocabulary and `metadata` to `path` (through a temporary file).
+    ///
+    /// # Errors
+    /// [`PecosError::Io`] if the file cannot be written.
+    pub fn save(&self, metadata: &serde_json::Value, path: &Path) -> Result<()> {
+        write_atomically(path, &self.to_bytes(metadata))
+    }
+
+    /// Reads a vocabulary written by [`Vocabulary::save`], with its metadata.
+    ///
+    /// # Errors
+    /// [`PecosError::Io`] if the file cannot be read, [`PecosError::Format`] if it is not valid.
+    pub fn load(path: &Path) -> Result<(Self, serde_json::Value)> {
+        Self::from_bytes(&std::fs::read(path)?)
+    }
+
     /// Parses bytes written by [`Vocabulary::to_bytes`], returning it and its metadata.
     ///
     /// # Errors
@@ -500,7 +501,7 @@ fn check_kept_count(n: usize) -> Result<()> {
 mod tests {
     use super::super::analyzer::{AnalyzerConfig, DEFAULT_TOKEN_PATTERN};
     use super::super::counter::NgramCounter;
-    use super::super::DfBound;
+    use super::super::{hashing, DfBound};
     use super::*;
 
     fn config(n_buckets: Option<usize>) -> TfidfConfig {
