@@ -47,6 +47,29 @@ pub struct Layer {
     skip_ptr: Vec<usize>,
 }
 
+/// Reusable buffers of [`Layer::score_children`].
+#[derive(Debug, Default)]
+pub struct ScoreScratch {
+    scores: Vec<f32>,
+    /// (chunk row, query value) per query feature; value 0 where the feature is not in the chunk.
+    hits: Vec<(u32, f32)>,
+    /// (first entry, end entry, query value) per row found.
+    spans: Vec<(u32, u32, f32)>,
+    /// (feature << 32 | query, value) of several queries, in increasing order.
+    merged: Vec<(u64, f32)>,
+    /// Second buffer of the radix sort of `merged`.
+    spare: Vec<(u64, f32)>,
+    /// (chunk row, first item, end item) of each feature of `merged` present in the chunk.
+    runs: Vec<(u32, u32, u32)>,
+}
+
+impl ScoreScratch {
+    /// The scores of the last [`Layer::score_children`] call, by child slot.
+    pub fn scores(&self) -> &[f32] {
+        &self.scores
+    }
+}
+
 /// Rows per block of the chunk search index (16 u32 features fill one 64-byte cache line).
 const SKIP: usize = 16;
 
@@ -134,31 +157,40 @@ impl Layer {
         self.entry_value.len() + self.bias_weight.iter().filter(|&&b| b != 0.0).count()
     }
 
-    /// Raw scores `w_c · x + bias * b_c` of every child `c` of `parent`, written to `out[slot]`.
+    /// Raw scores `w_c · x + bias * b_c` of every child `c` of `parent`, written to
+    /// `scratch.scores()[slot]`.
+    ///
+    /// The weights rarely fit in cache, so the time goes into memory misses: locating a query
+    /// feature's row, reading its entry range, reading its entries. Each is a dependent miss; done
+    /// one feature after the other they cost a full memory latency each. Done in three passes over
+    /// all of the query's features instead (locate every row, then read every range, then every
+    /// entry list), the misses of one pass are independent of each other and overlap.
     pub fn score_children(
         &self,
         parent: usize,
         query: SparseRow<'_>,
         bias: f32,
-        out: &mut Vec<f32>,
+        scratch: &mut ScoreScratch,
     ) {
+        let ScoreScratch {
+            scores,
+            hits,
+            spans,
+            ..
+        } = scratch;
         let children = self.chain.children(parent);
-        out.clear();
-        out.extend(
+        scores.clear();
+        scores.extend(
             children
                 .iter()
                 .map(|&c| bias * self.bias_weight[c as usize]),
         );
         let rows = &self.row_feature[self.chunk_rows(parent)];
-        let row_ptr = self.chunk_row_ptr(parent);
-        let entries = self.chunk_entries(parent);
-        let (slots, values) = (
-            &self.entry_slot[entries.clone()],
-            &self.entry_value[entries],
-        );
         let skip = &self.skip[self.skip_ptr[parent]..self.skip_ptr[parent + 1]];
-        // Query features increase, so the block search resumes where the previous one ended:
-        // `next_block` is the first block whose first feature exceeds the previous query feature.
+        // Pass 1: the chunk row of every query feature present in the chunk. Query features
+        // increase, so the block search resumes where the previous one ended: `next_block` is
+        // the first block whose first feature exceeds the previous query feature.
+        hits.clear();
         let mut next_block = 0usize;
         for (&f, &xv) in query.indices.iter().zip(query.data) {
             let f = f as u32;
@@ -168,10 +200,111 @@ impl Layer {
             }
             let start = (next_block - 1) * SKIP;
             let block = &rows[start..(start + SKIP).min(rows.len())];
-            let i = block.partition_point(|&g| g < f);
-            if block.get(i) == Some(&f) {
-                let k = start + i;
-                let (e0, e1) = (row_ptr[k] as usize, row_ptr[k + 1] as usize);
+            // Branch-free within the block, so that its (missing) data gates no jump.
+            let below = block.iter().filter(|&&g| g < f).count();
+            let found = block.contains(&f);
+            hits.push(((start + below) as u32, if found { xv } else { 0.0 }));
+        }
+        // Pass 2: the entry range of each row found.
+        let row_ptr = self.chunk_row_ptr(parent);
+        spans.clear();
+        spans.extend(hits.iter().filter(|h| h.1 != 0.0).map(|&(k, xv)| {
+            let k = k as usize;
+            (row_ptr[k], row_ptr[k + 1], xv)
+        }));
+        // Pass 3: the entries.
+        let entries = self.chunk_entries(parent);
+        let (slots, values) = (
+            &self.entry_slot[entries.clone()],
+            &self.entry_value[entries],
+        );
+        for &(e0, e1, xv) in spans.iter() {
+            let (e0, e1) = (e0 as usize, e1 as usize);
+            for (&slot, &w) in slots[e0..e1].iter().zip(&values[e0..e1]) {
+                scores[slot as usize] += xv * w;
+            }
+        }
+    }
+
+    /// Raw scores of every child of `parent` for each of several `queries` at once:
+    /// `scratch.scores()[i * n + slot]` for query `i`, with `n` the parent's number of children.
+    ///
+    /// The queries' features are merged into one increasing list first, so that the chunk is
+    /// walked once, in order, and each of its rows is located and read once for all the queries
+    /// that share its feature (queries reaching the same parent tend to share many). Every score
+    /// receives its terms in the same order as in [`Layer::score_children`], so both give
+    /// identical results.
+    pub fn score_children_many(
+        &self,
+        parent: usize,
+        queries: &[SparseRow<'_>],
+        bias: f32,
+        scratch: &mut ScoreScratch,
+    ) {
+        let ScoreScratch {
+            scores,
+            merged,
+            spare,
+            runs,
+            ..
+        } = scratch;
+        let children = self.chain.children(parent);
+        let n = children.len();
+        scores.clear();
+        for _ in queries {
+            scores.extend(
+                children
+                    .iter()
+                    .map(|&c| bias * self.bias_weight[c as usize]),
+            );
+        }
+        merged.clear();
+        for (i, query) in queries.iter().enumerate() {
+            merged.extend(
+                query
+                    .indices
+                    .iter()
+                    .zip(query.data)
+                    .map(|(&f, &xv)| ((u64::from(f as u32) << 32) | i as u64, xv)),
+            );
+        }
+        sort_by_feature(merged, spare);
+        let rows = &self.row_feature[self.chunk_rows(parent)];
+        let row_ptr = self.chunk_row_ptr(parent);
+        let entries = self.chunk_entries(parent);
+        let (slots, values) = (
+            &self.entry_slot[entries.clone()],
+            &self.entry_value[entries],
+        );
+        let skip = &self.skip[self.skip_ptr[parent]..self.skip_ptr[parent + 1]];
+        // Pass 1: the chunk row of each distinct feature, with its run of (query, value) items.
+        runs.clear();
+        let mut next_block = 0usize;
+        let mut run_start = 0;
+        while let Some(&(key, _)) = merged.get(run_start) {
+            let f = (key >> 32) as u32;
+            let run_end = run_start
+                + merged[run_start..]
+                    .iter()
+                    .take_while(|&&(k, _)| (k >> 32) as u32 == f)
+                    .count();
+            next_block += gallop(&skip[next_block..], f + 1);
+            if next_block > 0 {
+                let start = (next_block - 1) * SKIP;
+                let block = &rows[start..(start + SKIP).min(rows.len())];
+                if let Some(i) = block.iter().position(|&g| g == f) {
+                    runs.push(((start + i) as u32, run_start as u32, run_end as u32));
+                }
+            }
+            run_start = run_end;
+        }
+        // Pass 2: each row's entries, for every query of its run (rows are located before
+        // any is read, so the reads of different rows overlap).
+        for &(k, r0, r1) in runs.iter() {
+            let k = k as usize;
+            let (e0, e1) = (row_ptr[k] as usize, row_ptr[k + 1] as usize);
+            for &(key, xv) in &merged[r0 as usize..r1 as usize] {
+                let out = &mut scores[(key as u32) as usize * n..][..n];
                 for (&slot, &w) in slots[e0..e1].iter().zip(&values[e0..e1]) {
                     out[slot as usize] += xv * w;
                 }
@@ -412,6 +545,42 @@ fn gallop(rows: &[u32], target: u32) -> usize {
     lo + rows[lo..hi].partition_point(|&f| f < target)
 }
 
+/// Sorts `(feature << 32 | query, value)` items, gathered query after query, into increasing
+/// `(feature, query)` order: a stable least-significant-digit radix sort on the feature bits, much
+/// cheaper than a comparison sort on the tens of thousands of items of a block of queries.
+fn sort_by_feature(items: &mut Vec<(u64, f32)>, spare: &mut Vec<(u64, f32)>) {
+    const DIGIT: u32 = 11;
+    const SMALL: usize = 256;
+    if items.len() <= SMALL {
+        items.sort_unstable_by_key(|&(key, _)| key);
+        return;
+    }
+    let max_feature = items.iter().map(|&(key, _)| key >> 32).max().unwrap_or(0);
+    let bits = u64::BITS - max_feature.leading_zeros();
+    let mut counts = [0usize; 1 << DIGIT];
+    let mut shift = 32;
+    while shift < 32 + bits {
+        let digit = |key: u64| ((key >> shift) & ((1 << DIGIT) - 1)) as usize;
+        counts.fill(0);
+        for &(key, _) in items.iter() {
+            counts[digit(key)] += 1;
+        }
+        let mut total = 0;
+        for c in &mut counts {
+            (*c, total) = (total, total + *c);
+        }
+        spare.clear();
+        spare.resize(items.len(), (0, 0.0));
+        for &item in items.iter() {
+            let d = digit(item.0);
+            spare[counts[d]] = item;
+            counts[d] += 1;
+        }
+        std::mem::swap(items, spare);
+        shift += DIGIT;
+    }
+}
+
 /// A trained XR-Linear model: the layers from the root down to the labels.
 #[derive(Clone, Debug, PartialEq)]
 pub struct XLinearModel {
@@ -506,11 +675,11 @@ mod tests {
             indices: &[0, 1, 3],
             data: &[1.0, 0.5, 2.0],
         };
-        let mut out = Vec::new();
-        layer.score_children(0, q, 1.0, &mut out);
-        assert_eq!(out, vec![1.0 + 4.0 + 0.5, -2.0]);
-        layer.score_children(1, q, 1.0, &mut out);
-        assert_eq!(out, vec![2.0 - 1.0]);
+        let mut scratch = ScoreScratch::default();
+        layer.score_children(0, q, 1.0, &mut scratch);
+        assert_eq!(scratch.scores(), [1.0 + 4.0 + 0.5, -2.0]);
+        layer.score_children(1, q, 1.0, &mut scratch);
+        assert_eq!(scratch.scores(), [2.0 - 1.0]);
     }
 
     #[test]
@@ -570,25 +739,56 @@ mod tests {
             })
             .collect();
         let layer = Layer::from_child_weights(chain, &weights).unwrap();
-        for _ in 0..50 {
-            let idx: Vec<i32> = (0..n_features as i32)
-                .filter(|_| rng.below(10) == 0)
-                .collect();
-            let val: Vec<f32> = idx.iter().map(|_| rng.below(10) as f32).collect();
-            let mut out = Vec::new();
-            layer.score_children(
-                0,
-                SparseRow {
-                    indices: &idx,
-                    data: &val,
-                },
-                0.0,
-                &mut out,
-            );
+        let queries: Vec<(Vec<i32>, Vec<f32>)> = (0..50)
+            .map(|_| {
+                let idx: Vec<i32> = (0..n_features as i32)
+                    .filter(|_| rng.below(10) == 0)
+                    .collect();
+                let val = idx.iter().map(|_| rng.below(100) as f32 / 7.0).collect();
+                (idx, val)
+            })
+            .collect();
+        let rows: Vec<SparseRow<'_>> = queries
+            .iter()
+            .map(|(indices, data)| SparseRow { indices, data })
+            .collect();
+        let mut scratch = ScoreScratch::default();
+        let mut one_by_one = Vec::new();
+        for (row, (idx, val)) in rows.iter().zip(&queries) {
+            layer.score_children(0, *row, 0.5, &mut scratch);
+            let out = scratch.scores();
             for (c, w) in dense.iter().enumerate() {
-                let expected: f32 = idx.iter().zip(&val).map(|(&f, &v)| w[f as usize] * v).sum();
+                let dot: f32 = idx.iter().zip(val).map(|(&f, &v)| w[f as usize] * v).sum();
+                let expected = dot + 0.5 * weights[c].bias;
                 assert!((out[c] - expected).abs() < 1e-3, "{} vs {expected}", out[c]);
             }
+            one_by_one.extend_from_slice(out);
+        }
+        // Scoring the queries together gives bit-identical scores (same order of additions).
+        layer.score_children_many(0, &rows, 0.5, &mut scratch);
+        assert_eq!(scratch.scores(), one_by_one);
+    }
+
+    #[test]
+    fn radix_sort_orders_by_feature_then_query() {
+        use crate::rng::SplitMix64;
+        let mut rng = SplitMix64::new(9);
+        for (n, max_feature) in [
+            (10, 100),
+            (1000, 50),
+            (5000, 1 << 20),
+            (3000, i32::MAX as usize),
+        ] {
+            let mut items: Vec<(u64, f32)> = (0..n)
+                .map(|i| {
+                    let f = rng.below(max_feature) as u64;
+                    ((f << 32) | (i as u64 / 37), i as f32)
+                })
+                .collect();
+            let mut expected = items.clone();
+            expected.sort_by_key(|&(key, _)| key);
+            sort_by_feature(&mut items, &mut Vec::new());
+            assert_eq!(items, expected);
         }
     }
 
