@@ -140,6 +140,30 @@ def test_beam_search_matches_reference_on_many_rows(pp):
         assert checked >= 65, "too many ambiguous rows: the comparison is too weak"
 
 
+@pytest.mark.parametrize("pp", POST_PROCESSORS)
+@pytest.mark.parametrize("levels", [None, 3])
+def test_beam_search_matches_reference_on_wide_layers(pp, levels):
+    """Hundreds of candidates per query and layer, so that the search prunes the candidates it
+    gathers (the pruning only starts past 64); ``levels`` quantises weights and queries to a few
+    values, which makes many exact score ties that must still go to the earlier candidate."""
+    rng = np.random.default_rng(zlib.crc32(pp.encode()) + (levels or 0))
+    d = 10
+    Ps = [np.zeros(4, np.int64), rng.integers(0, 4, 120), rng.integers(0, 120, 700)]
+    Ws = [rng.normal(size=(d + 1, p.size)) * (rng.random((d + 1, p.size)) < 0.5) for p in Ps]
+    X = sp.random(70, d, density=0.5, random_state=2).toarray()
+    if levels:
+        Ws, X = [np.round(W * levels) / levels for W in Ws], np.round(X * levels) / levels
+    Ws, X = [W.astype(np.float32) for W in Ws], X.astype(np.float32)
+    model = _pecos_rs.XLinearModel.from_bytes(ref.model_to_bytes(d, 1.0, list(zip(Ps, Ws))))
+    for beam_size, topk in [(1, 3), (3, 5), (10, 20)]:
+        labels, scores = rust_predict(model, X, beam_size, topk, pp, n_threads=2)
+        check_against_reference(model, Ws, Ps, 1.0, X, beam_size, topk, pp, labels, scores)
+        for i in range(3):  # the single-query path gives the same as the batch path
+            one_labels, one_scores = rust_predict(model, X[i : i + 1], beam_size, topk, pp, n_threads=1)
+            assert one_labels[0].tolist() == labels[i].tolist()
+            assert one_scores[0].tobytes() == scores[i].tobytes()
+
+
 def test_ties_go_to_the_earlier_candidate():
     """Equal scores: parent beam order first, then child id (spec 2.1)."""
     d = 2

@@ -47,6 +47,20 @@ fn by_score_then_key(a: &(u64, Candidate), b: &(u64, Candidate)) -> Ordering {
     b.1.score.total_cmp(&a.1.score).then(a.0.cmp(&b.0))
 }
 
+/// Candidates are pruned to the best `keep` whenever `2 * max(keep, PRUNE_BATCH)` have gathered.
+const PRUNE_BATCH: usize = 32;
+
+/// Keeps the best `keep` candidates (in no particular order) and returns the lowest score among
+/// them, or -inf if there were not more than `keep`.
+fn keep_best(cands: &mut Vec<(u64, Candidate)>, keep: usize) -> f32 {
+    if cands.len() <= keep {
+        return f32::NEG_INFINITY;
+    }
+    cands.select_nth_unstable_by(keep - 1, by_score_then_key);
+    cands.truncate(keep);
+    cands[keep - 1].1.score
+}
+
 /// Reusable buffers for one thread's searches: a search allocates nothing once they have grown.
 ///
 /// A search handles a block of queries one layer at a time: the (parent, query) pairs of a layer
@@ -57,6 +71,9 @@ fn by_score_then_key(a: &(u64, Candidate), b: &(u64, Candidate)) -> Ordering {
 pub struct Searcher {
     beams: Vec<Vec<Candidate>>,
     candidates: Vec<Vec<(u64, Candidate)>>,
+    /// Per query, the score of its `keep`-th best candidate at the last [`keep_best`]: a candidate
+    /// scoring below it can never be kept, so it is not even stored.
+    floors: Vec<f32>,
     /// `(parent, query, position of the parent in that query's beam)`.
     pairs: Vec<(u32, u32, u32)>,
     scratch: ScoreScratch,
@@ -107,6 +124,8 @@ impl Searcher {
             }
             self.pairs.sort_unstable();
             self.candidates[..n].iter_mut().for_each(Vec::clear);
+            self.floors.clear();
+            self.floors.resize(n, f32::NEG_INFINITY);
             // Pairs are sorted by parent: each run of equal parents is scored in one call.
             let mut rest = &self.pairs[..];
             while let Some(&(parent, ..)) = rest.first() {
@@ -151,16 +170,20 @@ impl Searcher {
                         } else {
                             score + 0.0
                         };
+                        if score < self.floors[q] {
+                            continue; // `keep` better candidates are known already
+                        }
                         let key = ((pos as u64) << 32) | ci as u64;
-                        self.candidates[q].push((key, Candidate { node: child, score }));
+                        let cands = &mut self.candidates[q];
+                        cands.push((key, Candidate { node: child, score }));
+                        if cands.len() == 2 * keep.max(PRUNE_BATCH) {
+                            self.floors[q] = keep_best(cands, keep);
+                        }
                     }
                 }
             }
             for (cands, beam) in self.candidates[..n].iter_mut().zip(&mut self.beams[..n]) {
-                if cands.len() > keep {
-                    cands.select_nth_unstable_by(keep - 1, by_score_then_key);
-                    cands.truncate(keep);
-                }
+                keep_best(cands, keep);
                 cands.sort_unstable_by(by_score_then_key);
                 beam.clear();
                 beam.extend(cands.iter().map(|&(_, c)| c));
