@@ -24,9 +24,10 @@ from pecos_rs.text import CharTfidf, TextFeaturizer, WordTfidf, default_blocks
 
 BEGIN, END = "<!-- text-quality:begin -->", "<!-- text-quality:end -->"
 # pecos_rs.text configurations: the plain setting, the default, the default with min_df=2,
-# and the best configuration found on a validation split of the training sets (20% held out;
-# /tmp notes of the tuning run are summarised in BENCHMARKS.md): scikit-learn's recipe (word
-# 1-2-grams of 2+ character tokens, char 3-grams of space-padded words) with sublinear tf.
+# and the best configuration found on a validation split of the training sets (20% held out; that
+# search is summarised in BENCHMARKS.md, its script is not part of the repository): scikit-learn's
+# recipe (word 1-2-grams of 2+ character tokens, char 3-grams of space-padded words) with
+# sublinear tf.
 CONFIGS = {
     "pecos_rs.text word 1-3 + char 3 `#` (plain)": [("word", WordTfidf()), ("char", CharTfidf())],
     "pecos_rs.text `TextFeaturizer()` (default)": default_blocks(),

@@ -157,6 +157,29 @@ impl Layer {
         self.entry_value.len() + self.bias_weight.iter().filter(|&&b| b != 0.0).count()
     }
 
+    /// Sets `scores` to `copies` consecutive copies of the bias terms `bias * b_c` of `parent`'s
+    /// children, in slot order: the starting point of every query's scores.
+    fn init_scores(&self, parent: usize, copies: usize, bias: f32, scores: &mut Vec<f32>) {
+        let children = self.chain.children(parent);
+        scores.clear();
+        for _ in 0..copies {
+            scores.extend(
+                children
+                    .iter()
+                    .map(|&c| bias * self.bias_weight[c as usize]),
+            );
+        }
+    }
+
+    /// A cursor locating increasing features among the rows of `parent`'s chunk.
+    fn row_cursor(&self, parent: usize) -> RowCursor<'_> {
+        RowCursor {
+            rows: &self.row_feature[self.chunk_rows(parent)],
+            skip: &self.skip[self.skip_ptr[parent]..self.skip_ptr[parent + 1]],
+            next_block: 0,
+        }
+    }
+
     /// Raw scores `w_c · x + bias * b_c` of every child `c` of `parent`, written to
     /// `scratch.scores()[slot]`.
     ///
@@ -178,32 +201,14 @@ impl Layer {
             spans,
             ..
         } = scratch;
-        let children = self.chain.children(parent);
-        scores.clear();
-        scores.extend(
-            children
-                .iter()
-                .map(|&c| bias * self.bias_weight[c as usize]),
-        );
-        let rows = &self.row_feature[self.chunk_rows(parent)];
-        let skip = &self.skip[self.skip_ptr[parent]..self.skip_ptr[parent + 1]];
-        // Pass 1: the chunk row of every query feature present in the chunk. Query features
-        // increase, so the block search resumes where the previous one ended: `next_block` is
-        // the first block whose first feature exceeds the previous query feature.
+        self.init_scores(parent, 1, bias, scores);
+        // Pass 1: the chunk row of every query feature present in the chunk.
         hits.clear();
-        let mut next_block = 0usize;
+        let mut rows = self.row_cursor(parent);
         for (&f, &xv) in query.indices.iter().zip(query.data) {
-            let f = f as u32;
-            next_block += gallop(&skip[next_block..], f + 1);
-            if next_block == 0 {
-                continue; // f precedes every feature of the chunk
+            if let Some((k, found)) = rows.seek(f as u32) {
+                hits.push((k, if found { xv } else { 0.0 }));
             }
-            let start = (next_block - 1) * SKIP;
-            let block = &rows[start..(start + SKIP).min(rows.len())];
-            // Branch-free within the block, so that its (missing) data gates no jump.
-            let below = block.iter().filter(|&&g| g < f).count();
-            let found = block.contains(&f);
-            hits.push(((start + below) as u32, if found { xv } else { 0.0 }));
         }
         // Pass 2: the entry range of each row found.
         let row_ptr = self.chunk_row_ptr(parent);
@@ -248,16 +253,8 @@ impl Layer {
             runs,
             ..
         } = scratch;
-        let children = self.chain.children(parent);
-        let n = children.len();
-        scores.clear();
-        for _ in queries {
-            scores.extend(
-                children
-                    .iter()
-                    .map(|&c| bias * self.bias_weight[c as usize]),
-            );
-        }
+        let n = self.chain.children(parent).len();
+        self.init_scores(parent, queries.len(), bias, scores);
         merged.clear();
         for (i, query) in queries.iter().enumerate() {
             merged.extend(
@@ -269,17 +266,15 @@ impl Layer {
             );
         }
         sort_by_feature(merged, spare);
-        let rows = &self.row_feature[self.chunk_rows(parent)];
         let row_ptr = self.chunk_row_ptr(parent);
         let entries = self.chunk_entries(parent);
         let (slots, values) = (
             &self.entry_slot[entries.clone()],
             &self.entry_value[entries],
         );
-        let skip = &self.skip[self.skip_ptr[parent]..self.skip_ptr[parent + 1]];
         // Pass 1: the chunk row of each distinct feature, with its run of (query, value) items.
         runs.clear();
-        let mut next_block = 0usize;
+        let mut rows = self.row_cursor(parent);
         let mut run_start = 0;
         while let Some(&(key, _)) = merged.get(run_start) {
             let f = (key >> 32) as u32;
@@ -288,13 +283,8 @@ impl Layer {
                     .iter()
                     .take_while(|&&(k, _)| (k >> 32) as u32 == f)
                     .count();
-            next_block += gallop(&skip[next_block..], f + 1);
-            if next_block > 0 {
-                let start = (next_block - 1) * SKIP;
-                let block = &rows[start..(start + SKIP).min(rows.len())];
-                if let Some(i) = block.iter().position(|&g| g == f) {
-                    runs.push(((start + i) as u32, run_start as u32, run_end as u32));
-                }
+            if let Some((k, true)) = rows.seek(f) {
+                runs.push((k, run_start as u32, run_end as u32));
             }
             run_start = run_end;
         }
@@ -543,6 +533,28 @@ fn gallop(rows: &[u32], target: u32) -> usize {
     let lo = bound / 2;
     let hi = bound.min(rows.len());
     lo + rows[lo..hi].partition_point(|&f| f < target)
+}
+
+/// Locates features, given in increasing order, among a chunk's sorted rows: the search resumes
+/// where the previous one ended (`next_block` is the first block of [`SKIP`] rows whose first
+/// feature exceeds the previous feature), gallops over the block index, then scans one block.
+struct RowCursor<'a> {
+    rows: &'a [u32],
+    skip: &'a [u32],
+    next_block: usize,
+}
+
+impl RowCursor<'_> {
+    /// `None` if `f` precedes every row of the chunk; otherwise `(k, found)`: row `k` holds `f`
+    /// if `found`. The block scan is branch-free, so that its (often missing) data gates no jump.
+    #[inline]
+    fn seek(&mut self, f: u32) -> Option<(u32, bool)> {
+        self.next_block += gallop(&self.skip[self.next_block..], f + 1);
+        let start = self.next_block.checked_sub(1)? * SKIP;
+        let block = &self.rows[start..(start + SKIP).min(self.rows.len())];
+        let below = block.iter().filter(|&&g| g < f).count();
+        Some(((start + below) as u32, block.contains(&f)))
+    }
 }
 
 /// Sorts `(feature << 32 | query, value)` items, gathered query after query, into increasing
