@@ -5,7 +5,8 @@ of ``CONFIGS`` on the other 80%, train ``XRLinearClassifier()`` on it and print 
 on the held-out part. ``text_quality.py`` then measures the chosen configurations on the test
 split. The configurations: scikit-learn's recipe of the benchmark features (the baseline), the
 "tuned" one of ``text_quality.py``, and the issue's word 1-3-grams + char 3-grams with several
-variations (start marker, token pattern, ``min_df``, sublinear tf, block weights).
+variations (start marker, token pattern, ``min_df``, sublinear tf, block weights, word 3-grams
+as a separate down-weighted block).
 
 Usage: python benches/text_validation.py [--datasets debian-depends,aol-click] [--seed 12345]
 """
@@ -34,6 +35,19 @@ def blocks(word_ngrams=(1, 3), token_pattern=None, min_df=1, sublinear=True, sta
                                sublinear_tf=sublinear, unicode_normalization=normalization))]
 
 
+def recipe_with_word_trigrams(trigram_weight):
+    """scikit-learn's recipe with `#` word markers, plus word 3-grams as a separate, down-weighted block."""
+    def word(ngrams):
+        return WordTfidf(ngram_range=ngrams, token_pattern=SKLEARN_TOKENS, unicode_normalization=None)
+    char = CharTfidf(ngram_range=(3, 3), token_pattern=r"\S+", start_marker="#", end_marker="#",
+                     unicode_normalization=None)
+    blocks = [("word", word((1, 2))), ("char", char)]
+    if trigram_weight:
+        blocks.insert(1, ("word3", word((3, 3))))
+        return blocks, [1.0, trigram_weight, 1.0]
+    return blocks, None
+
+
 # name -> (blocks, block weights)
 CONFIGS = {
     "scikit-learn's recipe": (blocks((1, 2), SKLEARN_TOKENS, sublinear=False, start=" ", end=" ",
@@ -53,6 +67,9 @@ CONFIGS = {
         blocks(token_pattern=SKLEARN_TOKENS, start="#"), [1.0, 1.5]),
     "w1-3 sklearn tokens + c3 # both ends, raw tf, char x2": (
         blocks(token_pattern=SKLEARN_TOKENS, start="#", sublinear=False), [1.0, 2.0]),
+    "recipe with # markers": recipe_with_word_trigrams(0.0),
+    "recipe with # markers + w3-3 x0.5": recipe_with_word_trigrams(0.5),
+    "recipe with # markers + w3-3 x0.25": recipe_with_word_trigrams(0.25),
 }
 
 
