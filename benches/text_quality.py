@@ -27,23 +27,34 @@ from pecos_rs.metrics import precision_recall_at_k
 from pecos_rs.text import CharTfidf, TextFeaturizer, WordTfidf, default_blocks
 
 BEGIN, END = "<!-- text-quality:begin -->", "<!-- text-quality:end -->"
+SKLEARN_TOKENS = r"(?u)\b\w\w+\b"
+
+
+def blocks(word_ngrams=(1, 3), token_pattern=None, min_df=1, sublinear=True, start="", end="#",
+           normalization="NFKC"):
+    """A word block and a char 3-gram block (whitespace-separated words, the given markers)."""
+    word = dict(ngram_range=word_ngrams, min_df=min_df, sublinear_tf=sublinear,
+                unicode_normalization=normalization)
+    if token_pattern:
+        word["token_pattern"] = token_pattern
+    return [("word", WordTfidf(**word)),
+            ("char", CharTfidf(ngram_range=(3, 3), token_pattern=r"\S+", start_marker=start, end_marker=end,
+                               sublinear_tf=sublinear, unicode_normalization=normalization))]
+
+
 # pecos_rs.text configurations: scikit-learn's recipe (what the benchmark features are), the
 # issue's plain setting, the default, the default with min_df=2, and "tuned", the best found on a
 # first validation split of the training sets (scikit-learn's recipe with sublinear tf; a second
 # split, text_validation.py, did not confirm its gains).
 CONFIGS = {
-    "pecos_rs.text, scikit-learn's recipe (word 1-2 + char 3 space-marked)": [
-        ("word", WordTfidf(ngram_range=(1, 2), token_pattern=r"(?u)\b\w\w+\b", unicode_normalization=None)),
-        ("char", CharTfidf(ngram_range=(3, 3), token_pattern=r"\S+", start_marker=" ", end_marker=" ",
-                           unicode_normalization=None))],
+    "pecos_rs.text, scikit-learn's recipe (word 1-2 + char 3 space-marked)": blocks(
+        (1, 2), SKLEARN_TOKENS, sublinear=False, start=" ", end=" ", normalization=None),
     "pecos_rs.text word 1-3 + char 3 `#` (plain)": [("word", WordTfidf()), ("char", CharTfidf())],
     "pecos_rs.text `TextFeaturizer()` (default)": default_blocks(),
     "pecos_rs.text default, word `min_df=2`": [("word", WordTfidf(min_df=2, sublinear_tf=True)),
                                                default_blocks()[1]],
-    "pecos_rs.text word 1-2 + char 3 space-marked, sublinear (tuned)": [
-        ("word", WordTfidf(ngram_range=(1, 2), token_pattern=r"(?u)\b\w\w+\b", sublinear_tf=True)),
-        ("char", CharTfidf(ngram_range=(3, 3), token_pattern=r"\S+", start_marker=" ", end_marker=" ",
-                           sublinear_tf=True))],
+    "pecos_rs.text word 1-2 + char 3 space-marked, sublinear (tuned)": blocks(
+        (1, 2), SKLEARN_TOKENS, start=" ", end=" "),
 }
 
 

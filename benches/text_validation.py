@@ -18,34 +18,19 @@ import argparse
 import features
 import numpy as np
 import scipy.sparse as sp
-from pecos_rs.text import CharTfidf, TextFeaturizer, WordTfidf, default_blocks
-from text_quality import evaluate
-
-SKLEARN_TOKENS = r"(?u)\b\w\w+\b"
-
-
-def blocks(word_ngrams=(1, 3), token_pattern=None, min_df=1, sublinear=True, start="", end="#",
-           normalization="NFKC"):
-    word = dict(ngram_range=word_ngrams, min_df=min_df, sublinear_tf=sublinear,
-                unicode_normalization=normalization)
-    if token_pattern:
-        word["token_pattern"] = token_pattern
-    return [("word", WordTfidf(**word)),
-            ("char", CharTfidf(ngram_range=(3, 3), token_pattern=r"\S+", start_marker=start, end_marker=end,
-                               sublinear_tf=sublinear, unicode_normalization=normalization))]
+from pecos_rs.text import TextFeaturizer, default_blocks
+from sklearn.base import clone
+from text_quality import SKLEARN_TOKENS, blocks, evaluate
 
 
 def recipe_with_word_trigrams(trigram_weight):
     """scikit-learn's recipe with `#` word markers, plus word 3-grams as a separate, down-weighted block."""
-    def word(ngrams):
-        return WordTfidf(ngram_range=ngrams, token_pattern=SKLEARN_TOKENS, unicode_normalization=None)
-    char = CharTfidf(ngram_range=(3, 3), token_pattern=r"\S+", start_marker="#", end_marker="#",
-                     unicode_normalization=None)
-    blocks = [("word", word((1, 2))), ("char", char)]
-    if trigram_weight:
-        blocks.insert(1, ("word3", word((3, 3))))
-        return blocks, [1.0, trigram_weight, 1.0]
-    return blocks, None
+    recipe = blocks((1, 2), SKLEARN_TOKENS, sublinear=False, start="#", end="#", normalization=None)
+    if not trigram_weight:
+        return recipe, None
+    (word_name, word), char = recipe
+    trigrams = ("word3", clone(word).set_params(ngram_range=(3, 3)))
+    return [(word_name, word), trigrams, char], [1.0, trigram_weight, 1.0]
 
 
 # name -> (blocks, block weights)
