@@ -63,14 +63,14 @@ def _finalise(X: sp.spmatrix) -> sp.csr_matrix:
     return X
 
 
-def _read_texts(path: Path) -> list[str]:
+def read_texts(path: Path) -> list[str]:
     with gzip.open(path, "rt", encoding="utf-8") as f:
         return [line.rstrip("\n") for line in f]
 
 
 def _text_features(src: Path) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Fit the word + char_wb TF-IDF blocks on train and transform train and test."""
-    trn, tst = _read_texts(src / "X.trn.txt.gz"), _read_texts(src / "X.tst.txt.gz")
+    trn, tst = read_texts(src / "X.trn.txt.gz"), read_texts(src / "X.tst.txt.gz")
     blocks_trn, blocks_tst = [], []
     for analyzer, ngrams in (("word", (1, 2)), ("char_wb", (3, 3))):
         vec = TfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, dtype=np.float32)

@@ -80,7 +80,7 @@ def main() -> None:
         perm = np.random.default_rng(0).permutation(X_trn.shape[1])
         results["scikit-learn, columns shuffled"] = evaluate(X_trn[:, perm], Y_trn, X_tst[:, perm], Y_tst)
         src = features.DATA_ROOT / name
-        trn, tst = (features._read_texts(src / f"X.{s}.txt.gz") for s in ("trn", "tst"))
+        trn, tst = (features.read_texts(src / f"X.{s}.txt.gz") for s in ("trn", "tst"))
         for label, blocks in CONFIGS.items():
             featurizer = TextFeaturizer(blocks)
             T_trn = featurizer.fit_transform(trn)

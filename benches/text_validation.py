@@ -66,7 +66,7 @@ def main() -> None:
     print("| data set | features | n features | P@1 | P@3 | P@5 | R@10 | train s |\n|---|---|---|---|---|---|---|---|")
     for name in args.datasets.split(","):
         src = features.DATA_ROOT / name
-        texts = features._read_texts(src / "X.trn.txt.gz")
+        texts = features.read_texts(src / "X.trn.txt.gz")
         Y = features._finalise(sp.load_npz(src / "Y.trn.npz"))
         order = np.random.default_rng(args.seed).permutation(len(texts))
         fit_rows, val_rows = np.sort(order[: int(0.8 * len(texts))]), np.sort(order[int(0.8 * len(texts)):])
