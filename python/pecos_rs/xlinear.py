@@ -31,7 +31,6 @@ random_state              seed                                 clustering and so
 
 from __future__ import annotations
 
-import json
 import numbers
 import sys
 import time
@@ -45,6 +44,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import _pecos_rs
+from ._artifact import corrupt, read_metadata, write_metadata
 from ._sparse import csr_args, to_csr32
 from ._threads import resolve_n_jobs
 from .exceptions import InvalidInputError, InvalidParameterError, ModelFormatError
@@ -53,6 +53,7 @@ from .indexer import ClusterChain, HierarchicalKMeans, pifa
 _ESTIMATOR_FILE = "estimator.json"
 _MODEL_FILE = "model.bin"
 _CLASSES_FILE = "classes.npy"
+_SAVE_FORMAT_NAME = "pecos_rs.XRLinearClassifier"
 _SAVE_FORMAT = 1
 # What `predict` returns: class labels, or an indicator shaped like the y given to fit.
 _OUTPUT_KINDS = ("classes", "dense-indicator", "sparse-indicator")
@@ -475,14 +476,6 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "format": "pecos_rs.XRLinearClassifier",
-            "format_version": _SAVE_FORMAT,
-            "pecos_rs_version": _pecos_rs.__version__,
-            "params": self.get_params(),
-            "output_kind": self._output_kind,
-            "n_features_in": int(self.n_features_in_),
-        }
         classes = self.classes_
         if classes.dtype == object:
             # e.g. strings from pandas: store them as a plain unicode array (no pickle).
@@ -491,7 +484,9 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
                 raise InvalidInputError("class labels of mixed or object types cannot be saved")
         np.save(path / _CLASSES_FILE, classes, allow_pickle=False)
         self.model_.save(str(path / _MODEL_FILE))
-        (path / _ESTIMATOR_FILE).write_text(json.dumps(meta, indent=2))
+        write_metadata(path / _ESTIMATOR_FILE, _SAVE_FORMAT_NAME, _SAVE_FORMAT,
+                       params=self.get_params(), output_kind=self._output_kind,
+                       n_features_in=int(self.n_features_in_))
 
     @classmethod
     def load(cls, path):
@@ -505,18 +500,8 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             If the files are corrupt, truncated, or from an unknown format version.
         """
         path = Path(path)
-        try:
-            meta = json.loads((path / _ESTIMATOR_FILE).read_text(encoding="utf-8"))
-            kind, version = meta.get("format"), meta.get("format_version")
-        except (ValueError, AttributeError) as e:
-            # ValueError covers malformed JSON and non-UTF-8 bytes.
-            raise ModelFormatError(f"corrupt {_ESTIMATOR_FILE} in {path}: {e}") from e
-        if kind != "pecos_rs.XRLinearClassifier":
-            raise ModelFormatError(f"{path} does not hold a pecos_rs XRLinearClassifier")
-        if version != _SAVE_FORMAT:
-            raise ModelFormatError(
-                f"estimator format version {version!r} is not supported (this build reads {_SAVE_FORMAT})"
-            )
+        meta_file = path / _ESTIMATOR_FILE
+        meta = read_metadata(meta_file, _SAVE_FORMAT_NAME, _SAVE_FORMAT)
         try:
             est = cls(**meta["params"])
             est._output_kind = meta["output_kind"]
@@ -524,7 +509,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             if est._output_kind not in _OUTPUT_KINDS:
                 raise ValueError(f"unknown output kind {est._output_kind!r}")
         except (ValueError, KeyError, TypeError) as e:
-            raise ModelFormatError(f"corrupt {_ESTIMATOR_FILE} in {path}: {e}") from e
+            raise corrupt(meta_file, e) from e
         try:
             est.classes_ = np.load(path / _CLASSES_FILE, allow_pickle=False)
         except FileNotFoundError:
