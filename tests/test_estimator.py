@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 
 import numpy as np
 import pytest
@@ -313,17 +314,20 @@ def test_n_jobs_all_cores(planted, fitted):
 
 
 def test_verbose_0_is_silent(planted, capsys, caplog):
-    XRLinearClassifier(verbose=0, **TREE).fit(planted.X, planted.Y).predict_topk(planted.X_test)
+    with caplog.at_level(logging.DEBUG, logger="pecos_rs"):
+        XRLinearClassifier(verbose=0, **TREE).fit(planted.X, planted.Y).predict_topk(planted.X_test)
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""
     assert caplog.records == []
 
 
-def test_verbose_1_reports_progress_on_stderr(planted, capsys):
-    clf = XRLinearClassifier(verbose=1, **TREE).fit(planted.X, planted.Y)
-    out = capsys.readouterr()
-    assert out.out == ""
-    lines = [ln for ln in out.err.splitlines() if ln.strip()]
+def test_verbose_1_logs_progress_and_prints_nothing(planted, capsys, caplog):
+    with caplog.at_level(logging.INFO, logger="pecos_rs"):
+        clf = XRLinearClassifier(verbose=1, **TREE).fit(planted.X, planted.Y)
+    assert capsys.readouterr() == ("", "")
+    assert caplog.records
+    assert all(r.name == "pecos_rs" and r.levelno == logging.INFO for r in caplog.records)
+    lines = [r.getMessage() for r in caplog.records]
     depth = clf.model_.depth
     assert depth == 4
     assert any("indexing" in ln for ln in lines)

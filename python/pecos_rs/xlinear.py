@@ -31,8 +31,8 @@ random_state              seed                                 clustering and so
 
 from __future__ import annotations
 
+import logging
 import numbers
-import sys
 import time
 from pathlib import Path
 
@@ -49,6 +49,8 @@ from ._sparse import csr_args, to_csr32
 from ._threads import resolve_n_jobs
 from .exceptions import InvalidInputError, InvalidParameterError, ModelFormatError
 from .indexer import ClusterChain, HierarchicalKMeans, pifa
+
+logger = logging.getLogger("pecos_rs")
 
 _ESTIMATOR_FILE = "estimator.json"
 _MODEL_FILE = "model.bin"
@@ -111,7 +113,8 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
     random_state : int, default=0
         Seed of clustering and of the solver's shuffles. Results do not depend on ``n_jobs``.
     verbose : int, default=0
-        Report progress of clustering and of each layer's training on stderr when > 0.
+        If positive, log the progress of clustering and of each layer's training as INFO records
+        on the ``"pecos_rs"`` logger.
 
     Attributes
     ----------
@@ -358,9 +361,10 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         return resolve_n_jobs(self.n_jobs)
 
     def _logger(self):
+        """Where fit reports progress: INFO records on the "pecos_rs" logger if verbose, else nowhere."""
         if not self.verbose:
             return lambda msg: None
-        return lambda msg: print(f"[pecos_rs] {msg}", file=sys.stderr, flush=True)
+        return logger.info
 
     # ---------------------------------------------------------------- prediction
 
