@@ -641,7 +641,7 @@ def test_threads_batches_and_fit_transform_give_identical_output(f, many_docs, m
     # fit_transform equals fit().transform() exactly
     assert_identical(clone(f).fit_transform(many_docs), X_base)
     # several batches: fit streams, the result must not change
-    monkeypatch.setattr(text, "_BATCH_DOCS", 3)
+    monkeypatch.setattr(text._documents, "BATCH_DOCS", 3)
     g = clone(f).fit(many_docs)
     assert_same_fit(g, base)
     assert_identical(g.transform(many_docs), X_base)
@@ -658,7 +658,7 @@ def test_fit_on_a_generator(monkeypatch):
         assert_identical(clone(f).fit_transform(iter(docs)), a.transform(docs))
         assert_identical(a.transform(d for d in docs), a.transform(docs))
         assert_identical(a.transform(tuple(docs)), a.transform(docs))
-    monkeypatch.setattr(text, "_BATCH_DOCS", 4)
+    monkeypatch.setattr(text._documents, "BATCH_DOCS", 4)
     a = WordTfidf().fit(docs)
     assert_same_fit(a, WordTfidf().fit(d for d in docs))
     t = TextFeaturizer()
@@ -996,7 +996,7 @@ def test_bad_document_names_its_index(cls, bad):
 
 @pytest.mark.parametrize("bad", [None, float("nan"), b"\xff"], ids=repr)
 def test_bad_document_index_is_global_across_batches(bad, monkeypatch):
-    monkeypatch.setattr(text, "_BATCH_DOCS", 2)
+    monkeypatch.setattr(text._documents, "BATCH_DOCS", 2)
     docs = ["a", "b", "c", "d", "e", bad]
     with pytest.raises(InvalidInputError, match=r"document 5\b"):
         WordTfidf().fit(docs)
@@ -1017,7 +1017,7 @@ def test_lone_surrogate(cls):
 
 def test_lone_surrogate_index_is_global_across_batches(monkeypatch):
     """Regression: the surrogate check (in Rust) used to report the index within the batch."""
-    monkeypatch.setattr(text, "_BATCH_DOCS", 2)
+    monkeypatch.setattr(text._documents, "BATCH_DOCS", 2)
     with pytest.raises(InvalidInputError, match=r"document 3\b"):
         WordTfidf().fit(["a", "b", "c", "\ud800"])
 

@@ -1,0 +1,194 @@
+"""TextFeaturizer: n-gram featurizers side by side, each block weighted, every row renormalised."""
+
+from __future__ import annotations
+
+import json
+import numbers
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.utils.validation import check_is_fitted
+
+from .. import _pecos_rs
+from .._sparse import csr_args
+from ..exceptions import InvalidParameterError, ModelFormatError
+from ._csr import csr_from_arrays
+from ._documents import as_list
+from ._featurizers import CharTfidf, WordTfidf
+from ._ngram_tfidf import FORMAT_VERSION, NgramTfidf
+
+# The metadata file of a saved TextFeaturizer directory (next to one file per block).
+_FEATURIZER_FILE = "featurizer.json"
+
+
+def default_blocks():
+    r"""The default blocks of :class:`TextFeaturizer`: the product-search setting.
+
+    ``[("word", WordTfidf(ngram_range=(1, 3), sublinear_tf=True)),
+    ("char", CharTfidf(ngram_range=(3, 3), end_marker="#", token_pattern=r"\S+",
+    sublinear_tf=True))]``: the char block's words are whitespace-separated (punctuation kept,
+    as in scikit-learn's ``char_wb``) and term frequencies are dampened.
+
+    For XR-Linear on the debian-depends and aol-click data sets, dropping the word 3-grams
+    measured better: word 1-2-grams of tokens of 2+ characters and character 3-grams of
+    space-padded words (scikit-learn's ``word`` + ``char_wb`` recipe) scored P@1/3/5 and R@10
+    0.1-1.2 points above this default on debian-depends (test and validation splits) and about
+    the same on aol-click; sublinear tf made no consistent difference (within 0.4 either way)::
+
+        [("word", WordTfidf(ngram_range=(1, 2), token_pattern=r"(?u)\b\w\w+\b",
+                            sublinear_tf=True)),
+         ("char", CharTfidf(ngram_range=(3, 3), token_pattern=r"\S+", start_marker=" ",
+                            end_marker=" ", sublinear_tf=True))]
+
+    BENCHMARKS.md ("XR-Linear accuracy on these features") has the measurements.
+    """
+    return [("word", WordTfidf(ngram_range=(1, 3), sublinear_tf=True)),
+            ("char", CharTfidf(ngram_range=(3, 3), end_marker="#", token_pattern=r"\S+",
+                               sublinear_tf=True))]
+
+
+class TextFeaturizer(TransformerMixin, BaseEstimator):
+    """Several text featurizers side by side: ``[w_1 B_1(x), ..., w_k B_k(x)]``, each block
+    normalised by its own featurizer, then every row renormalised.
+
+    Parameters
+    ----------
+    blocks : list of (str, featurizer) or None, default=None
+        Named featurizers (:class:`WordTfidf`, :class:`CharTfidf`,
+        :class:`PositionWeightedCharTfidf`). None means the product-search setting of PECOS
+        (Chang et al., KDD 2021), word 1-3-grams + character 3-grams with the end marker ``"#"``,
+        as built by :func:`default_blocks`.
+    block_weights : list of float or None, default=None
+        Weight of each block before renormalisation (default: all 1).
+    norm : {"l2", "l1"} or None, default="l2"
+        Normalisation of the stacked rows.
+
+    Attributes
+    ----------
+    blocks_ : list of (str, featurizer)
+        The fitted featurizers (clones of ``blocks``).
+
+    Examples
+    --------
+    >>> from pecos_rs.text import TextFeaturizer
+    >>> X = TextFeaturizer().fit_transform(["echo with screen", "kindle paperwhite"])
+    >>> X.shape, X.dtype
+    ((2, 34), dtype('float32'))
+    """
+
+    def __init__(self, blocks=None, *, block_weights=None, norm="l2"):
+        self.blocks = blocks
+        self.block_weights = block_weights
+        self.norm = norm
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.requires_fit = True
+        return tags
+
+    def _resolved_blocks(self):
+        blocks = self.blocks
+        if blocks is None:
+            blocks = default_blocks()
+        try:
+            names = [name for name, _ in blocks]
+        except (TypeError, ValueError):
+            raise InvalidParameterError("blocks must be a list of (name, featurizer) pairs") from None
+        if not blocks or len(set(names)) != len(names) or not all(isinstance(n, str) for n in names):
+            raise InvalidParameterError("blocks must be a non-empty list with unique str names")
+        for name, f in blocks:
+            if not isinstance(f, NgramTfidf):
+                raise InvalidParameterError(
+                    f"block {name!r} must be a pecos_rs.text featurizer, got {type(f).__name__}")
+        weights = self.block_weights
+        if weights is None:
+            weights = [1.0] * len(blocks)
+        if (len(weights) != len(blocks)
+                or not all(isinstance(w, numbers.Real) and np.isfinite(w) and w >= 0 for w in weights)):
+            raise InvalidParameterError(
+                "block_weights must hold one finite weight >= 0 per block")
+        if self.norm not in ("l1", "l2", None):
+            raise InvalidParameterError(f'norm must be "l1", "l2" or None, got {self.norm!r}')
+        return blocks, [float(w) for w in weights]
+
+    def fit(self, raw_documents, y=None):
+        """Fit every block on the documents (an iterator is read into a list first)."""
+        blocks, weights = self._resolved_blocks()
+        docs = as_list(raw_documents)
+        self.blocks_ = [(name, clone(f).fit(docs)) for name, f in blocks]
+        self.weights_ = weights
+        return self
+
+    def transform(self, raw_documents):
+        """Stacked, renormalised rows: a float32 CSR matrix with sorted indices."""
+        check_is_fitted(self, "blocks_")
+        docs = as_list(raw_documents)
+        return self._stack([f.transform(docs) for _, f in self.blocks_])
+
+    def fit_transform(self, raw_documents, y=None):
+        """Fit every block and return the stacked rows, tokenizing the documents once per block."""
+        blocks, weights = self._resolved_blocks()
+        docs = as_list(raw_documents)
+        fitted = [(name, clone(f)) for name, f in blocks]
+        parts = [f.fit_transform(docs) for _, f in fitted]
+        self.blocks_, self.weights_ = fitted, weights
+        return self._stack(parts)
+
+    def _stack(self, parts):
+        norm = "none" if self.norm is None else self.norm
+        stacked = _pecos_rs.stack_blocks([csr_args(p) for p in parts], self.weights_, norm)
+        return csr_from_arrays(*stacked)
+
+    def get_feature_names_out(self, input_features=None):
+        """``"<block>__<n-gram>"`` for every column."""
+        check_is_fitted(self, "blocks_")
+        return np.concatenate([
+            np.asarray([f"{name}__{n}" for n in f.get_feature_names_out()], dtype=object)
+            for name, f in self.blocks_
+        ])
+
+    def save(self, path):
+        """Write the fitted featurizer to directory `path`: ``featurizer.json`` and one file per block."""
+        check_is_fitted(self, "blocks_")
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        files = []
+        for i, (name, f) in enumerate(self.blocks_):
+            files.append(f"block{i}.bin")
+            f.save(path / files[-1])
+        meta = {
+            "format": "pecos_rs.text.TextFeaturizer",
+            "format_version": FORMAT_VERSION,
+            "pecos_rs_version": _pecos_rs.__version__,
+            "blocks": [{"name": name, "file": file} for (name, _), file in zip(self.blocks_, files)],
+            "block_weights": self.weights_,
+            "norm": self.norm,
+        }
+        (path / _FEATURIZER_FILE).write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, path):
+        """Load a featurizer written by :meth:`save` (raises ModelFormatError if corrupt)."""
+        path = Path(path)
+        try:
+            meta = json.loads((path / _FEATURIZER_FILE).read_text(encoding="utf-8"))
+            if meta["format"] != "pecos_rs.text.TextFeaturizer":
+                raise ValueError(f"format {meta['format']!r}")
+            if meta["format_version"] != FORMAT_VERSION:
+                raise ValueError(f"unsupported format version {meta['format_version']!r}")
+            names = [b["name"] for b in meta["blocks"]]
+            files = [path / Path(b["file"]).name for b in meta["blocks"]]
+            weights, norm = meta["block_weights"], meta["norm"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise ModelFormatError(f"corrupt {_FEATURIZER_FILE} in {path}: {e}") from e
+        blocks = [(name, NgramTfidf.load(file)) for name, file in zip(names, files)]
+        est = cls(blocks=[(n, clone(f)) for n, f in blocks], block_weights=weights, norm=norm)
+        try:
+            _, weights = est._resolved_blocks()
+        except InvalidParameterError as e:
+            raise ModelFormatError(f"corrupt {_FEATURIZER_FILE} in {path}: {e}") from e
+        est.blocks_, est.weights_ = blocks, weights
+        return est
