@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import itertools
 import json
 import math
@@ -805,6 +806,32 @@ def test_pickle_round_trip(f):
     assert_identical(back.transform(CORPUS), fitted.transform(CORPUS))
     unfitted = pickle.loads(pickle.dumps(clone(f)))
     assert repr(unfitted.get_params(deep=False)) == repr(f.get_params(deep=False))
+
+
+class RecordingUnpickler(pickle.Unpickler):
+    """An unpickler that records the (module, name) of every class a pickle refers to."""
+
+    def __init__(self, data: bytes):
+        super().__init__(io.BytesIO(data))
+        self.references = []
+
+    def find_class(self, module, name):
+        self.references.append((module, name))
+        return super().find_class(module, name)
+
+
+@pytest.mark.parametrize("f", FITTABLE, ids=lambda f: type(f).__name__)
+def test_pickles_refer_to_the_public_module(f):
+    """Pickles name the classes pecos_rs.text.<class>, not the private module that defines them, so
+    that pickles written when pecos_rs.text was a single module still load (and keep loading if
+    the code moves again)."""
+    fitted = clone(f).fit(CORPUS)
+    for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
+        unpickler = RecordingUnpickler(pickle.dumps(fitted, protocol=protocol))
+        assert type(unpickler.load()) is type(fitted)
+        ours = [(m, n) for m, n in unpickler.references if m.startswith("pecos_rs.text")]
+        assert ("pecos_rs.text", type(fitted).__name__) in ours
+        assert {m for m, _ in ours} == {"pecos_rs.text"}, ours
 
 
 @pytest.mark.parametrize("f", FITTABLE, ids=lambda f: type(f).__name__)
