@@ -14,9 +14,9 @@ from .. import _pecos_rs
 from .._sparse import csr_args
 from ..exceptions import InvalidParameterError, ModelFormatError
 from ._csr import csr_from_arrays
-from ._documents import as_list
+from ._documents import DocumentsInputMixin, as_list
 from ._featurizers import CharTfidf, WordTfidf
-from ._ngram_tfidf import FORMAT_VERSION, NgramTfidf
+from ._ngram_tfidf import FORMAT_VERSION, NgramTfidf, check_norm
 
 # The metadata file of a saved TextFeaturizer directory (next to one file per block).
 _FEATURIZER_FILE = "featurizer.json"
@@ -48,7 +48,7 @@ def default_blocks():
                                sublinear_tf=True))]
 
 
-class TextFeaturizer(TransformerMixin, BaseEstimator):
+class TextFeaturizer(DocumentsInputMixin, TransformerMixin, BaseEstimator):
     """Several text featurizers side by side: ``[w_1 B_1(x), ..., w_k B_k(x)]``, each block
     normalised by its own featurizer, then every row renormalised.
 
@@ -82,13 +82,6 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
         self.block_weights = block_weights
         self.norm = norm
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.requires_fit = True
-        return tags
-
     def _resolved_blocks(self):
         blocks = self.blocks
         if blocks is None:
@@ -110,8 +103,7 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
                 or not all(isinstance(w, numbers.Real) and np.isfinite(w) and w >= 0 for w in weights)):
             raise InvalidParameterError(
                 "block_weights must hold one finite weight >= 0 per block")
-        if self.norm not in ("l1", "l2", None):
-            raise InvalidParameterError(f'norm must be "l1", "l2" or None, got {self.norm!r}')
+        check_norm(self)
         return blocks, [float(w) for w in weights]
 
     def fit(self, raw_documents, y=None):

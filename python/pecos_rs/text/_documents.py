@@ -1,4 +1,5 @@
-"""The raw documents: reading them in batches, checking that they are text, preprocessing them."""
+"""The raw documents: reading them in batches, checking that they are text, preprocessing them;
+the scikit-learn tags of the estimators that take them."""
 
 from __future__ import annotations
 
@@ -64,3 +65,15 @@ def preprocess(batch: list, offset: int, *, unicode_normalization, lowercase, st
     if strip is not None:
         batch = [strip(d) for d in batch]
     return batch
+
+
+class DocumentsInputMixin:
+    """scikit-learn tags of an estimator whose input is an iterable of documents (str), not a 2-D
+    array; put it before scikit-learn's base classes."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.requires_fit = True
+        return tags

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numbers
 
 from .. import _pecos_rs
-from ..exceptions import InvalidParameterError
+from .._params import check_param
 from ._ngram_tfidf import NgramTfidf, loadable
 
 #: Runs of letters, digits, combining marks and connector punctuation (Unicode general categories
@@ -69,24 +69,10 @@ class WordTfidf(NgramTfidf):
                  unicode_normalization="NFKC", strip_accents=None, min_df=1, max_df=1.0,
                  max_features=None, binary=False, sublinear_tf=False, use_idf=True, smooth_idf=True,
                  norm="l2", n_features=None, n_jobs=-1):
-        self.ngram_range = ngram_range
-        self.token_pattern = token_pattern
-        self.lowercase = lowercase
-        self.unicode_normalization = unicode_normalization
-        self.strip_accents = strip_accents
-        self.min_df = min_df
-        self.max_df = max_df
-        self.max_features = max_features
-        self.binary = binary
-        self.sublinear_tf = sublinear_tf
-        self.use_idf = use_idf
-        self.smooth_idf = smooth_idf
-        self.norm = norm
-        self.n_features = n_features
-        self.n_jobs = n_jobs
+        self._store_constructor_args(locals())
 
     def _analyzer_config(self):
-        self._check_str_param("token_pattern")
+        check_param(self, "token_pattern", isinstance(self.token_pattern, str), "a str")
         return {"kind": "word", "ngram_range": list(self.ngram_range),
                 "token_pattern": self.token_pattern}
 
@@ -119,27 +105,11 @@ class CharTfidf(NgramTfidf):
                  strip_accents=None, min_df=1, max_df=1.0, max_features=None, binary=False,
                  sublinear_tf=False, use_idf=True, smooth_idf=True, norm="l2", n_features=None,
                  n_jobs=-1):
-        self.ngram_range = ngram_range
-        self.end_marker = end_marker
-        self.start_marker = start_marker
-        self.token_pattern = token_pattern
-        self.lowercase = lowercase
-        self.unicode_normalization = unicode_normalization
-        self.strip_accents = strip_accents
-        self.min_df = min_df
-        self.max_df = max_df
-        self.max_features = max_features
-        self.binary = binary
-        self.sublinear_tf = sublinear_tf
-        self.use_idf = use_idf
-        self.smooth_idf = smooth_idf
-        self.norm = norm
-        self.n_features = n_features
-        self.n_jobs = n_jobs
+        self._store_constructor_args(locals())
 
     def _analyzer_config(self):
         for name in ("token_pattern", "end_marker", "start_marker"):
-            self._check_str_param(name)
+            check_param(self, name, isinstance(getattr(self, name), str), "a str")
         return {"kind": "char_in_words", "ngram_range": list(self.ngram_range),
                 "token_pattern": self.token_pattern, "start_marker": self.start_marker,
                 "end_marker": self.end_marker}
@@ -168,30 +138,14 @@ class PositionWeightedCharTfidf(NgramTfidf):
                  lowercase=True, unicode_normalization="NFKC", strip_accents=None, min_df=1,
                  max_df=1.0, max_features=None, binary=False, sublinear_tf=False, use_idf=True,
                  smooth_idf=True, norm="l2", n_features=None, n_jobs=-1):
-        self.ngram_range = ngram_range
-        self.position_decay = position_decay
-        self.decay_rate = decay_rate
-        self.lowercase = lowercase
-        self.unicode_normalization = unicode_normalization
-        self.strip_accents = strip_accents
-        self.min_df = min_df
-        self.max_df = max_df
-        self.max_features = max_features
-        self.binary = binary
-        self.sublinear_tf = sublinear_tf
-        self.use_idf = use_idf
-        self.smooth_idf = smooth_idf
-        self.norm = norm
-        self.n_features = n_features
-        self.n_jobs = n_jobs
+        self._store_constructor_args(locals())
 
     def _analyzer_config(self):
-        if self.position_decay not in _DECAYS:
-            raise InvalidParameterError(
-                f"position_decay must be one of {_DECAYS}, got {self.position_decay!r}")
+        check_param(self, "position_decay", self.position_decay in _DECAYS, f"one of {_DECAYS}")
         rate = self.decay_rate
-        if not (isinstance(rate, numbers.Real) and not isinstance(rate, bool) and 0 < rate <= 1):
-            raise InvalidParameterError(f"decay_rate must be a number in (0, 1], got {rate!r}")
+        check_param(self, "decay_rate",
+                    isinstance(rate, numbers.Real) and not isinstance(rate, bool) and 0 < rate <= 1,
+                    "a number in (0, 1]")
         decay = {"inverse": {"kind": "inverse"}, "inverse_sqrt": {"kind": "inverse_sqrt"},
                  "exponential": {"kind": "exponential", "rate": float(rate)},
                  "none": {"kind": "constant"}}[self.position_decay]

@@ -15,10 +15,11 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .. import _pecos_rs
+from .._params import check_param, is_int
 from .._threads import resolve_n_jobs
 from ..exceptions import InvalidInputError, InvalidParameterError, ModelFormatError
 from ._csr import csr_from_arrays, stack_rows
-from ._documents import ACCENT_STRIPPERS, NORMALIZATIONS, batches, preprocess
+from ._documents import ACCENT_STRIPPERS, NORMALIZATIONS, DocumentsInputMixin, batches, preprocess
 
 FORMAT_VERSION = 1
 #: Saved formats are named "pecos_rs.text.<class name>".
@@ -28,56 +29,48 @@ FORMAT_PREFIX = "pecos_rs.text."
 _LOADABLE = {}
 
 
-def _is_int(v):
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-class NgramTfidf(TransformerMixin, BaseEstimator):
+class NgramTfidf(DocumentsInputMixin, TransformerMixin, BaseEstimator):
     """Shared fit / transform / save logic; subclasses define the analyzer."""
 
     def _analyzer_config(self) -> dict:
         raise NotImplementedError
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.requires_fit = True
-        return tags
-
     # ------------------------------------------------------------------ parameters
 
-    def _check_params(self):
-        def check(name, ok, expected):
-            if not ok:
-                raise InvalidParameterError(f"{name} must be {expected}, got {getattr(self, name)!r}")
+    def _store_constructor_args(self, args: dict) -> None:
+        """Keep every constructor argument, unchanged, as the attribute of the same name (what
+        scikit-learn's get_params and clone expect); `args` is the constructor's ``locals()``."""
+        for name, value in args.items():
+            if name != "self":
+                setattr(self, name, value)
 
+    def _check_params(self):
         r = self.ngram_range
-        check("ngram_range",
-              isinstance(r, (tuple, list)) and len(r) == 2 and all(_is_int(v) for v in r)
-              and 1 <= r[0] <= r[1] <= 64,
-              "a pair (min_n, max_n) of integers with 1 <= min_n <= max_n <= 64")
+        check_param(self, "ngram_range",
+                    isinstance(r, (tuple, list)) and len(r) == 2 and all(is_int(v) for v in r)
+                    and 1 <= r[0] <= r[1] <= 64,
+                    "a pair (min_n, max_n) of integers with 1 <= min_n <= max_n <= 64")
         for name in ("lowercase", "binary", "sublinear_tf", "use_idf", "smooth_idf"):
-            check(name, isinstance(getattr(self, name), (bool, np.bool_)), "a bool")
-        check("unicode_normalization", self.unicode_normalization in NORMALIZATIONS,
-              f"one of {NORMALIZATIONS}")
-        check("strip_accents", self.strip_accents in ACCENT_STRIPPERS,
-              'None, "unicode" or "ascii"')
-        check("norm", self.norm in ("l1", "l2", None), '"l1", "l2" or None')
+            check_param(self, name, isinstance(getattr(self, name), (bool, np.bool_)), "a bool")
+        check_param(self, "unicode_normalization", self.unicode_normalization in NORMALIZATIONS,
+                    f"one of {NORMALIZATIONS}")
+        check_param(self, "strip_accents", self.strip_accents in ACCENT_STRIPPERS,
+                    'None, "unicode" or "ascii"')
+        check_norm(self)
         for name in ("min_df", "max_df"):
             v = getattr(self, name)
-            check(name, (_is_int(v) and v >= 0)
-                  or (isinstance(v, numbers.Real) and not _is_int(v) and not isinstance(v, bool)
-                      and 0.0 <= v <= 1.0),
-                  "an int >= 0 (documents) or a float in [0, 1] (fraction of documents)")
-        check("max_features", self.max_features is None or (_is_int(self.max_features)
-                                                            and self.max_features >= 1),
-              "None or an int >= 1")
-        check("n_features", self.n_features is None
-              or (_is_int(self.n_features) and 1 <= self.n_features < 2**31),
-              "None or an int in [1, 2^31)")
-        check("n_jobs", self.n_jobs is None or (_is_int(self.n_jobs) and self.n_jobs != 0),
-              "None or a nonzero integer")
+            check_param(self, name, (is_int(v) and v >= 0)
+                        or (isinstance(v, numbers.Real) and not is_int(v) and not isinstance(v, bool)
+                            and 0.0 <= v <= 1.0),
+                        "an int >= 0 (documents) or a float in [0, 1] (fraction of documents)")
+        check_param(self, "max_features",
+                    self.max_features is None or (is_int(self.max_features) and self.max_features >= 1),
+                    "None or an int >= 1")
+        check_param(self, "n_features",
+                    self.n_features is None or (is_int(self.n_features) and 1 <= self.n_features < 2**31),
+                    "None or an int in [1, 2^31)")
+        check_param(self, "n_jobs", self.n_jobs is None or (is_int(self.n_jobs) and self.n_jobs != 0),
+                    "None or a nonzero integer")
         if self.n_features is not None and self.max_features is not None:
             raise InvalidParameterError("max_features cannot be combined with hashing (n_features)")
 
@@ -92,10 +85,6 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
             "norm": "none" if self.norm is None else self.norm,
         }
         return json.dumps(config)
-
-    def _check_str_param(self, name):
-        if not isinstance(getattr(self, name), str):
-            raise InvalidParameterError(f"{name} must be a str, got {getattr(self, name)!r}")
 
     # ------------------------------------------------------------------ documents
 
@@ -227,6 +216,11 @@ class NgramTfidf(TransformerMixin, BaseEstimator):
         if not isinstance(est, cls):
             raise ModelFormatError(f"{path} holds a {type(est).__name__}, not a {cls.__name__}")
         return est
+
+
+def check_norm(estimator) -> None:
+    """Check the `norm` parameter of an estimator that normalises its rows like the featurizers."""
+    check_param(estimator, "norm", estimator.norm in ("l1", "l2", None), '"l1", "l2" or None')
 
 
 def plain(value):
