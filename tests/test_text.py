@@ -953,6 +953,20 @@ def test_corrupt_text_featurizer_directory(tmp_path):
         text.load(path)
 
 
+@pytest.mark.parametrize("content, message", [
+    ("{", "corrupt featurizer.json in .*: Expecting property name"),
+    ("\xff\xfe", "corrupt featurizer.json in .*utf-8"),
+    ('{"format": "pecos_rs.XRLinearClassifier", "format_version": 1}', "does not hold a pecos_rs TextFeaturizer"),
+    ('{"format": "pecos_rs.text.TextFeaturizer", "format_version": 2}', "featurizer format version 2 is not supported"),
+])
+def test_text_featurizer_directory_errors_say_what_is_wrong(content, message, tmp_path):
+    path = tmp_path / "tf"
+    TextFeaturizer().fit(CORPUS).save(path)
+    (path / "featurizer.json").write_text(content, encoding="latin-1")
+    with pytest.raises(ModelFormatError, match=message):
+        text.load(path)
+
+
 @pytest.mark.parametrize("edit", [{"block_weights": [1.0]}, {"block_weights": [1.0, -1.0]}, {"norm": "l3"}],
                          ids=repr)
 def test_corrupt_text_featurizer_weights_are_a_format_error(edit, tmp_path):

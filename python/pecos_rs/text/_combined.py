@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import numbers
 from pathlib import Path
 
@@ -11,15 +10,17 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from .. import _pecos_rs
+from .._artifact import corrupt, read_metadata, write_metadata
 from .._sparse import csr_args
-from ..exceptions import InvalidParameterError, ModelFormatError
+from ..exceptions import InvalidParameterError
 from ._csr import csr_from_arrays
 from ._documents import DocumentsInputMixin, as_list
 from ._featurizers import CharTfidf, WordTfidf
-from ._ngram_tfidf import FORMAT_VERSION, NgramTfidf, check_norm
+from ._ngram_tfidf import FORMAT_PREFIX, FORMAT_VERSION, NgramTfidf, check_norm
 
 # The metadata file of a saved TextFeaturizer directory (next to one file per block).
 _FEATURIZER_FILE = "featurizer.json"
+_FORMAT_NAME = f"{FORMAT_PREFIX}TextFeaturizer"
 
 
 def default_blocks():
@@ -151,36 +152,30 @@ class TextFeaturizer(DocumentsInputMixin, TransformerMixin, BaseEstimator):
         for i, (name, f) in enumerate(self.blocks_):
             files.append(f"block{i}.bin")
             f.save(path / files[-1])
-        meta = {
-            "format": "pecos_rs.text.TextFeaturizer",
-            "format_version": FORMAT_VERSION,
-            "pecos_rs_version": _pecos_rs.__version__,
-            "blocks": [{"name": name, "file": file} for (name, _), file in zip(self.blocks_, files)],
-            "block_weights": self.weights_,
-            "norm": self.norm,
-        }
-        (path / _FEATURIZER_FILE).write_text(json.dumps(meta, indent=2))
+        write_metadata(
+            path / _FEATURIZER_FILE, _FORMAT_NAME, FORMAT_VERSION,
+            blocks=[{"name": name, "file": file} for (name, _), file in zip(self.blocks_, files)],
+            block_weights=self.weights_,
+            norm=self.norm,
+        )
 
     @classmethod
     def load(cls, path):
         """Load a featurizer written by :meth:`save` (raises ModelFormatError if corrupt)."""
         path = Path(path)
+        meta_file = path / _FEATURIZER_FILE
+        meta = read_metadata(meta_file, _FORMAT_NAME, FORMAT_VERSION)
         try:
-            meta = json.loads((path / _FEATURIZER_FILE).read_text(encoding="utf-8"))
-            if meta["format"] != "pecos_rs.text.TextFeaturizer":
-                raise ValueError(f"format {meta['format']!r}")
-            if meta["format_version"] != FORMAT_VERSION:
-                raise ValueError(f"unsupported format version {meta['format_version']!r}")
             names = [b["name"] for b in meta["blocks"]]
             files = [path / Path(b["file"]).name for b in meta["blocks"]]
             weights, norm = meta["block_weights"], meta["norm"]
         except (ValueError, KeyError, TypeError) as e:
-            raise ModelFormatError(f"corrupt {_FEATURIZER_FILE} in {path}: {e}") from e
+            raise corrupt(meta_file, e) from e
         blocks = [(name, NgramTfidf.load(file)) for name, file in zip(names, files)]
         est = cls(blocks=[(n, clone(f)) for n, f in blocks], block_weights=weights, norm=norm)
         try:
             _, weights = est._resolved_blocks()
         except InvalidParameterError as e:
-            raise ModelFormatError(f"corrupt {_FEATURIZER_FILE} in {path}: {e}") from e
+            raise corrupt(meta_file, e) from e
         est.blocks_, est.weights_ = blocks, weights
         return est

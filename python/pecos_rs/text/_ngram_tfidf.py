@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .. import _pecos_rs
+from .._artifact import metadata
 from .._params import check_param, is_int
 from .._threads import resolve_n_jobs
 from ..exceptions import InvalidInputError, InvalidParameterError, ModelFormatError
@@ -188,12 +189,9 @@ class NgramTfidf(DocumentsInputMixin, TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ persistence
 
     def _save_header(self) -> dict:
-        return {
-            "format": f"{FORMAT_PREFIX}{type(self).__name__}",
-            "format_version": FORMAT_VERSION,
-            "pecos_rs_version": _pecos_rs.__version__,
-            "params": plain(self.get_params()),
-        }
+        """The metadata that the saved file holds (written by the Rust core)."""
+        return metadata(f"{FORMAT_PREFIX}{type(self).__name__}", FORMAT_VERSION,
+                        params=plain(self.get_params()))
 
     def save(self, path):
         """Write the fitted featurizer (parameters, vocabulary, idf) to the file `path`."""
