@@ -1,10 +1,11 @@
-"""The metadata of saved artifacts: what a saved file or directory holds and in which format version.
+"""The metadata of saved artifacts: what a saved directory or file holds, in which format version.
 
-A saved directory (:class:`~pecos_rs.XRLinearClassifier`'s ``estimator.json``,
-:class:`~pecos_rs.text.TextFeaturizer`'s ``featurizer.json``) starts with a JSON file holding
-``{"format": ..., "format_version": ..., "pecos_rs_version": ..., <fields of the artifact>}``, so
-that ``load`` refuses a foreign directory or an unsupported version with a clear error instead of
-misreading it.
+The metadata is ``{"format": ..., "format_version": ..., "pecos_rs_version": ..., <fields of the
+artifact>}``. A saved directory keeps it in a JSON file (``estimator.json`` of
+:class:`~pecos_rs.XRLinearClassifier`, ``featurizer.json`` of
+:class:`~pecos_rs.text.TextFeaturizer`), read back with :func:`read_metadata` so that ``load``
+refuses a foreign directory or an unsupported version with a clear error instead of misreading it;
+the file of a text featurizer keeps it in its header.
 """
 
 from __future__ import annotations

@@ -32,11 +32,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import _pecos_rs
+
 # The modules, by concern: _documents (reading, checking and preprocessing the raw documents),
 # _ngram_tfidf (what the n-gram featurizers share: parameters, fit / transform, persistence),
 # _featurizers (the three n-gram featurizers), _combined (TextFeaturizer, the blocks side by side),
 # _csr (CSR matrices around the rows the Rust kernels return).
-from .. import _pecos_rs
 from ._combined import TextFeaturizer, default_blocks
 from ._featurizers import DEFAULT_TOKEN_PATTERN, CharTfidf, PositionWeightedCharTfidf, WordTfidf
 from ._ngram_tfidf import featurizer_from_vocab
