@@ -78,3 +78,33 @@ def precision_at_1(Y_true: sp.csr_matrix, top_labels: np.ndarray) -> float:
     hits = np.zeros(len(first), dtype=bool)
     hits[ok] = np.asarray(Y_true[np.flatnonzero(ok), first[ok]]).ravel() != 0
     return float(hits.mean())
+
+
+# ------------------------------------------------------------------------------ the raw model
+
+
+def core_params(**overrides) -> dict:
+    """The estimator's parameters as the Rust core takes them (``XRLinearClassifier``'s defaults
+    less ``n_jobs`` and ``verbose``), with `overrides`."""
+    from pecos_rs import XRLinearClassifier
+
+    params = XRLinearClassifier().get_params()
+    del params["n_jobs"], params["verbose"]
+    unknown = set(overrides) - set(params)
+    assert not unknown, f"not estimator parameters: {unknown}"
+    return {**params, **overrides}
+
+
+def raw_train(x, y, chain, *, n_threads=1, metadata="null", progress=None, **params):
+    """``_pecos_rs.XLinearModel.train`` with the estimator's defaults overridden by `params`."""
+    from pecos_rs import _pecos_rs
+
+    return _pecos_rs.XLinearModel.train(
+        x, y, chain, core_params(**params), n_threads=n_threads, metadata=metadata, progress=progress
+    )
+
+
+def raw_predict(model, x, *, beam_size, topk, post_processor, n_threads=1):
+    """The raw model's ``predict_topk`` with its three search parameters."""
+    params = {"beam_size": beam_size, "topk": topk, "post_processor": post_processor}
+    return model.predict_topk(x, params, n_threads=n_threads)

@@ -273,12 +273,54 @@ def assert_rankings_match(labels, scores, ref_labels, ref_scores, ref_label_scor
 MAGIC = b"PECOSRS\0"
 
 
-def model_to_bytes(n_features, bias, layers, *, metadata=None, version=2) -> bytes:
-    """Serialises a model in the pecos_rs file format (io.rs) from ``[(parents, W), ...]`` with ``W``
-    of shape ``(n_features + 1, K)``; zero weights are not stored. Each chunk's row pointers are
-    relative to the chunk's first entry (format version 2)."""
+#: The arrays of one layer in file order: (name, element type).
+LAYER_ARRAYS = (
+    ("parent_of", "<u4"),
+    ("chunk_ptr", "<u8"),
+    ("chunk_entry_ptr", "<u8"),
+    ("row_feature", "<u4"),
+    ("row_ptr", "<u4"),
+    ("entry_slot", "<u4"),
+    ("entry_value", "<f4"),
+    ("bias_weight", "<f4"),
+)
+
+
+def _array_lengths(lh: dict) -> dict:
+    return {
+        "parent_of": lh["n_children"],
+        "chunk_ptr": lh["n_parents"] + 1,
+        "chunk_entry_ptr": lh["n_parents"] + 1,
+        "row_feature": lh["n_rows"],
+        "row_ptr": lh["n_rows"] + lh["n_parents"],
+        "entry_slot": lh["n_entries"],
+        "entry_value": lh["n_entries"],
+        "bias_weight": lh["n_children"],
+    }
+
+
+def _aligned(version: int) -> bool:
+    """Version 3 starts every array at a multiple of 8 bytes; version 2 packs them."""
+    return version >= 3
+
+
+def _assemble(version: int, header: bytes, arrays: list) -> bytes:
+    """Envelope (io/envelope.rs): magic, version, header length, header, the arrays (zero padding
+    before each to a multiple of 8 when aligned), CRC-32."""
+    out = bytearray(MAGIC + struct.pack("<IQ", version, len(header)) + header)
+    for raw in arrays:
+        if _aligned(version):
+            out += bytes(-len(out) % 8)
+        out += raw
+    return with_crc(bytes(out))
+
+
+def model_to_bytes(n_features, bias, layers, *, metadata=None, version=3) -> bytes:
+    """Serialises a model in the pecos_rs file format (io/model_file.rs) from ``[(parents, W), ...]``
+    with ``W`` of shape ``(n_features + 1, K)``; zero weights are not stored. Each chunk's row
+    pointers are relative to the chunk's first entry (format versions 2 and 3)."""
     d = int(n_features)
-    heads, body = [], bytearray()
+    heads, arrays = [], []
     n_parents = 1
     for parents, W in layers:
         parents = np.asarray(parents, dtype=np.uint32)
@@ -296,14 +338,8 @@ def model_to_bytes(n_features, bias, layers, *, metadata=None, version=2) -> byt
                 row_ptr.append(len(entry_slot) - chunk_entry_ptr[-1])
             chunk_ptr.append(len(row_feature))
             chunk_entry_ptr.append(len(entry_slot))
-        body += parents.astype("<u4").tobytes()
-        body += np.asarray(chunk_ptr, "<u8").tobytes()
-        body += np.asarray(chunk_entry_ptr, "<u8").tobytes()
-        body += np.asarray(row_feature, "<u4").tobytes()
-        body += np.asarray(row_ptr, "<u4").tobytes()
-        body += np.asarray(entry_slot, "<u4").tobytes()
-        body += np.asarray(entry_value, "<f4").tobytes()
-        body += W[d].astype("<f4").tobytes()
+        values = (parents, chunk_ptr, chunk_entry_ptr, row_feature, row_ptr, entry_slot, entry_value, W[d])
+        arrays += [np.asarray(v).astype(dt).tobytes() for (_, dt), v in zip(LAYER_ARRAYS, values)]
         heads.append(
             {"n_parents": n_parents, "n_children": int(parents.size), "n_rows": len(row_feature), "n_entries": len(entry_slot)}
         )
@@ -312,8 +348,7 @@ def model_to_bytes(n_features, bias, layers, *, metadata=None, version=2) -> byt
         {"n_features": d, "bias": float(np.float32(bias)), "layers": heads, "metadata": metadata},
         separators=(",", ":"),
     ).encode()
-    out = MAGIC + struct.pack("<IQ", version, len(header)) + header + bytes(body)
-    return with_crc(out)
+    return _assemble(version, header, arrays)
 
 
 def with_crc(payload_without_crc: bytes) -> bytes:
@@ -337,16 +372,12 @@ def parse_model_bytes(data: bytes) -> dict:
     sections, layers = [], []
     for t, lh in enumerate(header["layers"]):
         arrays = {}
-        for name, n, dt in (
-            ("parent_of", lh["n_children"], "<u4"),
-            ("chunk_ptr", lh["n_parents"] + 1, "<u8"),
-            ("chunk_entry_ptr", lh["n_parents"] + 1, "<u8"),
-            ("row_feature", lh["n_rows"], "<u4"),
-            ("row_ptr", lh["n_rows"] + lh["n_parents"], "<u4"),
-            ("entry_slot", lh["n_entries"], "<u4"),
-            ("entry_value", lh["n_entries"], "<f4"),
-            ("bias_weight", lh["n_children"], "<f4"),
-        ):
+        lengths = _array_lengths(lh)
+        for name, dt in LAYER_ARRAYS:
+            if _aligned(version):
+                assert not any(data[pos : pos + (-pos % 8)]), "nonzero padding"
+                pos += -pos % 8
+            n = lengths[name]
             size = n * np.dtype(dt).itemsize
             arrays[name] = np.frombuffer(data, dtype=dt, count=n, offset=pos)
             sections.append((t, name, pos, pos + size, dt))
@@ -363,12 +394,10 @@ def parse_model_bytes(data: bytes) -> dict:
 
 
 def replace_header(data: bytes, header: dict) -> bytes:
-    """The same file with another header JSON (lengths and checksum updated)."""
+    """The same arrays under another header JSON (lengths, padding and checksum updated)."""
     p = parse_model_bytes(data)
-    h0, h1 = p["header_span"]
     new = json.dumps(header, separators=(",", ":")).encode()
-    out = data[:8] + struct.pack("<IQ", p["version"], len(new)) + new + data[h1:-4]
-    return with_crc(out)
+    return _assemble(p["version"], new, [data[start:end] for _, _, start, end, _ in p["sections"]])
 
 
 def model_layers(model) -> tuple[list[np.ndarray], list[np.ndarray]]:

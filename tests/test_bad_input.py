@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
 
 import reference as ref
+from helpers import raw_predict, raw_train
 from pecos_rs import (
     ClusterChain,
     InvalidInputError,
@@ -344,7 +345,7 @@ for rows in (4, 1):  # batch path, single-row path
     except (MemoryError, ValueError) as e:
         print("OK", rows, type(e).__name__)
     labels, scores = clf.model_.predict_topk(
-        csr_args(X[:rows]), beam_size=2, topk={k}, post_processor="noop", n_threads=2)
+        csr_args(X[:rows]), dict(beam_size=2, topk={k}, post_processor="noop"), n_threads=2)
     assert labels.shape == scores.shape == (rows, 5), labels.shape
     print("RAW", rows)
 """
@@ -440,11 +441,7 @@ def raw_model():
     )
 
 
-TRAIN_KW = dict(
-    loss="squared_hinge", cp=1.0, cn=1.0, tol=0.1, max_iter=20, bias=1.0, threshold=0.0,
-    max_nonzeros_per_label=0, negative_sampling="tfn", man_beam_size=2, post_processor="l3-hinge",
-    seed=0, n_threads=1,
-)
+TRAIN_KW = dict(max_iter=20, threshold=0.0, beam_size=2, n_threads=1)
 
 
 def _good_xy(n_rows=2):
@@ -457,7 +454,7 @@ def _good_xy(n_rows=2):
 def test_raw_predict_rejects_malformed_csr(raw_model, case):
     for n_threads in (1, 2):
         with pytest.raises(InvalidInputError):
-            raw_model.predict_topk(MALFORMED_CSR[case], beam_size=2, topk=3, post_processor="noop", n_threads=n_threads)
+            raw_predict(raw_model, MALFORMED_CSR[case], beam_size=2, topk=3, post_processor="noop", n_threads=n_threads)
 
 
 @pytest.mark.parametrize("case", list(MALFORMED_CSR))
@@ -466,22 +463,22 @@ def test_raw_train_rejects_malformed_csr(case):
     bad = MALFORMED_CSR[case]
     chain = [np.zeros(3, np.uint32)]
     with pytest.raises(InvalidInputError):
-        _pecos_rs.XLinearModel.train(bad, y, chain, **TRAIN_KW)
+        raw_train(bad, y, chain, **TRAIN_KW)
     # the same malformation in Y (as a 2 x 10 label matrix)
     with pytest.raises(InvalidInputError):
-        _pecos_rs.XLinearModel.train(x, bad, [np.zeros(bad[4] if bad[4] < 100 else 10, np.uint32)], **TRAIN_KW)
+        raw_train(x, bad, [np.zeros(bad[4] if bad[4] < 100 else 10, np.uint32)], **TRAIN_KW)
 
 
 def test_raw_single_row_path_rejects_malformed_csr(raw_model):
     one = (np.array([0, 2], np.int64), np.array([3, 3], np.int32), np.array([1.0, 2.0], np.float32), 1, 10)
     with pytest.raises(InvalidInputError):
-        raw_model.predict_topk(one, beam_size=2, topk=3, post_processor="noop", n_threads=1)
+        raw_predict(raw_model, one, beam_size=2, topk=3, post_processor="noop", n_threads=1)
     one = (np.array([0, 1], np.int64), np.array([3], np.int32), np.array([np.nan], np.float32), 1, 10)
     with pytest.raises(InvalidInputError):
-        raw_model.predict_topk(one, beam_size=2, topk=3, post_processor="noop", n_threads=1)
+        raw_predict(raw_model, one, beam_size=2, topk=3, post_processor="noop", n_threads=1)
     one = (np.array([0, 1], np.int64), np.array([3], np.int32), np.array([1.0], np.float32), 1, 9)
     with pytest.raises(InvalidInputError, match="features"):
-        raw_model.predict_topk(one, beam_size=2, topk=3, post_processor="noop", n_threads=1)
+        raw_predict(raw_model, one, beam_size=2, topk=3, post_processor="noop", n_threads=1)
 
 
 @pytest.mark.parametrize(
@@ -501,7 +498,7 @@ def test_raw_single_row_path_rejects_malformed_csr(raw_model):
 )
 def test_raw_predict_wrong_types(raw_model, args):
     with pytest.raises((TypeError, OverflowError, ValueError)) as info:
-        raw_model.predict_topk(args, beam_size=2, topk=3, post_processor="noop", n_threads=1)
+        raw_predict(raw_model, args, beam_size=2, topk=3, post_processor="noop", n_threads=1)
     assert not isinstance(info.value, PecosError) or isinstance(info.value, InvalidInputError)
 
 
@@ -510,11 +507,11 @@ def test_raw_predict_bad_parameters(raw_model):
     for kw in (dict(beam_size=0), dict(topk=0), dict(post_processor="l0-hinge"), dict(post_processor="")):
         args = {**dict(beam_size=2, topk=3, post_processor="noop", n_threads=1), **kw}
         with pytest.raises(InvalidParameterError):
-            raw_model.predict_topk(x, **args)
+            raw_predict(raw_model, x, **args)
         with pytest.raises(InvalidParameterError):  # single-row path
-            raw_model.predict_topk((IP[:2], IX[:2], DA[:2], 1, 10), **args)
-    with pytest.raises(OverflowError):
-        raw_model.predict_topk(x, beam_size=-1, topk=3, post_processor="noop", n_threads=1)
+            raw_predict(raw_model, (IP[:2], IX[:2], DA[:2], 1, 10), **args)
+    with pytest.raises(InvalidParameterError, match="beam_size must be an integer >= 1, got -1"):
+        raw_predict(raw_model, x, beam_size=-1, topk=3, post_processor="noop", n_threads=1)
 
 
 def test_raw_layer_accessors_out_of_range(raw_model):
@@ -542,54 +539,54 @@ def test_raw_layer_accessors_out_of_range(raw_model):
 def test_raw_train_bad_chains(chain):
     x, y = _good_xy()
     with pytest.raises(InvalidInputError):
-        _pecos_rs.XLinearModel.train(x, y, chain, **TRAIN_KW)
+        raw_train(x, y, chain, **TRAIN_KW)
 
 
 def test_raw_train_chain_wrong_dtype():
     x, y = _good_xy()
     with pytest.raises(TypeError):
-        _pecos_rs.XLinearModel.train(x, y, [np.zeros(3, np.int64)], **TRAIN_KW)
+        raw_train(x, y, [np.zeros(3, np.int64)], **TRAIN_KW)
 
 
 def test_raw_train_row_mismatch():
     x, _ = _good_xy(2)
     _, y = _good_xy(3)
     with pytest.raises(InvalidInputError, match="rows"):
-        _pecos_rs.XLinearModel.train(x, y, [np.zeros(3, np.uint32)], **TRAIN_KW)
+        raw_train(x, y, [np.zeros(3, np.uint32)], **TRAIN_KW)
 
 
 def test_raw_train_bad_metadata():
     x, y = _good_xy()
     with pytest.raises(InvalidInputError, match="metadata"):
-        _pecos_rs.XLinearModel.train(x, y, [np.zeros(3, np.uint32)], metadata="{not json", **TRAIN_KW)
+        raw_train(x, y, [np.zeros(3, np.uint32)], metadata="{not json", **TRAIN_KW)
 
 
 @pytest.mark.parametrize(
     "name,value",
     [("loss", "l2"), ("negative_sampling", "man"), ("post_processor", "x"), ("threshold", -1.0),
-     ("threshold", math.nan), ("threshold", math.inf), ("man_beam_size", 0)],
+     ("threshold", math.nan), ("threshold", math.inf), ("beam_size", 0)],
 )
 def test_raw_train_bad_parameters(name, value):
     x, y = _good_xy()
     with pytest.raises(InvalidParameterError, match=name):
-        _pecos_rs.XLinearModel.train(x, y, [np.zeros(3, np.uint32)], **{**TRAIN_KW, name: value})
+        raw_train(x, y, [np.zeros(3, np.uint32)], **{**TRAIN_KW, name: value})
 
 
 @pytest.mark.parametrize(
     "name,value",
-    [("cp", 0.0), ("cp", -1.0), ("cp", math.nan), ("cp", math.inf), ("cn", 0.0), ("cn", math.nan),
+    [("Cp", 0.0), ("Cp", -1.0), ("Cp", math.nan), ("Cp", math.inf), ("Cn", 0.0), ("Cn", math.nan),
      ("tol", 0.0), ("tol", -1.0), ("tol", math.nan), ("max_iter", 0), ("bias", -1.0), ("bias", math.nan),
      ("bias", math.inf)],
 )
 def test_raw_train_bad_solver_parameters(name, value):
     x, y = _good_xy()
     with pytest.raises(InvalidParameterError, match=name):
-        _pecos_rs.XLinearModel.train(x, y, [np.zeros(3, np.uint32)], **{**TRAIN_KW, name: value})
+        raw_train(x, y, [np.zeros(3, np.uint32)], **{**TRAIN_KW, name: value})
 
 
 def test_raw_train_zero_rows():
     x, y = _good_xy(0)
-    m = _pecos_rs.XLinearModel.train(x, y, [np.zeros(3, np.uint32)], **TRAIN_KW)
+    m = raw_train(x, y, [np.zeros(3, np.uint32)], **TRAIN_KW)
     assert m.n_labels == 3 and m.nnz == 0
 
 
@@ -860,13 +857,28 @@ def test_header_length_beyond_file(rich_blob):
             _pecos_rs.XLinearModel.from_bytes(ref.fix_crc(bytes(b)))
 
 
-@pytest.mark.parametrize("version", [0, 1, 3, 2**32 - 1])
+@pytest.mark.parametrize("version", [0, 1, 4, 2**32 - 1])
 def test_unsupported_model_format_version(rich_blob, version):
     b = bytearray(rich_blob)
     b[8:12] = struct.pack("<I", version)
     with pytest.raises(ModelFormatError, match=f"version {version}"):
         _pecos_rs.XLinearModel.from_bytes(ref.fix_crc(bytes(b)))
-    assert _pecos_rs.FORMAT_VERSION == 2
+    assert _pecos_rs.FORMAT_VERSION == 3
+
+
+def test_version_2_files_still_load(rich_blob):
+    """Version 2 stored the same arrays packed; it is read and gives the same model."""
+    parsed = ref.parse_model_bytes(rich_blob)
+    Ws, Ps = ref.model_layers(_pecos_rs.XLinearModel.from_bytes(rich_blob))
+    packed = ref.model_to_bytes(8, 1.0, list(zip(Ps, Ws)), metadata=parsed["header"]["metadata"], version=2)
+    assert len(packed) < len(rich_blob)
+    assert _pecos_rs.XLinearModel.from_bytes(packed).to_bytes() == rich_blob
+    # The packed layout read as version 3 (or the aligned one as version 2) does not add up.
+    for blob, version in ((packed, 3), (rich_blob, 2)):
+        b = bytearray(blob)
+        b[8:12] = struct.pack("<I", version)
+        with pytest.raises(ModelFormatError, match="size does not match"):
+            _pecos_rs.XLinearModel.from_bytes(ref.fix_crc(bytes(b)))
 
 
 def test_version_1_model_asks_for_retraining(rich_blob):

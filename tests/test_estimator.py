@@ -12,7 +12,7 @@ from sklearn.base import clone
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import LinearSVC
 
-from helpers import precision_at_1
+from helpers import precision_at_1, raw_train
 from pecos_rs import ClusterChain, InvalidInputError, InvalidParameterError, XRLinearClassifier
 from pecos_rs import _pecos_rs
 
@@ -351,11 +351,9 @@ def test_progress_callback_exceptions_do_not_abort_training(planted):
         X, Y = planted.X, planted.Y
         from pecos_rs._sparse import csr_args
 
-        m = _pecos_rs.XLinearModel.train(
+        m = raw_train(
             csr_args(X), csr_args(Y), [np.zeros(planted.n_labels, np.uint32)],
-            loss="squared_hinge", cp=1.0, cn=1.0, tol=0.1, max_iter=10, bias=1.0, threshold=0.0,
-            max_nonzeros_per_label=0, negative_sampling="tfn", man_beam_size=2, post_processor="noop",
-            seed=0, n_threads=1, progress=progress,
+            max_iter=10, threshold=0.0, beam_size=2, post_processor="noop", progress=progress,
         )
     finally:
         sys.unraisablehook = old

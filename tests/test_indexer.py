@@ -217,8 +217,8 @@ def test_n_jobs_reaches_the_kernels(monkeypatch, pifa_data):
         ("pifa", 1),
         ("pifa", 3),
         ("pifa", 5),
-        ("balanced_kmeans_leaves", 1),
-        ("balanced_kmeans_leaves", 6),
+        ("hierarchical_kmeans", 1),
+        ("hierarchical_kmeans", 6),
     ]
 
 

@@ -11,6 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 import reference as ref
+from helpers import raw_predict, raw_train
 from pecos_rs import ModelFormatError, XRLinearClassifier
 from pecos_rs import _pecos_rs
 from pecos_rs._sparse import csr_args
@@ -151,7 +152,7 @@ def test_pickle_raw_model(fitted, planted):
     assert type(back) is _pecos_rs.XLinearModel
     assert back.to_bytes() == m.to_bytes()
     kw = dict(beam_size=3, topk=5, post_processor="l3-hinge", n_threads=1)
-    a, b = m.predict_topk(csr_args(planted.X_test), **kw), back.predict_topk(csr_args(planted.X_test), **kw)
+    a, b = raw_predict(m, csr_args(planted.X_test), **kw), raw_predict(back, csr_args(planted.X_test), **kw)
     np.testing.assert_array_equal(a[0], b[0])
     assert a[1].tobytes() == b[1].tobytes()
 
@@ -190,11 +191,9 @@ def test_raw_save_to_missing_directory(fitted, tmp_path):
 
 def test_metadata_survives_round_trips(planted, tmp_path):
     meta = {"name": "planted", "params": {"k": [1, 2, 3]}, "unicode": "é"}
-    m = _pecos_rs.XLinearModel.train(
+    m = raw_train(
         csr_args(planted.X), csr_args(planted.Y), [np.zeros(planted.n_labels, np.uint32)],
-        loss="squared_hinge", cp=1.0, cn=1.0, tol=0.1, max_iter=20, bias=1.0, threshold=0.0,
-        max_nonzeros_per_label=0, negative_sampling="tfn", man_beam_size=2, post_processor="noop",
-        seed=0, n_threads=1, metadata=json.dumps(meta),
+        max_iter=20, threshold=0.0, beam_size=2, post_processor="noop", metadata=json.dumps(meta),
     )
     assert json.loads(m.metadata) == meta
     assert json.loads(_pecos_rs.XLinearModel.from_bytes(m.to_bytes()).metadata) == meta
@@ -237,7 +236,7 @@ def test_model_with_chosen_weights_round_trips(tmp_path):
 def test_load_of_wrong_version_through_estimator(fitted, tmp_path):
     fitted.save(tmp_path / "m")
     blob = bytearray((tmp_path / "m" / "model.bin").read_bytes())
-    for version, message in ((3, "version 3"), (1, "version 1.*re-train")):
+    for version, message in ((4, "version 4"), (1, "version 1.*re-train")):
         blob[8] = version
         (tmp_path / "m" / "model.bin").write_bytes(ref.fix_crc(bytes(blob)))
         with pytest.raises(ModelFormatError, match=message):

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import reference as ref
+from helpers import raw_predict, raw_train
 from pecos_rs import XRLinearClassifier
 from pecos_rs import _pecos_rs
 from pecos_rs._sparse import csr_args
@@ -73,8 +74,8 @@ def _note(msg):
 
 def rust_predict(model, X, beam_size, topk, pp, n_threads=1):
     """The raw model's top-k, padded to `topk` columns with -1 / 0 like the estimator's output."""
-    labels, scores = model.predict_topk(
-        as_csr(X), beam_size=beam_size, topk=topk, post_processor=pp, n_threads=n_threads
+    labels, scores = raw_predict(
+        model, as_csr(X), beam_size=beam_size, topk=topk, post_processor=pp, n_threads=n_threads
     )
     # The core returns min(topk, n_labels) columns (the estimator pads to k).
     assert labels.shape == scores.shape == (X.shape[0], min(topk, model.n_labels))
@@ -231,16 +232,11 @@ def training_problems(draw, max_rows=30):
     return parents, X, Y
 
 
-def raw_train(parents, X, Y, n_threads=1, **kw):
-    params = dict(
-        loss="squared_hinge", cp=1.0, cn=1.0, tol=0.1, max_iter=100, bias=1.0, threshold=0.0,
-        max_nonzeros_per_label=0, negative_sampling="tfn", man_beam_size=3, post_processor="l3-hinge",
-        seed=0, n_threads=n_threads,
-    )
+def train_tree(parents, X, Y, n_threads=1, **kw):
+    """The raw model trained over the tree `parents` (no pruning, a beam of 3 for MAN)."""
+    params = dict(threshold=0.0, beam_size=3, n_threads=n_threads)
     params.update(kw)
-    return _pecos_rs.XLinearModel.train(
-        as_csr(X), as_csr(Y), [np.asarray(p, dtype=np.uint32) for p in parents], **params
-    )
+    return raw_train(as_csr(X), as_csr(Y), [np.asarray(p, dtype=np.uint32) for p in parents], **params)
 
 
 @given(
@@ -254,7 +250,7 @@ def raw_train(parents, X, Y, n_threads=1, **kw):
 )
 def test_fitted_model_matches_reference_beam_search(prob, loss, ns, pp, beam_size, topk, data):
     parents, X, Y = prob
-    model = raw_train(parents, X, Y, loss=loss, negative_sampling=ns)
+    model = train_tree(parents, X, Y, loss=loss, negative_sampling=ns)
     Ws, Ps = ref.model_layers(model)
     for t, p in enumerate(parents):
         np.testing.assert_array_equal(Ps[t], p)
@@ -299,7 +295,7 @@ def assert_identical_models(a, b):
 def test_thread_count_invariance_of_training(prob, loss, ns):
     parents, X, Y = prob
     assume(Y.any() and X.any())
-    models_ = [raw_train(parents, X, Y, n_threads=t, loss=loss, negative_sampling=ns) for t in (1, 2, 3)]
+    models_ = [train_tree(parents, X, Y, n_threads=t, loss=loss, negative_sampling=ns) for t in (1, 2, 3)]
     assert models_[0].nnz > 0, "the solver learned nothing"
     for m in models_[1:]:
         assert_identical_models(models_[0], m)
@@ -374,8 +370,8 @@ def test_save_load_gives_identical_scores(m, data, pp, tmp_path_factory):
 def test_threshold_prunes_the_unpruned_solution(prob, threshold, loss):
     """Under TFN, training rows do not depend on weights, so pruning commutes with training."""
     parents, X, Y = prob
-    full = ref.model_layers(raw_train(parents, X, Y, loss=loss))[0]
-    pruned = ref.model_layers(raw_train(parents, X, Y, loss=loss, threshold=threshold))[0]
+    full = ref.model_layers(train_tree(parents, X, Y, loss=loss))[0]
+    pruned = ref.model_layers(train_tree(parents, X, Y, loss=loss, threshold=threshold))[0]
     assume(any(np.count_nonzero(W) for W in full))
     for W0, Wt in zip(full, pruned):
         expected = np.where(np.abs(W0) >= np.float32(threshold), W0, 0)
@@ -398,8 +394,8 @@ def _cap_reference(W, cap):
 @given(prob=training_problems(), cap=st.integers(1, 4))
 def test_max_nonzeros_per_label_keeps_the_largest(prob, cap):
     parents, X, Y = prob
-    full = ref.model_layers(raw_train(parents, X, Y))[0]
-    capped = ref.model_layers(raw_train(parents, X, Y, max_nonzeros_per_label=cap))[0]
+    full = ref.model_layers(train_tree(parents, X, Y))[0]
+    capped = ref.model_layers(train_tree(parents, X, Y, max_nonzeros_per_label=cap))[0]
     assume(any(np.count_nonzero(W) for W in full))
     for W0, Wc in zip(full, capped):
         np.testing.assert_array_equal(Wc, _cap_reference(W0, cap))
@@ -408,9 +404,9 @@ def test_max_nonzeros_per_label_keeps_the_largest(prob, cap):
 
 def test_pruning_is_not_vacuous(planted):
     X, Y = planted.X, planted.Y
-    full = raw_train([np.zeros(planted.n_labels)], X, Y)
-    pruned = raw_train([np.zeros(planted.n_labels)], X, Y, threshold=0.1)
-    capped = raw_train([np.zeros(planted.n_labels)], X, Y, max_nonzeros_per_label=2)
+    full = train_tree([np.zeros(planted.n_labels)], X, Y)
+    pruned = train_tree([np.zeros(planted.n_labels)], X, Y, threshold=0.1)
+    capped = train_tree([np.zeros(planted.n_labels)], X, Y, max_nonzeros_per_label=2)
     assert full.nnz > pruned.nnz > 0
     assert full.nnz > capped.nnz > 0
     assert capped.nnz <= 2 * planted.n_labels
@@ -440,7 +436,7 @@ SOLVER_KW = dict(tol=1e-5, max_iter=20000, threshold=0.0)
 )
 def test_solver_matches_reference_primal(prob, loss, cp, cn, bias):
     X, Y = prob
-    model = raw_train([np.zeros(Y.shape[1])], X, Y, loss=loss, cp=cp, cn=cn, bias=bias, **SOLVER_KW)
+    model = train_tree([np.zeros(Y.shape[1])], X, Y, loss=loss, Cp=cp, Cn=cn, bias=bias, **SOLVER_KW)
     W = ref.model_layers(model)[0][0].astype(np.float64)
     for j in range(Y.shape[1]):
         w_ref = ref.solve_primal(X, Y[:, j], loss, Cp=cp, Cn=cn, bias=bias)
@@ -460,7 +456,7 @@ def test_solver_matches_liblinear(planted, loss):
     from sklearn.svm import LinearSVC
 
     X, Y = planted.X[:150], planted.Y[:150, :5].toarray()
-    model = raw_train([np.zeros(5)], X, Y, loss=loss, cp=2.0, cn=0.5, **SOLVER_KW)
+    model = train_tree([np.zeros(5)], X, Y, loss=loss, Cp=2.0, Cn=0.5, **SOLVER_KW)
     W = ref.model_layers(model)[0][0]
     assert np.count_nonzero(W) > 0
     for j in range(5):
@@ -478,7 +474,7 @@ def test_solver_is_deterministic_across_label_order(planted):
     """Each problem is solved on its own: permuting the labels permutes the weight columns."""
     X, Y = planted.X, planted.Y[:, :8].toarray()
     perm = np.array([3, 0, 7, 1, 6, 2, 5, 4])
-    a = ref.model_layers(raw_train([np.zeros(8)], X, Y, **SOLVER_KW))[0][0]
-    b = ref.model_layers(raw_train([np.zeros(8)], X, Y[:, perm], **SOLVER_KW))[0][0]
+    a = ref.model_layers(train_tree([np.zeros(8)], X, Y, **SOLVER_KW))[0][0]
+    b = ref.model_layers(train_tree([np.zeros(8)], X, Y[:, perm], **SOLVER_KW))[0][0]
     assert np.count_nonzero(a) > 0
     np.testing.assert_allclose(b, a[:, perm], atol=1e-4)

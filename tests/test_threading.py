@@ -13,6 +13,7 @@ import pytest
 import scipy.sparse as sp
 
 import reference as ref
+from helpers import raw_predict, raw_train
 from pecos_rs import XRLinearClassifier
 from pecos_rs import _pecos_rs
 from pecos_rs._sparse import csr_args
@@ -32,7 +33,7 @@ def big():
 
 
 def predict(model, X, beam_size=10, topk=10, pp="l3-hinge", n_threads=1):
-    return model.predict_topk(csr_args(X), beam_size=beam_size, topk=topk, post_processor=pp, n_threads=n_threads)
+    return raw_predict(model, csr_args(X), beam_size=beam_size, topk=topk, post_processor=pp, n_threads=n_threads)
 
 
 def test_concurrent_predict_equals_serial(big):
@@ -134,11 +135,7 @@ def test_train_releases_the_gil():
     Y.data[:] = 1
 
     def train():
-        _pecos_rs.XLinearModel.train(
-            csr_args(X), csr_args(Y), [np.zeros(300, np.uint32)], loss="squared_hinge", cp=1.0, cn=1.0,
-            tol=0.1, max_iter=100, bias=1.0, threshold=0.1, max_nonzeros_per_label=0, negative_sampling="tfn",
-            man_beam_size=10, post_processor="l3-hinge", seed=0, n_threads=1,
-        )
+        raw_train(csr_args(X), csr_args(Y), [np.zeros(300, np.uint32)])
 
     during, alone, seconds = _progress_during(train)
     assert seconds > 0.05, "the train call is too short to tell"

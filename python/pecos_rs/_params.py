@@ -1,11 +1,21 @@
-"""Parameter checks shared by the estimators, so that every parameter outside its domain is reported
-the same way: ``InvalidParameterError("<name> must be <what it must be>, got <its value>")``."""
+"""Parameters on their way to the Rust core, which validates them (``pecos_core::params``), and the
+checks of the few parameters that Python handles itself, in the core's wording:
+``InvalidParameterError("<name> must be <what it must be>, got <its value>")``."""
 
 from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 from .exceptions import InvalidParameterError
+
+
+def plain_params(params: dict) -> dict:
+    """`params` with numpy scalars turned into the Python ones they stand for (``np.int64(3)`` ->
+    ``3``, ``np.bool_(True)`` -> ``True``), the only coercion done before the core checks them."""
+    return {name: value.item() if isinstance(value, np.generic) else value
+            for name, value in params.items()}
 
 
 def is_int(value) -> bool:

@@ -6,10 +6,10 @@ This module holds the two steps that turn a training set into a label tree:
 * :class:`HierarchicalKMeans` clusters those embeddings into a complete binary tree with exactly
   balanced spherical 2-means splits, then collapses it into a B-ary :class:`ClusterChain`.
 
-The numerical kernels (the PIFA product and the 2-means tree) run in the Rust core, multithreaded
-and without the GIL, and give the same result for every thread count. This module validates the
-inputs and parameters, converts them to the core's float32 CSR layout, and turns the leaf codes
-into a :class:`ClusterChain`.
+The numerical kernels (the PIFA product, the 2-means tree and its grouping into layers) run in the
+Rust core, multithreaded and without the GIL, and give the same result for every thread count; the
+core validates the parameters. This module checks and converts the inputs to the core's float32
+CSR layout and wraps the result in a :class:`ClusterChain`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _pecos_rs
+from ._params import plain_params
 from ._sparse import csr_args, to_csr32
 from ._threads import resolve_n_jobs
 from .exceptions import InvalidInputError, InvalidParameterError
@@ -241,32 +242,6 @@ class ClusterChain:
         return f"ClusterChain(n_labels={self.n_labels}, layer_sizes={self.layer_sizes})"
 
 
-def _check_int(name: str, value, minimum: int) -> int:
-    """Return ``value`` as an int if it is an integer >= ``minimum``; raise otherwise."""
-    is_integer = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-    if not is_integer or value < minimum:
-        raise InvalidParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _group_codes(leaf_codes: np.ndarray, n_leaves: int, n_splits: int, min_codes: int) -> ClusterChain:
-    """Collapse a binary tree's leaf codes into a B-ary chain by grouping consecutive codes.
-
-    Sibling leaves have consecutive codes, so ``code // n_splits`` merges ``log2(n_splits)`` binary
-    levels into one layer. Grouping repeats while a layer has more than ``min_codes`` nodes; a root
-    layer is added on top unless the grouping already reached a single node.
-    """
-    layers = [leaf_codes]
-    n_codes = n_leaves
-    while n_codes > min_codes:
-        parents = np.arange(n_codes) // n_splits
-        layers.append(parents)
-        n_codes = int(parents[-1]) + 1
-    if n_codes > 1:
-        layers.append(np.zeros(n_codes, dtype=np.uint32))
-    return ClusterChain(layers[::-1])
-
-
 class HierarchicalKMeans:
     """Balanced hierarchical spherical 2-means label indexer (PECOS's default).
 
@@ -347,44 +322,26 @@ class HierarchicalKMeans:
             (a ValueError) If ``Z`` is not a 2-D numeric matrix with at least one row and finite
             float32 values.
         """
-        n_splits = _check_int("n_splits", self.n_splits, 2)
-        if n_splits & (n_splits - 1):
-            raise InvalidParameterError(f"n_splits must be a power of 2 (2, 4, 8, ...), got {n_splits}")
-        max_leaf_size = _check_int("max_leaf_size", self.max_leaf_size, 1)
-        max_iter = _check_int("kmeans_max_iter", self.kmeans_max_iter, 1)
-        seed = _check_int("random_state", self.random_state, 0)
-        if seed >= 2**64:
-            raise InvalidParameterError(f"random_state must be an integer < 2**64, got {seed!r}")
-        min_codes = n_splits if self.min_codes is None else _check_int("min_codes", self.min_codes, 1)
-        if not isinstance(self.spherical, (bool, np.bool_)):
-            raise InvalidParameterError(f"spherical must be a bool, got {self.spherical!r}")
         n_threads = resolve_n_jobs(self.n_jobs)
         Z = _check_embeddings(Z)
-
-        n_labels = Z.shape[0]
-        if max_leaf_size >= n_labels:
-            return ClusterChain.one_layer(n_labels)
-        # Smallest depth with 2^depth * max_leaf_size >= L: ceil(log2(L / max_leaf_size)), exactly.
-        depth = 1
-        while max_leaf_size << depth < n_labels:
-            depth += 1
-
+        params = plain_params({
+            "n_splits": self.n_splits,
+            "max_leaf_size": self.max_leaf_size,
+            "kmeans_max_iter": self.kmeans_max_iter,
+            "spherical": self.spherical,
+            "random_state": self.random_state,
+            "min_codes": self.min_codes,
+        })
         tic = time.perf_counter()
-        # Leaves are numbered left to right, so sibling leaves have consecutive codes.
-        leaf_codes = _pecos_rs.balanced_kmeans_leaves(
-            csr_args(Z),
-            depth=depth,
-            max_iter=max_iter,
-            spherical=bool(self.spherical),
-            seed=seed,
-            n_threads=n_threads,
-        )
-        if self.verbose:
+        chain = ClusterChain(_pecos_rs.hierarchical_kmeans(csr_args(Z), params, n_threads=n_threads))
+        if self.verbose and len(chain) > 1:
+            n_leaves = chain.layer_sizes[-2]
             logger.info(
                 "HierarchicalKMeans: %d labels into %d leaves (depth %d) with %d thread(s) in %.3f s",
-                n_labels, 1 << depth, depth, n_threads, time.perf_counter() - tic,
+                chain.n_labels, n_leaves, n_leaves.bit_length() - 1, n_threads,
+                time.perf_counter() - tic,
             )
-        return _group_codes(leaf_codes, 1 << depth, n_splits, min_codes)
+        return chain
 
 
 def _check_embeddings(Z) -> sp.csr_matrix:

@@ -32,7 +32,6 @@ random_state              seed                                 clustering and so
 from __future__ import annotations
 
 import logging
-import numbers
 import time
 from pathlib import Path
 
@@ -45,6 +44,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from . import _pecos_rs
 from ._artifact import corrupt, read_metadata, write_metadata
+from ._params import check_param, is_int, plain_params
 from ._sparse import csr_args, to_csr32
 from ._threads import resolve_n_jobs
 from .exceptions import InvalidInputError, InvalidParameterError, ModelFormatError
@@ -213,7 +213,10 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : XRLinearClassifier
         """
-        self._validate_params()
+        params = self._core_params()
+        _pecos_rs.check_xlinear_params(params)
+        n_threads = resolve_n_jobs(self.n_jobs)
+        check_param(self, "verbose", is_int(self.verbose) or isinstance(self.verbose, bool), "an integer")
         X = validate_data(self, X, accept_sparse="csr", dtype=(np.float32, np.float64), reset=True)
         X = to_csr32(X)
         Y = self._encode_targets(y, X.shape[0])
@@ -263,19 +266,8 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             csr_args(X),
             csr_args(Y),
             cluster_chain.assignments,
-            loss=self.loss,
-            cp=float(self.Cp),
-            cn=float(self.Cn),
-            tol=float(self.tol),
-            max_iter=int(self.max_iter),
-            bias=float(self.bias),
-            threshold=float(self.threshold),
-            max_nonzeros_per_label=int(self.max_nonzeros_per_label or 0),
-            negative_sampling=self.negative_sampling,
-            man_beam_size=int(self.beam_size),
-            post_processor=self.post_processor,
-            seed=int(self.random_state),
-            n_threads=self._n_threads(),
+            params,
+            n_threads=n_threads,
             progress=progress,
         )
         self.cluster_chain_ = cluster_chain
@@ -321,41 +313,11 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         )
         return Y
 
-    def _validate_params(self):
-        def check(name, ok, expected):
-            if not ok:
-                raise InvalidParameterError(f"{name} must be {expected}, got {getattr(self, name)!r}")
-
-        def is_int(v):
-            return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-        def is_real(v):
-            return isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
-
-        n = self.n_splits
-        check("n_splits", is_int(n) and n >= 2 and (n & (n - 1)) == 0, "a power of 2 >= 2")
-        for name in ("max_leaf_size", "kmeans_max_iter", "beam_size", "topk", "max_iter"):
-            check(name, is_int(getattr(self, name)) and getattr(self, name) >= 1, "an integer >= 1")
-        check("min_codes", self.min_codes is None or (is_int(self.min_codes) and self.min_codes >= 1),
-              "None or an integer >= 1")
-        check("max_nonzeros_per_label",
-              self.max_nonzeros_per_label is None
-              or (is_int(self.max_nonzeros_per_label) and self.max_nonzeros_per_label >= 1),
-              "None or an integer >= 1")
-        for name in ("Cp", "Cn", "tol"):
-            check(name, is_real(getattr(self, name)) and getattr(self, name) > 0, "a finite number > 0")
-        for name in ("threshold", "bias"):
-            check(name, is_real(getattr(self, name)) and getattr(self, name) >= 0, "a finite number >= 0")
-        check("spherical", isinstance(self.spherical, (bool, np.bool_)), "a bool")
-        check("loss", self.loss in ("squared_hinge", "hinge", "logistic"),
-              '"squared_hinge", "hinge" or "logistic"')
-        check("negative_sampling", self.negative_sampling in ("tfn", "tfn+man"), '"tfn" or "tfn+man"')
-        check("post_processor", self.post_processor in _pecos_rs.POST_PROCESSORS,
-              f"one of {_pecos_rs.POST_PROCESSORS}")
-        check("random_state", is_int(self.random_state) and self.random_state >= 0, "an integer >= 0")
-        check("n_jobs", self.n_jobs is None or (is_int(self.n_jobs) and self.n_jobs != 0),
-              "None or a nonzero integer")
-        check("verbose", is_int(self.verbose) or isinstance(self.verbose, bool), "an integer")
+    def _core_params(self) -> dict:
+        """The parameters the Rust core validates and uses: all but threads and logging."""
+        params = self.get_params(deep=False)
+        del params["n_jobs"], params["verbose"]
+        return plain_params(params)
 
     def _n_threads(self):
         return resolve_n_jobs(self.n_jobs)
@@ -406,22 +368,16 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         k = self.topk if k is None else k
         beam_size = self.beam_size if beam_size is None else beam_size
         post_processor = self.post_processor if post_processor is None else post_processor
-        # k sizes the output; the beam only bounds work, so any 64-bit count is fine.
-        for name, v, bound in (("k", k, 2**62), ("beam_size", beam_size, 2**64)):
-            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or not 1 <= v < bound:
-                raise InvalidParameterError(f"{name} must be an integer in [1, {bound}), got {v!r}")
-        labels, scores = self.model_.predict_topk(
-            csr_args(X),
-            beam_size=int(beam_size),
-            topk=int(k),
-            post_processor=post_processor,
-            n_threads=self._n_threads(),
-        )
-        # The core returns at most n_labels columns; pad the rest as documented.
+        params = plain_params({"beam_size": beam_size, "topk": k, "post_processor": post_processor})
+        labels, scores = self.model_.predict_topk(csr_args(X), params, n_threads=self._n_threads())
+        # The core returns at most n_labels columns; pad the rest as documented (an absurd k
+        # fails here, with numpy's MemoryError or ValueError).
         if labels.shape[1] < k:
-            pad = ((0, 0), (0, k - labels.shape[1]))
-            labels = np.pad(labels, pad, constant_values=-1)
-            scores = np.pad(scores, pad, constant_values=0)
+            n, width = labels.shape
+            padded_labels = np.full((n, k), -1, dtype=labels.dtype)
+            padded_scores = np.zeros((n, k), dtype=scores.dtype)
+            padded_labels[:, :width], padded_scores[:, :width] = labels, scores
+            labels, scores = padded_labels, padded_scores
         return labels, scores
 
     def predict_scores(self, X, k=None, *, beam_size=None, post_processor=None):

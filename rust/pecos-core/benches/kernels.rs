@@ -2,9 +2,9 @@
 //! beam search, and the single-query path (one reused `Searcher`).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pecos_core::beam::{predict_batch, PredictParams, Searcher};
-use pecos_core::chain::ClusterChain;
-use pecos_core::postprocess::PostProcessor;
+use pecos_core::error::StopFlag;
+use pecos_core::index::ClusterChain;
+use pecos_core::infer::{predict_batch, PostProcessor, PredictParams, Searcher};
 use pecos_core::rng::SplitMix64;
 use pecos_core::sparse::CsrMatrix;
 use pecos_core::train::{train, TrainParams};
@@ -50,11 +50,29 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("train");
     group.sample_size(10);
     group.bench_function("3 layers, 20k rows, 4k labels", |b| {
-        b.iter(|| train(&x.view(), &y.view(), &chain, &params, &|_| {}).expect("training"));
+        b.iter(|| {
+            train(
+                &x.view(),
+                &y.view(),
+                &chain,
+                &params,
+                &|_| {},
+                &StopFlag::default(),
+            )
+            .expect("training")
+        });
     });
     group.finish();
 
-    let model = train(&x.view(), &y.view(), &chain, &params, &|_| {}).expect("training");
+    let model = train(
+        &x.view(),
+        &y.view(),
+        &chain,
+        &params,
+        &|_| {},
+        &StopFlag::default(),
+    )
+    .expect("training");
     let (q, _) = synthetic(2_000, 2);
     let pp = PredictParams {
         beam_size: 10,

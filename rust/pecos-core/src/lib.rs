@@ -1,25 +1,24 @@
 //! `pecos-core`: the XR-Linear engine of pecos_rs, in plain Rust (no Python).
 //!
-//! The three stages of XR-Linear (PECOS, Yu et al. JMLR 2022) map onto these modules:
-//! * indexing: [`indexer`] builds PIFA label embeddings and the balanced 2-means tree whose
-//!   grouped leaves form the [`chain::ClusterChain`];
-//! * matching and ranking: [`train`] fits one linear model per tree node with the dual coordinate
-//!   descent solvers of [`solver`] (hinge losses: [`siblings`], several sibling problems at
-//!   once), stored in the chunked sparse layout of [`model`];
-//! * inference: [`beam`] walks the tree with beam search, combining layer scores through
-//!   [`postprocess::PostProcessor`];
-//! * featurization: [`text`] turns raw text into word / character n-gram TF-IDF rows.
+//! One folder per stage of XR-Linear (PECOS, Yu et al. JMLR 2022), each depending only on the
+//! ones listed before it:
+//! * [`sparse`]: validated CSR matrices, the input of every stage;
+//! * [`index`]: indexing, the label tree ([`index::ClusterChain`]): PIFA embeddings, the
+//!   balanced 2-means tree, and the home of every other indexer;
+//! * [`model`]: the trained model: chunked weight layout, scoring kernels, layer assembly;
+//! * [`infer`]: beam search, post-processors, batch and single-query prediction;
+//! * [`train`]: matching and ranking training: parameters, TFN/MAN targets, solvers, pruning;
+//! * [`io`]: the file envelope of every saved artifact and the model file format;
+//! * [`text`]: featurization of raw text into word / character n-gram TF-IDF rows;
+//! * [`params`]: the parameter contract: every user-facing parameter validated once, here.
 
-pub mod beam;
-pub mod chain;
 pub mod error;
-pub mod indexer;
+pub mod index;
+pub mod infer;
 pub mod io;
 pub mod model;
-pub mod postprocess;
+pub mod params;
 pub mod rng;
-pub mod siblings;
-pub mod solver;
 pub mod sparse;
 pub mod text;
 pub mod train;

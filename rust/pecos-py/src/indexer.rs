@@ -1,9 +1,11 @@
-//! Indexing kernels: PIFA embeddings and the balanced 2-means tree.
+//! Indexing: PIFA embeddings, the balanced 2-means kernel, and the k-means indexer that builds
+//! the label tree.
 
-use crate::model::{csr_arrays, CsrArgs, CsrArrays};
-use crate::threads::run_detached;
+use crate::convert::{csr_arrays, CsrArgs, CsrArrays, ParamsArg};
+use crate::error::core;
+use crate::threads::{run_detached, run_interruptible};
 use numpy::PyArray1;
-use pecos_core::indexer::{balanced_kmeans_leaves, pifa, KMeansParams};
+use pecos_core::index::{balanced_kmeans_leaves, pifa, HierarchicalKMeans, Indexer, KMeansParams};
 use pyo3::prelude::*;
 
 /// PIFA label embeddings of `y` (n x L) over `x` (n x d), as CSR arrays (L x d). Releases the GIL.
@@ -21,7 +23,8 @@ pub fn py_pifa<'py>(
     Ok(csr_arrays(py, indptr, indices, data, (n_rows, n_cols)))
 }
 
-/// Leaf code of every row of `z` in the balanced 2-means tree of the given depth. Releases the GIL.
+/// Leaf code of every row of `z` in the balanced 2-means tree of the given depth (the kernel of
+/// the k-means indexer, exposed to test it against a reference). Releases the GIL.
 #[pyfunction]
 #[pyo3(name = "balanced_kmeans_leaves", signature = (z, *, depth, max_iter, spherical, seed, n_threads))]
 pub fn py_balanced_kmeans_leaves<'py>(
@@ -40,6 +43,38 @@ pub fn py_balanced_kmeans_leaves<'py>(
         spherical,
         seed,
     };
-    let codes = run_detached(py, n_threads, || balanced_kmeans_leaves(&zv, &params))?;
+    let codes = run_detached(py, n_threads, || balanced_kmeans_leaves(&zv, &params, None))?;
     Ok(PyArray1::from_vec(py, codes))
+}
+
+/// The label tree of the rows of `z` (label embeddings) by the hierarchical k-means indexer with
+/// the given parameters (a dict, validated here), as one parent array per layer. Releases the
+/// GIL; Ctrl-C stops it with `KeyboardInterrupt`.
+#[pyfunction]
+#[pyo3(name = "hierarchical_kmeans", signature = (z, params, *, n_threads))]
+pub fn py_hierarchical_kmeans<'py>(
+    py: Python<'py>,
+    z: CsrArgs<'py>,
+    params: ParamsArg,
+    n_threads: usize,
+) -> PyResult<Vec<Bound<'py, PyArray1<u32>>>> {
+    let mut p = params.0;
+    let indexer = core(HierarchicalKMeans::from_params(&mut p))?;
+    core(p.finish())?;
+    let zv = z.view()?;
+    let chain = run_interruptible(py, n_threads, |stop| indexer.build(&zv, stop))?;
+    Ok(chain
+        .layers()
+        .iter()
+        .map(|layer| PyArray1::from_slice(py, layer.parent_of()))
+        .collect())
+}
+
+/// Checks every parameter of the XR-Linear estimator (a dict of its `get_params()` less
+/// `n_jobs` and `verbose`) without computing anything, so that a bad one fails before a fit
+/// spends time on indexing.
+#[pyfunction]
+#[pyo3(name = "check_xlinear_params", signature = (params))]
+pub fn py_check_xlinear_params(params: ParamsArg) -> PyResult<()> {
+    core(pecos_core::train::XLinearParams::from_params(params.0)).map(drop)
 }

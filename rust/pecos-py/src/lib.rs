@@ -1,8 +1,9 @@
 //! Python bindings of `pecos-core`, compiled as `pecos_rs._pecos_rs`.
 //!
-//! This crate only converts types, maps errors and releases the GIL; every algorithm lives in
-//! `pecos-core`. The public Python API is the pure-Python package `pecos_rs` around it.
+//! This crate only converts types (`convert`), maps errors (`error`) and releases the GIL
+//! (`threads`); every algorithm lives in `pecos-core`. The public Python API is the pure-Python package `pecos_rs` around it.
 
+mod convert;
 mod error;
 mod indexer;
 mod model;
@@ -17,7 +18,9 @@ mod _pecos_rs {
     use super::model::PyXLinearModel;
 
     #[pymodule_export]
-    use super::indexer::{py_balanced_kmeans_leaves, py_pifa};
+    use super::indexer::{
+        py_balanced_kmeans_leaves, py_check_xlinear_params, py_hierarchical_kmeans, py_pifa,
+    };
 
     #[pymodule_export]
     use super::text::{py_stack_blocks, PyNgramCounter, PyVocabulary};
@@ -36,17 +39,14 @@ mod _pecos_rs {
             },
         )?;
         m.add("FORMAT_VERSION", pecos_core::io::FORMAT_VERSION)?;
-        m.add(
-            "TEXT_FORMAT_VERSION",
-            pecos_core::text::vocab::TEXT_FORMAT_VERSION,
-        )?;
+        m.add("TEXT_FORMAT_VERSION", pecos_core::text::TEXT_FORMAT_VERSION)?;
         m.add(
             "DEFAULT_TOKEN_PATTERN",
-            pecos_core::text::analyzer::DEFAULT_TOKEN_PATTERN,
+            pecos_core::text::DEFAULT_TOKEN_PATTERN,
         )?;
         m.add(
             "POST_PROCESSORS",
-            pecos_core::postprocess::PostProcessor::NAMES.to_vec(),
+            pecos_core::infer::PostProcessor::NAMES.to_vec(),
         )?;
         Ok(())
     }

@@ -3,66 +3,15 @@
 //! Configurations cross the boundary as JSON (`pecos_core::text::TfidfConfig`), documents as
 //! Python lists of `str`, copied once into one Rust buffer so that the GIL can be released.
 
-use crate::error::PyPecosErr;
-use crate::model::{core, csr_arrays, parse_metadata, CsrArgs, CsrArrays};
+use crate::convert::{csr_arrays, parse_metadata, CsrArgs, CsrArrays, Docs};
+use crate::error::core;
 use crate::threads::run_detached;
 use numpy::PyArray1;
-use pecos_core::text::counter::NgramCounter;
-use pecos_core::text::vocab::Vocabulary;
-use pecos_core::text::{stack_blocks, DfBound, Norm, TfidfConfig};
+use pecos_core::text::{stack_blocks, DfBound, NgramCounter, Norm, TfidfConfig, Vocabulary};
 use pecos_core::PecosError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 use std::path::PathBuf;
-
-/// A batch of documents copied out of Python: one buffer and the end offset of each document.
-struct Docs {
-    text: String,
-    ends: Vec<usize>,
-}
-
-impl Docs {
-    /// Copies a list of `str`; anything else in it is an `InvalidInputError` naming the
-    /// document's position, counted from `first_doc` (the list may be one batch of many).
-    fn from_list(docs: &Bound<'_, PyList>, first_doc: usize) -> PyResult<Self> {
-        let mut text = String::new();
-        let mut ends = Vec::with_capacity(docs.len());
-        for (i, item) in docs.iter().enumerate() {
-            let i = first_doc + i;
-            let s = item.cast::<PyString>().map_err(|_| {
-                let kind = item
-                    .get_type()
-                    .name()
-                    .map_or_else(|_| "?".to_string(), |n| n.to_string());
-                invalid(format!("document {i} is a {kind}, not a str"))
-            })?;
-            let s = s.to_str().map_err(|_| {
-                invalid(format!(
-                    "document {i} is not valid Unicode (it contains a lone surrogate)"
-                ))
-            })?;
-            text.push_str(s);
-            ends.push(text.len());
-        }
-        Ok(Docs { text, ends })
-    }
-
-    fn slices(&self) -> Vec<&str> {
-        let mut start = 0;
-        self.ends
-            .iter()
-            .map(|&end| {
-                let s = &self.text[start..end];
-                start = end;
-                s
-            })
-            .collect()
-    }
-}
-
-fn invalid(msg: String) -> PyErr {
-    PyPecosErr::from(PecosError::InvalidInput(msg)).into()
-}
 
 fn parse_config(json: &str) -> PyResult<TfidfConfig> {
     core(serde_json::from_str(json).map_err(|e| PecosError::param("config", e.to_string())))

@@ -1,11 +1,14 @@
-//! Per-call rayon pools, cached by size, and the helper that runs core work without the GIL.
+//! Per-call rayon pools, cached by size, and the helpers that run core work without the GIL.
 
-use crate::error::PyPecosErr;
+use crate::error::core;
+use pecos_core::error::StopFlag;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use std::collections::HashMap;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Pools keyed by thread count, valid only in the process that built them (a forked child gets
 /// copies of pools whose threads do not exist, so the cache is dropped when the pid changes).
@@ -13,6 +16,9 @@ static POOLS: Mutex<Option<PoolCache>> = Mutex::new(None);
 
 /// `(pid of the process that built them, pools by thread count)`.
 type PoolCache = (u32, HashMap<usize, Arc<ThreadPool>>);
+
+/// How often a waiting caller looks for a pending signal (Ctrl-C) during a long computation.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
 
 fn pool(n_threads: usize) -> PyResult<Arc<ThreadPool>> {
     let pid = std::process::id();
@@ -44,6 +50,49 @@ where
     F: Send + FnOnce() -> Result<T, pecos_core::PecosError>,
 {
     let pool = pool(n_threads)?;
-    py.detach(|| pool.install(f))
-        .map_err(|e| PyPecosErr::from(e).into())
+    core(py.detach(|| pool.install(f)))
+}
+
+/// As [`run_detached`], for work that checks a [`StopFlag`]: while it runs, the calling thread
+/// looks for pending signals every [`SIGNAL_POLL`], and on Ctrl-C (or any signal handler that
+/// raises) raises the flag; the work then stops at its next check and the handler's exception
+/// (`KeyboardInterrupt`) is raised here.
+pub fn run_interruptible<T, F>(py: Python<'_>, n_threads: usize, f: F) -> PyResult<T>
+where
+    T: Send,
+    F: Send + FnOnce(&StopFlag) -> Result<T, pecos_core::PecosError>,
+{
+    let pool = pool(n_threads)?;
+    let stop = StopFlag::default();
+    let mut signal: Option<PyErr> = None;
+    let result = py.detach(|| {
+        let (done, finished) = mpsc::channel();
+        pool.in_place_scope(|scope| {
+            scope.spawn(|_| {
+                // The receiver outlives the scope, so this send cannot fail.
+                let _ = done.send(f(&stop));
+            });
+            loop {
+                match finished.recv_timeout(SIGNAL_POLL) {
+                    Ok(result) => return Some(result),
+                    Err(RecvTimeoutError::Timeout) => {
+                        if signal.is_none() {
+                            if let Err(e) = Python::attach(|py| py.check_signals()) {
+                                signal = Some(e);
+                                stop.raise();
+                            }
+                        }
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return None,
+                }
+            }
+        })
+    });
+    match (signal, result) {
+        (Some(e), _) => Err(e),
+        (None, Some(r)) => core(r),
+        (None, None) => Err(PyRuntimeError::new_err(
+            "the computation ended without a result",
+        )),
+    }
 }

@@ -176,10 +176,6 @@ impl Analyzer {
         Ok(Analyzer { config, tokenizer })
     }
 
-    pub fn config(&self) -> &AnalyzerConfig {
-        &self.config
-    }
-
     /// Whether occurrence weights depend on their position (else every occurrence weighs 1).
     pub fn is_position_weighted(&self) -> bool {
         matches!(

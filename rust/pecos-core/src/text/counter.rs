@@ -23,15 +23,6 @@ use std::sync::Mutex;
 /// Documents handed to one worker at a time.
 const CHUNK_DOCS: usize = 256;
 
-/// Frequency statistics of one n-gram or one hash bucket.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// Documents containing it.
-    pub df: u64,
-    /// Sum of its occurrence weights over the corpus, in units of 2^-32.
-    pub total: u64,
-}
-
 /// What the table keeps per n-gram while counting.
 struct CountState {
     /// The last document that incremented `df`.

@@ -15,15 +15,18 @@
 //! `idf = ln((1 + N) / (1 + df)) + 1` (`smooth_idf`) or `ln(N / df) + 1`; then each row is scaled
 //! to unit L2 or L1 norm.
 
-pub mod analyzer;
-pub mod counter;
-pub mod hashing;
+mod analyzer;
+mod counter;
+mod hashing;
 mod table;
-pub mod vocab;
+mod vocab;
+
+pub use analyzer::{AnalyzerConfig, PositionDecay, DEFAULT_TOKEN_PATTERN, MAX_NGRAM};
+pub use counter::NgramCounter;
+pub use vocab::{Vocabulary, TEXT_FORMAT_VERSION};
 
 use crate::error::{PecosError, Result};
 use crate::sparse::{CsrMatrix, CsrView};
-use analyzer::AnalyzerConfig;
 use serde::{Deserialize, Serialize};
 
 /// Row normalisation.

@@ -20,7 +20,8 @@ use super::analyzer::{Analyzer, Scratch};
 use super::table::{buffer_chunk, key_hash, shard_of, KeyTable, Occurrences, DROPPED, N_SHARDS};
 use super::{Norm, TfidfConfig};
 use crate::error::{PecosError, Result};
-use crate::io::{put_u32, put_u64, write_atomically, Reader};
+use crate::io::envelope::{self, Writer};
+use crate::io::write_atomically;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -318,25 +319,16 @@ impl Vocabulary {
             names_len: names.len(),
             metadata: metadata.clone(),
         };
-        // Serialising plain structs and a JSON value cannot fail.
-        let header = serde_json::to_vec(&header).unwrap_or_default();
-        let mut out = Vec::with_capacity(header.len() + names.len() + 16 * self.idf.len() + 32);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&TEXT_FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
-        out.extend_from_slice(&header);
-        let idf_bits: Vec<u64> = self.idf.iter().map(|x| x.to_bits()).collect();
-        put_u64(&mut out, &idf_bits);
+        let mut w = Writer::new(MAGIC, TEXT_FORMAT_VERSION, &header, false);
+        w.f64s(&self.idf);
         match &self.buckets {
-            Some(buckets) => put_u32(&mut out, buckets),
+            Some(buckets) => w.u32s(buckets),
             None => {
-                put_u64(&mut out, &offsets);
-                out.extend_from_slice(names.as_bytes());
+                w.u64s(&offsets);
+                w.bytes(names.as_bytes());
             }
         }
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
+        w.finish()
     }
 
     /// Writes the vocabulary and `metadata` to `path` (through a temporary file).
@@ -361,46 +353,34 @@ impl Vocabulary {
     /// [`PecosError::Format`] for a foreign, truncated, corrupt or newer-version file.
     pub fn from_bytes(bytes: &[u8]) -> Result<(Self, serde_json::Value)> {
         let fail = |msg: &str| PecosError::Format(msg.to_string());
-        if bytes.len() < 8 || &bytes[..8] != MAGIC {
-            return Err(fail("not a pecos_rs text featurizer (bad magic bytes)"));
-        }
-        let mut r = Reader::new(bytes, 8);
-        let version = r.u32()?;
+        let file = envelope::open(
+            bytes,
+            MAGIC,
+            "not a pecos_rs text featurizer (bad magic bytes)",
+        )?;
+        let version = file.version();
         if version != TEXT_FORMAT_VERSION {
             return Err(PecosError::Format(format!(
                 "text format version {version} is not supported (this build reads version \
                  {TEXT_FORMAT_VERSION})"
             )));
         }
-        let header_len = usize::try_from(r.u64()?).map_err(|_| fail("header length overflows"))?;
-        let header: Header = serde_json::from_slice(r.take(header_len)?)
-            .map_err(|e| PecosError::Format(format!("corrupt header: {e}")))?;
+        let header: Header = file.header()?;
         let n = header.n_kept;
-        let columns_bytes = match header.config.n_buckets {
-            Some(_) => n.checked_mul(4),
-            None => n
-                .checked_add(1)
-                .and_then(|k| k.checked_mul(8))
-                .and_then(|b| b.checked_add(header.names_len)),
+        let mut layout = file.layout(false)?;
+        layout.array(n, 8);
+        match header.config.n_buckets {
+            Some(_) => layout.array(n, 4),
+            None => layout
+                .array(n.saturating_add(1), 8)
+                .array(header.names_len, 1),
         };
-        let body = n
-            .checked_mul(8)
-            .zip(columns_bytes)
-            .and_then(|(a, b)| a.checked_add(b));
-        if body.and_then(|b| b.checked_add(r.position() + 4)) != Some(bytes.len()) {
-            return Err(fail(
-                "file size does not match its header (truncated or corrupt)",
-            ));
-        }
-        let (payload, crc) = bytes.split_at(bytes.len() - 4);
-        if crc32fast::hash(payload).to_le_bytes() != crc {
-            return Err(fail("checksum mismatch (corrupt file)"));
-        }
+        let mut r = file.body(&layout)?;
         let invalid = |e: PecosError| PecosError::Format(format!("invalid configuration: {e}"));
         header.config.validate().map_err(invalid)?;
         let analyzer = Analyzer::new(header.config.analyzer.clone()).map_err(invalid)?;
         check_kept_count(n).map_err(|_| fail("kept column count out of range"))?;
-        let idf: Vec<f64> = r.u64s(n)?.into_iter().map(f64::from_bits).collect();
+        let idf = r.f64s(n)?;
         if idf.iter().any(|x| !x.is_finite() || *x <= 0.0) {
             return Err(fail("idf values must be finite and positive"));
         }
@@ -416,7 +396,7 @@ impl Vocabulary {
             }
             None => {
                 let offsets = r.u64s(n + 1)?;
-                let names = std::str::from_utf8(r.take(header.names_len)?)
+                let names = std::str::from_utf8(r.bytes(header.names_len)?)
                     .map_err(|_| fail("n-grams are not valid UTF-8"))?;
                 check_names(names, &offsets).map_err(|m| fail(&m))?;
                 let keys = offsets

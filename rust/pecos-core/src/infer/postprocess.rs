@@ -2,6 +2,7 @@
 //! score of its parent along the beam (PECOS `PostProcessor`, spec section 2.1).
 
 use crate::error::{PecosError, Result};
+use crate::params::{invalid, Value};
 use serde::{Deserialize, Serialize};
 
 /// A transform of the raw score `v = w·x` and the rule combining it with the parent's score.
@@ -35,6 +36,26 @@ impl PostProcessor {
         "log-l4-hinge",
     ];
 
+    /// The post-processor a `post_processor` parameter names.
+    ///
+    /// # Errors
+    /// [`PecosError::InvalidParam`] listing the valid names.
+    pub fn from_value(value: &Value) -> Result<Self> {
+        match value {
+            Value::Str(name) => Self::parse(name),
+            other => Err(Self::unknown(other)),
+        }
+    }
+
+    fn unknown(value: &Value) -> PecosError {
+        let names: Vec<String> = Self::NAMES.iter().map(|n| format!("{n:?}")).collect();
+        invalid(
+            "post_processor",
+            &format!("one of {}", names.join(", ")),
+            value,
+        )
+    }
+
     /// Parses a PECOS post-processor name such as `"l3-hinge"`.
     ///
     /// # Errors
@@ -54,10 +75,7 @@ impl PostProcessor {
                 } else if let Some(p) = hinge_power(name) {
                     Ok(Self::Hinge(p))
                 } else {
-                    Err(PecosError::param(
-                        "post_processor",
-                        format!("unknown name {name:?}; expected one of {:?}", Self::NAMES),
-                    ))
+                    Err(Self::unknown(&Value::Str(name.into())))
                 }
             }
         }

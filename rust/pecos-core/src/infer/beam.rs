@@ -4,9 +4,10 @@
 //! parent's score; the best `beam_size` survive (the best `topk` at the last layer). Ties go to the
 //! earlier candidate (parent beam order, then child id), so results never depend on scheduling.
 
+use super::postprocess::PostProcessor;
 use crate::error::{PecosError, Result};
 use crate::model::{Layer, ScoreScratch};
-use crate::postprocess::PostProcessor;
+use crate::params::{Params, Value};
 use crate::sparse::{CsrView, SparseRow};
 use rayon::prelude::*;
 use std::cmp::Ordering;
@@ -22,16 +23,32 @@ pub struct PredictParams {
 }
 
 impl PredictParams {
+    /// Reads `beam_size`, `topk` and `post_processor` (the estimator's names).
+    ///
+    /// # Errors
+    /// [`PecosError::InvalidParam`] naming the first invalid parameter.
+    pub fn from_params(p: &mut Params) -> Result<Self> {
+        Ok(PredictParams {
+            beam_size: p.count("beam_size", 1)?,
+            topk: p.count("topk", 1)?,
+            post_processor: PostProcessor::from_value(p.value("post_processor")?)?,
+        })
+    }
+
+    /// Checks parameters built in Rust, in the words of [`PredictParams::from_params`].
+    ///
     /// # Errors
     /// [`PecosError::InvalidParam`] for a zero beam or top-k.
     pub fn validate(&self) -> Result<()> {
-        if self.beam_size == 0 {
-            return Err(PecosError::param("beam_size", "must be >= 1"));
-        }
-        if self.topk == 0 {
-            return Err(PecosError::param("topk", "must be >= 1"));
-        }
-        Ok(())
+        let mut p = Params::new([
+            ("beam_size".to_string(), Value::Int(self.beam_size as i128)),
+            ("topk".to_string(), Value::Int(self.topk as i128)),
+            (
+                "post_processor".to_string(),
+                Value::Str(self.post_processor.name()),
+            ),
+        ]);
+        Self::from_params(&mut p).map(drop)
     }
 }
 

@@ -12,8 +12,8 @@
 //! [`crate::solver::solve`] does, with its own shrinking, stopping test and pass count; only the
 //! visiting order is shared: each pass shuffles the rows that are still active for some problem.
 
+use super::solver::{Loss, ProblemRows, SolverParams};
 use crate::rng::SplitMix64;
-use crate::solver::{Loss, ProblemRows, SolverParams};
 use std::hint::black_box;
 
 /// Problems solved together: one `[f32; 8]` of weights is half a cache line.
@@ -347,7 +347,7 @@ fn scatter(w: &mut [[f32; LANES]], idx: &[u32], val: &[f32], d: &[f32; LANES]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::solver::{solve, Workspace};
+    use crate::train::solver::{solve, Workspace};
 
     /// Random sparse rows (values in [-1, 1), ~30% dense) and `n_problems` labelings from random
     /// hyperplanes.

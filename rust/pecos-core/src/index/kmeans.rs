@@ -1,116 +1,102 @@
-//! Indexing: PIFA label embeddings and the balanced hierarchical spherical 2-means tree (PECOS
-//! spec 1.1, 1.2).
+//! The balanced hierarchical spherical 2-means tree over label embeddings (PECOS spec 1.2), the
+//! default indexer.
 //!
 //! The tree is complete and binary: every node's labels are sorted by their score against
 //! `c = normalize(sum of right) - normalize(sum of left)` and cut exactly in half, repeated until
 //! the left half stops changing. The B-ary cluster chain is then made by grouping leaf codes
-//! (done by the caller). Nodes of a level are split in parallel, and so are the scores inside a
+//! ([`super::tree`]). Nodes of a level are split in parallel, and so are the scores inside a
 //! large node; every node draws its random start from a seed derived from its position, so the
 //! tree is the same for every thread count.
 
-use crate::error::{PecosError, Result};
+use super::chain::ClusterChain;
+use super::tree::{binary_depth, chain_from_leaf_codes};
+use super::Indexer;
+use crate::error::{PecosError, Result, StopFlag};
+use crate::params::{invalid, Params, Value};
 use crate::rng::SplitMix64;
-use crate::sparse::{CsrMatrix, CsrView, LocalRows};
+use crate::sparse::{CsrView, LocalRows};
 use rayon::prelude::*;
 
-/// PIFA embeddings `Z = normalize_rows(normalize_rows(Y)^T X)`: each label is the normalised sum of
-/// its instances' feature vectors, each instance weighted by `1 / ||y_i||`. Labels without instances
-/// get empty rows. Parallel over labels.
-///
-/// # Errors
-/// [`PecosError::ShapeMismatch`] if `x` and `y` have different numbers of rows.
-pub fn pifa(x: &CsrView<'_>, y: &CsrView<'_>) -> Result<CsrMatrix> {
-    if x.n_rows() != y.n_rows() {
-        return Err(PecosError::shape(
-            "rows of Y (instances)",
-            x.n_rows(),
-            y.n_rows(),
-        ));
-    }
-    let row_scale: Vec<f32> = (0..y.n_rows())
-        .map(|i| {
-            let norm = y.row(i).data.iter().map(|v| v * v).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                1.0 / norm
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    // Instances of each label, with their weights (Y transposed).
-    let mut instances: Vec<Vec<(u32, f32)>> = vec![Vec::new(); y.n_cols()];
-    for (i, &scale) in row_scale.iter().enumerate() {
-        for (j, v) in y.row(i).iter() {
-            if v != 0.0 {
-                instances[j].push((i as u32, v * scale));
-            }
-        }
-    }
-    let d = x.n_cols();
-    let mut indptr = Vec::with_capacity(y.n_cols() + 1);
-    indptr.push(0i64);
-    let mut indices = Vec::new();
-    let mut data = Vec::new();
-    // Labels are embedded a block at a time and appended to the output, so that the per-label
-    // vectors in flight are one block's, not a second copy of the whole output.
-    for block in instances.chunks(PIFA_BLOCK) {
-        let rows: Vec<(Vec<i32>, Vec<f32>)> = block
-            .par_iter()
-            .map_init(
-                || (vec![0f64; d], Vec::<u32>::new()),
-                |(acc, touched), inst| embed_label(x, inst, acc, touched),
-            )
-            .collect();
-        for (cols, vals) in rows {
-            indices.extend(cols);
-            data.extend(vals);
-            indptr.push(indices.len() as i64);
-        }
-    }
-    CsrMatrix::try_new(y.n_cols(), d, indptr, indices, data)
+/// The balanced hierarchical spherical 2-means indexer (PECOS's default): labels split
+/// recursively into a complete binary tree whose leaves hold at most `max_leaf_size` labels, the
+/// tree then collapsed into an `n_splits`-ary chain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HierarchicalKMeans {
+    /// Branching factor of the chain: a power of 2, at least 2.
+    pub n_splits: usize,
+    pub max_leaf_size: usize,
+    /// Assignment rounds per split, the random start included.
+    pub max_iter: usize,
+    pub spherical: bool,
+    pub seed: u64,
+    /// Grouping stops once the top layer has at most this many nodes.
+    pub min_codes: usize,
 }
 
-/// Labels per block of [`pifa`].
-const PIFA_BLOCK: usize = 4096;
+impl Default for HierarchicalKMeans {
+    fn default() -> Self {
+        HierarchicalKMeans {
+            n_splits: 16,
+            max_leaf_size: 100,
+            max_iter: 20,
+            spherical: true,
+            seed: 0,
+            min_codes: 16,
+        }
+    }
+}
 
-/// One PIFA row: the normalised sum of `x`'s rows `inst` (with their weights), as sorted
-/// (columns, values). `acc` (zero, `x.n_cols()` long) and `touched` (empty) are scratch space
-/// and are left as they were found.
-fn embed_label(
-    x: &CsrView<'_>,
-    inst: &[(u32, f32)],
-    acc: &mut [f64],
-    touched: &mut Vec<u32>,
-) -> (Vec<i32>, Vec<f32>) {
-    for &(i, w) in inst {
-        for (f, v) in x.row(i as usize).iter() {
-            if acc[f] == 0.0 {
-                touched.push(f as u32);
-            }
-            acc[f] += f64::from(w) * f64::from(v);
+impl HierarchicalKMeans {
+    /// Reads `n_splits`, `max_leaf_size`, `kmeans_max_iter`, `spherical`, `random_state` and
+    /// `min_codes` (None: `n_splits`).
+    ///
+    /// # Errors
+    /// [`PecosError::InvalidParam`] naming the first invalid parameter.
+    pub fn from_params(p: &mut Params) -> Result<Self> {
+        let n_splits = p.count("n_splits", 2)?;
+        if !n_splits.is_power_of_two() {
+            return Err(invalid(
+                "n_splits",
+                "a power of 2 (2, 4, 8, ...)",
+                &Value::Int(n_splits as i128),
+            ));
         }
+        Ok(HierarchicalKMeans {
+            n_splits,
+            max_leaf_size: p.count("max_leaf_size", 1)?,
+            max_iter: p.count("kmeans_max_iter", 1)?,
+            spherical: p.flag("spherical")?,
+            seed: p.seed("random_state")?,
+            min_codes: p.count_or("min_codes", 1, n_splits)?,
+        })
     }
-    // An exact cancellation to 0 may list a feature twice; dedup after sorting.
-    touched.sort_unstable();
-    touched.dedup();
-    let norm = touched
-        .iter()
-        .map(|&f| acc[f as usize].powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
-    let mut cols = Vec::with_capacity(touched.len());
-    let mut vals = Vec::with_capacity(touched.len());
-    for &f in touched.iter() {
-        let v = acc[f as usize] * scale;
-        acc[f as usize] = 0.0;
-        if v != 0.0 {
-            cols.push(f as i32);
-            vals.push(v as f32);
+}
+
+impl Indexer for HierarchicalKMeans {
+    type Labels<'a> = CsrView<'a>;
+
+    /// The chain over the labels whose embeddings are the rows of `z`; a single one-versus-all
+    /// layer if `max_leaf_size` covers every label.
+    fn build(&self, z: &CsrView<'_>, stop: &StopFlag) -> Result<ClusterChain> {
+        let n_labels = z.n_rows();
+        if n_labels == 0 {
+            return Err(PecosError::InvalidInput(
+                "Z must have at least one row (label)".into(),
+            ));
         }
+        if self.max_leaf_size >= n_labels {
+            return Ok(ClusterChain::one_layer(n_labels));
+        }
+        let depth = binary_depth(n_labels, self.max_leaf_size);
+        let params = KMeansParams {
+            depth,
+            max_iter: self.max_iter,
+            spherical: self.spherical,
+            seed: self.seed,
+        };
+        let codes = balanced_kmeans_leaves(z, &params, Some(stop))?;
+        chain_from_leaf_codes(codes, 1 << depth, self.n_splits, self.min_codes)
     }
-    touched.clear();
-    (cols, vals)
 }
 
 /// Settings of the balanced 2-means tree.
@@ -128,9 +114,16 @@ pub struct KMeansParams {
 /// Leaf code (`0..2^depth`, left to right) of each row of `z` in the balanced 2-means tree.
 /// Within a node, rows are ordered by id, so the result depends only on `z` and `params`.
 ///
+/// `stop` is checked before each level of splits.
+///
 /// # Errors
-/// [`PecosError::InvalidParam`] for a depth outside `1..=31` or `max_iter == 0`.
-pub fn balanced_kmeans_leaves(z: &CsrView<'_>, params: &KMeansParams) -> Result<Vec<u32>> {
+/// [`PecosError::InvalidParam`] for a depth outside `1..=31` or `max_iter == 0`;
+/// [`PecosError::Interrupted`] once `stop` is raised.
+pub fn balanced_kmeans_leaves(
+    z: &CsrView<'_>,
+    params: &KMeansParams,
+    stop: Option<&StopFlag>,
+) -> Result<Vec<u32>> {
     if !(1..=31).contains(&params.depth) {
         return Err(PecosError::param(
             "depth",
@@ -144,6 +137,9 @@ pub fn balanced_kmeans_leaves(z: &CsrView<'_>, params: &KMeansParams) -> Result<
     let mut elements: Vec<u32> = (0..n as u32).collect();
     let mut bounds = vec![0usize, n];
     for level in 0..params.depth {
+        if let Some(stop) = stop {
+            stop.check()?;
+        }
         let nodes: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
         let split: Vec<Vec<u32>> = nodes
             .par_iter()
@@ -344,23 +340,7 @@ fn add_row(acc: &mut [f64], rows: &impl NodeRows, i: usize, sign: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pifa_normalises_rows_and_label_sums() {
-        let x = CsrMatrix::from_rows(3, &[vec![(0, 1.0)], vec![(1, 2.0)], vec![(2, 1.0)]]).unwrap();
-        // row 0 has labels {0, 1}: weight 1/sqrt(2); row 1 label 0; row 2 no label.
-        let y =
-            CsrMatrix::from_rows(3, &[vec![(0, 1.0), (1, 1.0)], vec![(0, 1.0)], vec![]]).unwrap();
-        let z = pifa(&x.view(), &y.view()).unwrap();
-        let z = z.view();
-        let r0: Vec<_> = z.row(0).iter().collect();
-        let (a, b) = (1.0 / 2f32.sqrt(), 2.0);
-        let norm = (a * a + b * b).sqrt();
-        assert_eq!(r0.len(), 2);
-        assert!((r0[0].1 - a / norm).abs() < 1e-6 && (r0[1].1 - b / norm).abs() < 1e-6);
-        assert_eq!(z.row(1).iter().collect::<Vec<_>>(), vec![(0, 1.0)]);
-        assert_eq!(z.row(2).nnz(), 0);
-    }
+    use crate::sparse::CsrMatrix;
 
     /// Four groups of 8 labels in two super-groups ({0, 1} and {2, 3}), the hierarchy a 2-means
     /// tree can recover. Membership is a seeded shuffle of the ids, so neither id order nor a
@@ -397,7 +377,7 @@ mod tests {
                 spherical: true,
                 seed,
             };
-            let codes = balanced_kmeans_leaves(&z.view(), &params).unwrap();
+            let codes = balanced_kmeans_leaves(&z.view(), &params, None).unwrap();
             for leaf in 0..4 {
                 let g: Vec<usize> = (0..32)
                     .filter(|&i| codes[i] == leaf)
@@ -426,12 +406,18 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap();
-            pool.install(|| balanced_kmeans_leaves(&z.view(), &params).unwrap())
+            pool.install(|| balanced_kmeans_leaves(&z.view(), &params, None).unwrap())
         };
         assert_eq!(run(1), run(4));
         let one = CsrMatrix::from_rows(2, &[vec![(0, 1.0)]]).unwrap();
         let deep = KMeansParams { depth: 2, ..params };
-        assert_eq!(balanced_kmeans_leaves(&one.view(), &deep).unwrap(), vec![3]);
-        assert!(balanced_kmeans_leaves(&one.view(), &KMeansParams { depth: 0, ..params }).is_err());
+        assert_eq!(
+            balanced_kmeans_leaves(&one.view(), &deep, None).unwrap(),
+            vec![3]
+        );
+        assert!(
+            balanced_kmeans_leaves(&one.view(), &KMeansParams { depth: 0, ..params }, None)
+                .is_err()
+        );
     }
 }

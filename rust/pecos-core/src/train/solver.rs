@@ -8,7 +8,8 @@
 //! (LIBLINEAR's `-B`). An extreme classifier solves many thousands of small problems, so one
 //! [`Workspace`] per thread holds every buffer and a solve allocates only when a buffer must grow.
 
-use crate::error::{PecosError, Result};
+use crate::error::Result;
+use crate::params::{Params, Value};
 use crate::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 use std::hint::black_box;
@@ -22,30 +23,18 @@ pub enum Loss {
 }
 
 impl Loss {
-    /// Parses `"squared_hinge"`, `"hinge"` or `"logistic"`.
-    ///
-    /// # Errors
-    /// [`PecosError::InvalidParam`] for any other name.
-    pub fn parse(name: &str) -> Result<Loss> {
-        match name {
-            "squared_hinge" => Ok(Loss::SquaredHinge),
-            "hinge" => Ok(Loss::Hinge),
-            "logistic" => Ok(Loss::Logistic),
-            _ => Err(PecosError::param(
-                "loss",
-                format!(
-                    "unknown loss {name:?}; expected \"squared_hinge\", \"hinge\" or \"logistic\""
-                ),
-            )),
-        }
-    }
+    /// Every loss by its parameter name.
+    pub const CHOICES: [(&'static str, Loss); 3] = [
+        ("squared_hinge", Loss::SquaredHinge),
+        ("hinge", Loss::Hinge),
+        ("logistic", Loss::Logistic),
+    ];
 
     pub fn name(&self) -> &'static str {
-        match self {
-            Loss::SquaredHinge => "squared_hinge",
-            Loss::Hinge => "hinge",
-            Loss::Logistic => "logistic",
-        }
+        Self::CHOICES
+            .iter()
+            .find(|(_, l)| l == self)
+            .map_or("", |(n, _)| n)
     }
 }
 
@@ -81,25 +70,36 @@ impl Default for SolverParams {
 impl SolverParams {
     /// # Errors
     /// [`PecosError::InvalidParam`] naming the first parameter outside its domain.
+    /// Reads `loss`, `Cp`, `Cn`, `tol`, `max_iter` and `bias` (the estimator's names).
+    ///
+    /// # Errors
+    /// [`PecosError::InvalidParam`] naming the first invalid parameter.
+    pub fn from_params(p: &mut Params) -> Result<Self> {
+        Ok(SolverParams {
+            loss: p.choice("loss", &Loss::CHOICES)?,
+            cp: p.real("Cp", true)?,
+            cn: p.real("Cn", true)?,
+            tol: p.real("tol", true)?,
+            max_iter: p.count("max_iter", 1)?,
+            bias: p.real("bias", false)?,
+        })
+    }
+
+    /// Checks parameters built in Rust (those from [`SolverParams::from_params`] always pass),
+    /// in the same words.
+    ///
+    /// # Errors
+    /// [`PecosError::InvalidParam`] naming the first parameter outside its domain.
     pub fn validate(&self) -> Result<()> {
-        for (name, v) in [("cp", self.cp), ("cn", self.cn), ("tol", self.tol)] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(PecosError::param(
-                    name,
-                    format!("must be a positive finite number, got {v}"),
-                ));
-            }
-        }
-        if self.max_iter == 0 {
-            return Err(PecosError::param("max_iter", "must be at least 1"));
-        }
-        if !(self.bias.is_finite() && self.bias >= 0.0) {
-            return Err(PecosError::param(
-                "bias",
-                format!("must be a non-negative finite number, got {}", self.bias),
-            ));
-        }
-        Ok(())
+        let mut p = Params::new([
+            ("loss".to_string(), Value::Str(self.loss.name().into())),
+            ("Cp".to_string(), Value::Float(self.cp.into())),
+            ("Cn".to_string(), Value::Float(self.cn.into())),
+            ("tol".to_string(), Value::Float(self.tol.into())),
+            ("max_iter".to_string(), Value::Int(self.max_iter as i128)),
+            ("bias".to_string(), Value::Float(self.bias.into())),
+        ]);
+        Self::from_params(&mut p).map(drop)
     }
 }
 
@@ -120,6 +120,7 @@ pub struct ProblemRows<'a> {
 }
 
 /// Per-row state of the hinge solvers, kept together because rows are visited in random order.
+#[cfg(test)]
 #[derive(Clone, Copy, Default)]
 struct SvcCoord {
     alpha: f64,
@@ -147,6 +148,7 @@ struct LrCoord {
 #[derive(Default)]
 pub struct Workspace {
     w: Vec<f32>,
+    #[cfg(test)]
     svc: Vec<SvcCoord>,
     lr: Vec<LrCoord>,
     /// Rows that take part in the descent; for the hinge solvers the first `active` of them are
@@ -169,13 +171,36 @@ pub struct Solution<'w> {
     pub n_iter: usize,
 }
 
-/// Trains one binary classifier.
+/// Trains one binary logistic-regression classifier (the logistic loss; `params.loss` is not
+/// read). Training solves one problem at a time only under this loss: under the hinge losses it
+/// solves groups of siblings together ([`super::siblings`]), and the one-problem hinge solver of
+/// test builds ([`solve`]) is the reference those are tested against.
 ///
 /// `positive[i]` is the label of row `i` (+1 if true, else -1); `costs`, if given, multiplies the
 /// cost of each row: `C_i = costs[i] * (cp or cn)`. Rows whose `C_i` is not a positive finite
 /// number are left out. The shuffling RNG is seeded with `seed`, so the result is a deterministic
 /// function of the inputs and the seed. `params` should have passed [`SolverParams::validate`];
 /// out-of-domain values give a meaningless result but no panic.
+pub fn solve_logistic<'w>(
+    rows: &ProblemRows<'_>,
+    positive: &[bool],
+    costs: Option<&[f32]>,
+    params: &SolverParams,
+    seed: u64,
+    ws: &'w mut Workspace,
+) -> Solution<'w> {
+    let (data, mut rng) = prepare(rows, positive, costs, params, seed, ws);
+    let (bias_w, n_iter) = solve_lr(&data, costs, params, &mut rng, ws);
+    Solution {
+        w: &ws.w,
+        bias_w: bias_w as f32,
+        n_iter,
+    }
+}
+
+/// One problem under any loss, as [`solve_logistic`] describes; the hinge losses by LIBLINEAR's
+/// one-problem solver.
+#[cfg(test)]
 pub fn solve<'w>(
     rows: &ProblemRows<'_>,
     positive: &[bool],
@@ -184,6 +209,27 @@ pub fn solve<'w>(
     seed: u64,
     ws: &'w mut Workspace,
 ) -> Solution<'w> {
+    if params.loss == Loss::Logistic {
+        return solve_logistic(rows, positive, costs, params, seed, ws);
+    }
+    let (data, mut rng) = prepare(rows, positive, costs, params, seed, ws);
+    let (bias_w, n_iter) = solve_svc(&data, costs, params, &mut rng, ws);
+    Solution {
+        w: &ws.w,
+        bias_w: bias_w as f32,
+        n_iter,
+    }
+}
+
+/// The problem's rows as [`Data`], `ws.w` zeroed, and the shuffling RNG.
+fn prepare<'a>(
+    rows: &'a ProblemRows<'a>,
+    positive: &'a [bool],
+    costs: Option<&[f32]>,
+    params: &SolverParams,
+    seed: u64,
+    ws: &mut Workspace,
+) -> (Data<'a>, SplitMix64) {
     let n_rows = rows.indptr.len().saturating_sub(1);
     debug_assert_eq!(positive.len(), n_rows, "one label per row");
     debug_assert_eq!(rows.sq_norms.len(), n_rows, "one squared norm per row");
@@ -196,16 +242,7 @@ pub fn solve<'w>(
     };
     ws.w.clear();
     ws.w.resize(rows.n_features, 0.0);
-    let mut rng = SplitMix64::new(seed);
-    let (bias_w, n_iter) = match params.loss {
-        Loss::SquaredHinge | Loss::Hinge => solve_svc(&data, costs, params, &mut rng, ws),
-        Loss::Logistic => solve_lr(&data, costs, params, &mut rng, ws),
-    };
-    Solution {
-        w: &ws.w,
-        bias_w: bias_w as f32,
-        n_iter,
-    }
+    (data, SplitMix64::new(seed))
 }
 
 /// The rows of one solve seen as vectors `(x_i, bias)` with labels `y_i = ±1`.
@@ -305,6 +342,7 @@ impl Data<'_> {
 /// `min_a 0.5 a^T (Q + D) a - sum a_i, 0 <= a_i <= U_i`, with `Q_ij = y_i y_j (x_i · x_j)`,
 /// `w = sum y_i a_i x_i`, and shrinking of the coordinates stuck at a bound.
 /// Returns the bias weight and the passes taken; `w` is left in `ws.w`.
+#[cfg(test)]
 fn solve_svc(
     data: &Data<'_>,
     costs: Option<&[f32]>,
@@ -917,13 +955,16 @@ mod tests {
     #[test]
     fn loss_names_round_trip() {
         for loss in [Loss::SquaredHinge, Loss::Hinge, Loss::Logistic] {
-            assert_eq!(Loss::parse(loss.name()).ok(), Some(loss));
+            let mut p = Params::new([("loss".to_string(), Value::Str(loss.name().into()))]);
+            assert_eq!(p.choice("loss", &Loss::CHOICES).ok(), Some(loss));
             assert_eq!(
                 serde_json::to_string(&loss).ok(),
                 Some(format!("\"{}\"", loss.name()))
             );
         }
-        let err = Loss::parse("l2")
+        let mut p = Params::new([("loss".to_string(), Value::Str("l2".into()))]);
+        let err = p
+            .choice("loss", &Loss::CHOICES)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
@@ -964,7 +1005,7 @@ mod tests {
         ];
         for p in bad {
             assert!(
-                matches!(p.validate(), Err(PecosError::InvalidParam { .. })),
+                matches!(p.validate(), Err(crate::PecosError::InvalidParam { .. })),
                 "{p:?}"
             );
         }

@@ -1,0 +1,344 @@
+//! The one envelope of every saved artifact (model, text vocabulary, and those to come):
+//!
+//! ```text
+//! magic [u8; 8] | format version u32 | header length u64 | header JSON | body | CRC-32 u32
+//! ```
+//! all little-endian, the checksum over everything before it. The body is a sequence of flat
+//! arrays whose lengths the header gives. In an aligned layout every array starts at a multiple of
+//! [`ALIGN`] bytes from the start of the file (zero padding before it), so that a memory map of the
+//! file can be read as typed slices in place.
+//!
+//! Opening checks, in order: the magic, the version (the caller's decision), the header, that the
+//! file is exactly as long as the header's counts say (so a truncated or padded file is refused
+//! before anything is allocated from those counts), then the checksum.
+
+use crate::error::{PecosError, Result};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Alignment of the arrays in an aligned layout: enough for every element type stored (u64, f64).
+pub(crate) const ALIGN: usize = 8;
+
+/// Size of the fixed prefix: magic, version and header length.
+const PREFIX: usize = 8 + 4 + 8;
+
+fn corrupt(msg: &str) -> PecosError {
+    PecosError::Format(msg.to_string())
+}
+
+/// Builds the bytes of an artifact: the prefix and header first, then the body's arrays in order.
+pub(crate) struct Writer {
+    out: Vec<u8>,
+    aligned: bool,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        magic: &[u8; 8],
+        version: u32,
+        header: &impl Serialize,
+        aligned: bool,
+    ) -> Self {
+        // Serialising plain structs of numbers, strings and JSON values cannot fail.
+        let header = serde_json::to_vec(header).unwrap_or_default();
+        let mut out = Vec::with_capacity(PREFIX + header.len());
+        out.extend_from_slice(magic);
+        out.extend_from_slice(&version.to_le_bytes());
+        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        out.extend_from_slice(&header);
+        Writer { out, aligned }
+    }
+
+    fn start_array(&mut self, byte_len: usize) {
+        if self.aligned {
+            let padded = self.out.len().next_multiple_of(ALIGN);
+            self.out.resize(padded, 0);
+        }
+        self.out.reserve(byte_len);
+    }
+
+    pub(crate) fn u32s(&mut self, v: &[u32]) {
+        self.start_array(4 * v.len());
+        v.iter()
+            .for_each(|x| self.out.extend_from_slice(&x.to_le_bytes()));
+    }
+
+    pub(crate) fn u64s(&mut self, v: &[u64]) {
+        self.start_array(8 * v.len());
+        v.iter()
+            .for_each(|x| self.out.extend_from_slice(&x.to_le_bytes()));
+    }
+
+    pub(crate) fn f32s(&mut self, v: &[f32]) {
+        self.start_array(4 * v.len());
+        v.iter()
+            .for_each(|x| self.out.extend_from_slice(&x.to_le_bytes()));
+    }
+
+    pub(crate) fn f64s(&mut self, v: &[f64]) {
+        self.start_array(8 * v.len());
+        v.iter()
+            .for_each(|x| self.out.extend_from_slice(&x.to_le_bytes()));
+    }
+
+    pub(crate) fn bytes(&mut self, v: &[u8]) {
+        self.start_array(v.len());
+        self.out.extend_from_slice(v);
+    }
+
+    /// The finished file: everything written, then its checksum.
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        let crc = crc32fast::hash(&self.out);
+        self.out.extend_from_slice(&crc.to_le_bytes());
+        self.out
+    }
+}
+
+/// An artifact whose magic bytes matched, read step by step: [`Opened::version`], then
+/// [`Opened::header`], then [`Opened::body`].
+pub(crate) struct Opened<'a> {
+    bytes: &'a [u8],
+    version: u32,
+}
+
+/// Checks the magic bytes and reads the format version; `foreign` is the message for a file of
+/// another kind.
+///
+/// # Errors
+/// [`PecosError::Format`] if the file is too short or its magic bytes differ.
+pub(crate) fn open<'a>(bytes: &'a [u8], magic: &[u8; 8], foreign: &str) -> Result<Opened<'a>> {
+    if bytes.get(..8) != Some(magic.as_slice()) {
+        return Err(corrupt(foreign));
+    }
+    let mut r = Reader::new(bytes, 8, false);
+    let version = r.u32()?;
+    Ok(Opened { bytes, version })
+}
+
+impl<'a> Opened<'a> {
+    pub(crate) fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// The header, parsed from its JSON.
+    ///
+    /// # Errors
+    /// [`PecosError::Format`] for a truncated or malformed header.
+    pub(crate) fn header<H: DeserializeOwned>(&self) -> Result<H> {
+        let (start, len) = self.header_span()?;
+        let json = self
+            .bytes
+            .get(start..start + len)
+            .ok_or_else(|| corrupt("unexpected end of file"))?;
+        serde_json::from_slice(json).map_err(|e| PecosError::Format(format!("corrupt header: {e}")))
+    }
+
+    /// Offset and length of the header JSON (the length is checked against the file size).
+    fn header_span(&self) -> Result<(usize, usize)> {
+        let mut r = Reader::new(self.bytes, 12, false);
+        let len = usize::try_from(r.u64()?).map_err(|_| corrupt("header length overflows"))?;
+        if len > self.bytes.len() - PREFIX {
+            return Err(corrupt("unexpected end of file"));
+        }
+        Ok((PREFIX, len))
+    }
+
+    /// A plan of the body's arrays, to compute the exact file size their counts imply.
+    ///
+    /// # Errors
+    /// As [`Opened::header`].
+    pub(crate) fn layout(&self, aligned: bool) -> Result<Layout> {
+        let (start, len) = self.header_span()?;
+        Ok(Layout {
+            end: Some(start + len),
+            aligned,
+        })
+    }
+
+    /// A reader of the body, once the file is exactly as long as `layout` says (plus the
+    /// checksum) and the checksum matches.
+    ///
+    /// # Errors
+    /// [`PecosError::Format`] for a file of another size (truncated, padded or a corrupt header)
+    /// or a checksum mismatch.
+    pub(crate) fn body(&self, layout: &Layout) -> Result<Reader<'a>> {
+        let (start, len) = self.header_span()?;
+        if layout.end.and_then(|e| e.checked_add(4)) != Some(self.bytes.len()) {
+            return Err(corrupt(
+                "file size does not match its header (truncated or corrupt)",
+            ));
+        }
+        let (payload, crc) = self.bytes.split_at(self.bytes.len() - 4);
+        if crc32fast::hash(payload).to_le_bytes() != crc {
+            return Err(corrupt("checksum mismatch (corrupt file)"));
+        }
+        Ok(Reader::new(payload, start + len, layout.aligned))
+    }
+}
+
+/// The end offset of a body described array by array; `None` once a count overflows.
+pub(crate) struct Layout {
+    end: Option<usize>,
+    aligned: bool,
+}
+
+impl Layout {
+    /// Adds an array of `n` elements of `width` bytes.
+    pub(crate) fn array(&mut self, n: usize, width: usize) -> &mut Self {
+        let aligned = self.aligned;
+        self.end = self.end.and_then(|end| {
+            let start = if aligned {
+                end.checked_next_multiple_of(ALIGN)?
+            } else {
+                end
+            };
+            start.checked_add(n.checked_mul(width)?)
+        });
+        self
+    }
+}
+
+/// Reads flat little-endian arrays from a byte slice, skipping alignment padding when aligned.
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    aligned: bool,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8], pos: usize, aligned: bool) -> Self {
+        Reader {
+            bytes,
+            pos,
+            aligned,
+        }
+    }
+
+    /// The next `n` elements of `width` bytes, as raw bytes.
+    fn array(&mut self, n: usize, width: usize) -> Result<&'a [u8]> {
+        let start = if self.aligned {
+            self.pos.next_multiple_of(ALIGN)
+        } else {
+            self.pos
+        };
+        let end = n
+            .checked_mul(width)
+            .and_then(|len| start.checked_add(len))
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| corrupt("unexpected end of file"))?;
+        self.pos = end;
+        Ok(&self.bytes[start..end])
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        let b = self.array(1, 4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        Ok(self.u64s(1)?[0])
+    }
+
+    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
+        self.array(n, 1)
+    }
+
+    pub(crate) fn u32s(&mut self, n: usize) -> Result<Vec<u32>> {
+        Ok(self
+            .array(n, 4)?
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+
+    pub(crate) fn f32s(&mut self, n: usize) -> Result<Vec<f32>> {
+        Ok(self.u32s(n)?.into_iter().map(f32::from_bits).collect())
+    }
+
+    pub(crate) fn u64s(&mut self, n: usize) -> Result<Vec<u64>> {
+        Ok(self
+            .array(n, 8)?
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect())
+    }
+
+    pub(crate) fn f64s(&mut self, n: usize) -> Result<Vec<f64>> {
+        Ok(self.u64s(n)?.into_iter().map(f64::from_bits).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAGIC: &[u8; 8] = b"TESTFILE";
+
+    fn sample(aligned: bool) -> Vec<u8> {
+        let mut w = Writer::new(MAGIC, 7, &serde_json::json!({"n": 3}), aligned);
+        w.bytes(b"abc");
+        w.u32s(&[1, 2, 3]);
+        w.f64s(&[0.5]);
+        w.finish()
+    }
+
+    fn read(bytes: &[u8], aligned: bool) -> Result<(u32, serde_json::Value, Vec<u32>, Vec<f64>)> {
+        let file = open(bytes, MAGIC, "foreign")?;
+        let header: serde_json::Value = file.header()?;
+        let mut layout = file.layout(aligned)?;
+        layout.array(3, 1).array(3, 4).array(1, 8);
+        let mut body = file.body(&layout)?;
+        assert_eq!(body.bytes(3)?, b"abc");
+        Ok((file.version(), header, body.u32s(3)?, body.f64s(1)?))
+    }
+
+    #[test]
+    fn round_trips_aligned_and_packed() {
+        for aligned in [false, true] {
+            let bytes = sample(aligned);
+            let (version, header, ints, floats) = read(&bytes, aligned).unwrap();
+            assert_eq!(version, 7);
+            assert_eq!(header["n"], 3);
+            assert_eq!((ints, floats), (vec![1, 2, 3], vec![0.5]));
+        }
+        // header "{"n":3}" is 7 bytes: arrays start at 27 packed, at 32 / 40 / 56 aligned.
+        assert_eq!(sample(false).len(), PREFIX + 7 + 3 + 12 + 8 + 4);
+        assert_eq!(sample(true).len(), 56 + 8 + 4);
+        let aligned = sample(true);
+        assert_eq!(&aligned[32..35], b"abc");
+        assert_eq!(&aligned[40..44], &1u32.to_le_bytes());
+    }
+
+    #[test]
+    fn refuses_damage_before_reading_the_body() {
+        for aligned in [false, true] {
+            let bytes = sample(aligned);
+            for n in 0..bytes.len() {
+                assert!(read(&bytes[..n], aligned).is_err(), "truncated at {n}");
+            }
+            for i in 0..bytes.len() {
+                let mut b = bytes.clone();
+                b[i] ^= 0x41;
+                assert!(read(&b, aligned).is_err(), "flipped byte {i}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(read(&longer, aligned).is_err());
+            // Read with the other layout, the size no longer adds up.
+            assert!(read(&bytes, !aligned).is_err());
+        }
+        assert!(matches!(
+            open(b"PK\x03\x04 zip", MAGIC, "not ours"),
+            Err(PecosError::Format(m)) if m == "not ours"
+        ));
+    }
+
+    #[test]
+    fn overflowing_counts_are_refused() {
+        let bytes = sample(true);
+        let file = open(&bytes, MAGIC, "foreign").unwrap();
+        let mut layout = file.layout(true).unwrap();
+        layout.array(usize::MAX / 2, 4);
+        assert!(file.body(&layout).is_err());
+    }
+}

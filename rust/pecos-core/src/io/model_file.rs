@@ -1,0 +1,250 @@
+//! The model file: an [`envelope`](super::envelope) with magic `PECOSRS\0` whose body holds, per
+//! layer, the arrays of [`LayerArrays`] and the chain layer's parent pointers:
+//!
+//! ```text
+//! per layer: parent_of u32[n_children] | chunk_ptr u64[n_parents+1]
+//!            | chunk_entry_ptr u64[n_parents+1] | row_feature u32[n_rows]
+//!            | row_ptr u32[n_rows+n_parents] | entry_slot u32[n_entries]
+//!            | entry_value f32[n_entries] | bias_weight f32[n_children]
+//! ```
+//! After the envelope's checks, loading checks every structural invariant of the layers.
+//!
+//! Version history: 1 stored absolute 64-bit row pointers (`row_ptr u64[n_rows+1]`, no
+//! `chunk_entry_ptr`) and is refused with a message saying so; 2 is the layout above with the
+//! arrays packed; 3 (current) aligns every array to 8 bytes, so that a memory map can use them in
+//! place. Versions 2 and 3 are read.
+
+use super::envelope::{self, Layout, Writer};
+use crate::error::{PecosError, Result};
+use crate::index::ChainLayer;
+use crate::model::storage::LayerArrays;
+use crate::model::{Layer, XLinearModel};
+use serde::{Deserialize, Serialize};
+
+const MAGIC: &[u8; 8] = b"PECOSRS\0";
+/// The version written; bump when the layout changes.
+pub const FORMAT_VERSION: u32 = 3;
+/// The last version with packed (unaligned) arrays.
+const PACKED_VERSION: u32 = 2;
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    n_features: usize,
+    bias: f32,
+    layers: Vec<LayerHeader>,
+    /// Free-form metadata kept with the model (e.g. training parameters), opaque to this module.
+    metadata: serde_json::Value,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LayerHeader {
+    n_parents: usize,
+    n_children: usize,
+    n_rows: usize,
+    n_entries: usize,
+}
+
+impl LayerHeader {
+    /// Adds this layer's arrays to `layout`, in file order.
+    fn plan(&self, layout: &mut Layout) {
+        let chunk_ptrs = self.n_parents.saturating_add(1);
+        layout
+            .array(self.n_children, 4)
+            .array(chunk_ptrs, 8)
+            .array(chunk_ptrs, 8)
+            .array(self.n_rows, 4)
+            .array(self.n_rows.saturating_add(self.n_parents), 4)
+            .array(self.n_entries, 4)
+            .array(self.n_entries, 4)
+            .array(self.n_children, 4);
+    }
+}
+
+/// Serialises `model` (and caller metadata) to bytes.
+pub fn to_bytes(model: &XLinearModel, metadata: &serde_json::Value) -> Vec<u8> {
+    let header = Header {
+        n_features: model.n_features(),
+        bias: model.bias(),
+        layers: model
+            .layers()
+            .iter()
+            .map(|l| LayerHeader {
+                n_parents: l.chain().n_parents(),
+                n_children: l.chain().n_children(),
+                n_rows: l.arrays().n_rows(),
+                n_entries: l.arrays().n_entries(),
+            })
+            .collect(),
+        metadata: metadata.clone(),
+    };
+    let mut w = Writer::new(MAGIC, FORMAT_VERSION, &header, true);
+    for layer in model.layers() {
+        let a = layer.arrays();
+        w.u32s(layer.chain().parent_of());
+        w.u64s(&a.chunk_ptr);
+        w.u64s(&a.chunk_entry_ptr);
+        w.u32s(&a.row_feature);
+        w.u32s(&a.row_ptr);
+        w.u32s(&a.entry_slot);
+        w.f32s(&a.entry_value);
+        w.f32s(&a.bias_weight);
+    }
+    w.finish()
+}
+
+/// Parses bytes written by [`to_bytes`] (or by a build writing version 2), returning the model
+/// and its metadata.
+///
+/// # Errors
+/// [`PecosError::Format`] for a foreign, truncated, corrupt or unsupported-version file.
+pub fn from_bytes(bytes: &[u8]) -> Result<(XLinearModel, serde_json::Value)> {
+    let file = envelope::open(bytes, MAGIC, "not a pecos_rs model (bad magic bytes)")?;
+    let aligned =
+        match file.version() {
+            1 => return Err(PecosError::Format(
+                "format version 1 (64-bit row pointers) is no longer read by this build, which \
+                 reads versions 2 and 3: re-train the model, or load it with the pecos_rs release \
+                 that saved it"
+                    .into(),
+            )),
+            PACKED_VERSION => false,
+            FORMAT_VERSION => true,
+            v => {
+                return Err(PecosError::Format(format!(
+                    "format version {v} is not supported (this build reads versions \
+                 {PACKED_VERSION} and {FORMAT_VERSION})"
+                )))
+            }
+        };
+    let header: Header = file.header()?;
+    let mut layout = file.layout(aligned)?;
+    header.layers.iter().for_each(|l| l.plan(&mut layout));
+    let mut r = file.body(&layout)?;
+    let mut layers = Vec::with_capacity(header.layers.len());
+    for lh in &header.layers {
+        let parent_of = r.u32s(lh.n_children)?;
+        let chain = ChainLayer::try_new(parent_of, lh.n_parents)
+            .map_err(|e| PecosError::Format(e.to_string()))?;
+        // The layout matched the file size, so none of these counts overflows.
+        let arrays = LayerArrays {
+            chunk_ptr: r.u64s(lh.n_parents + 1)?,
+            chunk_entry_ptr: r.u64s(lh.n_parents + 1)?,
+            row_feature: r.u32s(lh.n_rows)?,
+            row_ptr: r.u32s(lh.n_rows + lh.n_parents)?,
+            entry_slot: r.u32s(lh.n_entries)?,
+            entry_value: r.f32s(lh.n_entries)?,
+            bias_weight: r.f32s(lh.n_children)?,
+        };
+        layers.push(Layer::from_arrays(chain, arrays));
+    }
+    let model = XLinearModel::new(header.n_features, header.bias, layers)?;
+    Ok((model, header.metadata))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::ClusterChain;
+    use crate::model::ChildWeights;
+
+    fn toy_model() -> XLinearModel {
+        let chain = ClusterChain::try_new(vec![vec![0, 0], vec![0, 1, 1]]).unwrap();
+        let cw = |f: Vec<u32>, v: Vec<f32>, b| ChildWeights {
+            features: f,
+            values: v,
+            bias: b,
+        };
+        let layers = chain.into_layers();
+        let l0 = Layer::from_child_weights(
+            layers[0].clone(),
+            &[cw(vec![0], vec![1.0], 0.2), cw(vec![2], vec![-1.0], 0.0)],
+        )
+        .unwrap();
+        let l1 = Layer::from_child_weights(
+            layers[1].clone(),
+            &[
+                cw(vec![1], vec![0.5], 0.0),
+                cw(vec![0, 2], vec![0.3, 0.4], -0.1),
+                cw(vec![], vec![], 0.9),
+            ],
+        )
+        .unwrap();
+        XLinearModel::new(3, 1.0, vec![l0, l1]).unwrap()
+    }
+
+    /// The same model in the packed layout of version 2.
+    fn version_2_bytes(model: &XLinearModel, metadata: &serde_json::Value) -> Vec<u8> {
+        let current = to_bytes(model, metadata);
+        let file = envelope::open(&current, MAGIC, "").unwrap();
+        let header: Header = file.header().unwrap();
+        let mut w = Writer::new(MAGIC, PACKED_VERSION, &header, false);
+        for layer in model.layers() {
+            let a = layer.arrays();
+            w.u32s(layer.chain().parent_of());
+            w.u64s(&a.chunk_ptr);
+            w.u64s(&a.chunk_entry_ptr);
+            w.u32s(&a.row_feature);
+            w.u32s(&a.row_ptr);
+            w.u32s(&a.entry_slot);
+            w.f32s(&a.entry_value);
+            w.f32s(&a.bias_weight);
+        }
+        w.finish()
+    }
+
+    #[test]
+    fn round_trips_and_reads_version_2() {
+        let m = toy_model();
+        let meta = serde_json::json!({"k": [1, 2]});
+        let (back, meta_back) = from_bytes(&to_bytes(&m, &meta)).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(meta_back, meta);
+        let v2 = version_2_bytes(&m, &meta);
+        assert!(v2.len() < to_bytes(&m, &meta).len());
+        assert_eq!(from_bytes(&v2).unwrap(), (m, meta));
+    }
+
+    #[test]
+    fn arrays_are_aligned() {
+        let bytes = to_bytes(&toy_model(), &serde_json::Value::Null);
+        let file = envelope::open(&bytes, MAGIC, "").unwrap();
+        let header: Header = file.header().unwrap();
+        let header_end = 20 + serde_json::to_vec(&header).unwrap().len();
+        // The first array (layer 0's parent_of, two zeros) starts at the next multiple of 8.
+        let start = header_end.next_multiple_of(8);
+        assert!(bytes[header_end..start].iter().all(|&b| b == 0));
+        assert_eq!(&bytes[start..start + 8], &[0; 8]);
+        // chunk_ptr of layer 0 (u64 [0, 2]) follows, 8-aligned.
+        assert_eq!(
+            &bytes[start + 8..start + 24],
+            &[[0u8; 8], 2u64.to_le_bytes()].concat()[..]
+        );
+    }
+
+    #[test]
+    fn rejects_truncation_corruption_and_foreign_files() {
+        for bytes in [
+            to_bytes(&toy_model(), &serde_json::Value::Null),
+            version_2_bytes(&toy_model(), &serde_json::Value::Null),
+        ] {
+            for n in [0, 7, 12, 30, bytes.len() - 1] {
+                assert!(from_bytes(&bytes[..n]).is_err(), "truncated at {n}");
+            }
+            for i in (0..bytes.len()).step_by(7) {
+                let mut b = bytes.clone();
+                b[i] ^= 0x5a;
+                assert!(from_bytes(&b).is_err(), "flipped byte {i}");
+            }
+        }
+        let bytes = to_bytes(&toy_model(), &serde_json::Value::Null);
+        let mut v4 = bytes.clone();
+        v4[8] = 4;
+        assert!(matches!(from_bytes(&v4), Err(PecosError::Format(m)) if m.contains("version 4")));
+        let mut v1 = bytes.clone();
+        v1[8] = 1;
+        assert!(
+            matches!(from_bytes(&v1), Err(PecosError::Format(m)) if m.contains("version 1") && m.contains("re-train"))
+        );
+        assert!(from_bytes(b"PK\x03\x04 a zip file").is_err());
+    }
+}

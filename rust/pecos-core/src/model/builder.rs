@@ -1,0 +1,168 @@
+//! Assembling a layer's arrays from the weights of its children, one parent at a time.
+
+use super::layer::{ChildWeights, Layer};
+use super::storage::LayerArrays;
+use crate::error::{PecosError, Result};
+use crate::index::ChainLayer;
+
+impl Layer {
+    /// Assembles a layer from the weights of every child, given in the chain's parent-major child
+    /// order (`weights[chain.children_offset(p) + slot]`).
+    ///
+    /// # Errors
+    /// [`PecosError::ShapeMismatch`] if the number of weight vectors differs from the number of
+    /// children; as [`LayerBuilder::push_chunk`] otherwise.
+    pub fn from_child_weights(chain: ChainLayer, weights: &[ChildWeights]) -> Result<Self> {
+        if weights.len() != chain.n_children() {
+            return Err(PecosError::shape(
+                "child weight vectors",
+                chain.n_children(),
+                weights.len(),
+            ));
+        }
+        let mut builder = LayerBuilder::new(chain);
+        for p in 0..builder.chain.n_parents() {
+            let offset = builder.chain.children_offset(p);
+            let n = builder.chain.children(p).len();
+            builder.push_chunk(&weights[offset..offset + n])?;
+        }
+        builder.finish()
+    }
+}
+
+/// Builds a [`Layer`] one parent at a time, so that a trainer need not hold the weights of every
+/// child of a layer at once.
+pub struct LayerBuilder {
+    chain: ChainLayer,
+    arrays: LayerArrays,
+    /// (feature, slot, weight) of the chunk being added; kept to reuse its allocation.
+    triples: Vec<(u32, u32, f32)>,
+}
+
+impl LayerBuilder {
+    pub fn new(chain: ChainLayer) -> Self {
+        let arrays = LayerArrays {
+            chunk_ptr: Vec::with_capacity(chain.n_parents() + 1),
+            chunk_entry_ptr: Vec::with_capacity(chain.n_parents() + 1),
+            row_feature: Vec::new(),
+            row_ptr: Vec::new(),
+            entry_slot: Vec::new(),
+            entry_value: Vec::new(),
+            bias_weight: vec![0f32; chain.n_children()],
+        };
+        let mut builder = LayerBuilder {
+            chain,
+            arrays,
+            triples: Vec::new(),
+        };
+        builder.arrays.chunk_ptr.push(0);
+        builder.arrays.chunk_entry_ptr.push(0);
+        builder
+    }
+
+    /// Number of chunks added so far: the next one belongs to this parent.
+    pub fn n_chunks(&self) -> usize {
+        self.arrays.chunk_ptr.len() - 1
+    }
+
+    /// Adds the chunk of the next parent from the weights of its children, in slot order.
+    ///
+    /// # Errors
+    /// [`PecosError::ShapeMismatch`] if the number of weight vectors differs from the parent's
+    /// number of children or every parent has its chunk already; [`PecosError::InvalidInput`] if
+    /// the children hold more than `u32::MAX` weights together (the limit of the layout).
+    pub fn push_chunk(&mut self, weights: &[ChildWeights]) -> Result<()> {
+        let p = self.n_chunks();
+        if p >= self.chain.n_parents() {
+            return Err(PecosError::shape(
+                "chunks of the layer",
+                self.chain.n_parents(),
+                p + 1,
+            ));
+        }
+        let children = self.chain.children(p);
+        if weights.len() != children.len() {
+            return Err(PecosError::shape(
+                "child weight vectors of a parent",
+                children.len(),
+                weights.len(),
+            ));
+        }
+        let a = &mut self.arrays;
+        let triples = &mut self.triples;
+        triples.clear();
+        for (slot, (cw, &child)) in weights.iter().zip(children).enumerate() {
+            a.bias_weight[child as usize] = cw.bias;
+            triples.extend(
+                cw.features
+                    .iter()
+                    .zip(&cw.values)
+                    .map(|(&f, &v)| (f, slot as u32, v)),
+            );
+        }
+        if u32::try_from(triples.len()).is_err() {
+            return Err(PecosError::InvalidInput(format!(
+                "the children of parent {p} have {} weights together; at most {} are supported",
+                triples.len(),
+                u32::MAX
+            )));
+        }
+        triples.sort_unstable_by_key(|&(f, slot, _)| (f, slot));
+        a.row_ptr.push(0);
+        for (i, &(f, slot, v)) in triples.iter().enumerate() {
+            if i > 0 && triples[i - 1].0 != f {
+                a.row_ptr.push(i as u32);
+            }
+            if i == 0 || triples[i - 1].0 != f {
+                a.row_feature.push(f);
+            }
+            a.entry_slot.push(slot);
+            a.entry_value.push(v);
+        }
+        if !triples.is_empty() {
+            a.row_ptr.push(triples.len() as u32);
+        }
+        a.chunk_ptr.push(a.row_feature.len() as u64);
+        a.chunk_entry_ptr.push(a.entry_slot.len() as u64);
+        Ok(())
+    }
+
+    /// The layer, once every parent has its chunk.
+    ///
+    /// # Errors
+    /// [`PecosError::ShapeMismatch`] if some parents have no chunk yet.
+    pub fn finish(self) -> Result<Layer> {
+        if self.n_chunks() != self.chain.n_parents() {
+            return Err(PecosError::shape(
+                "chunks of the layer",
+                self.chain.n_parents(),
+                self.n_chunks(),
+            ));
+        }
+        Ok(Layer::from_arrays(self.chain, self.arrays))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_checks_the_number_of_chunks_and_children() {
+        let chain = ChainLayer::try_new(vec![0, 1, 0], 2).unwrap();
+        let mut b = LayerBuilder::new(chain);
+        assert!(b.push_chunk(&[ChildWeights::default()]).is_err()); // parent 0 has 2 children
+        b.push_chunk(&[ChildWeights::default(), ChildWeights::default()])
+            .unwrap();
+        let mut early = LayerBuilder::new(b.chain.clone());
+        early
+            .push_chunk(&[ChildWeights::default(), ChildWeights::default()])
+            .unwrap();
+        assert!(early.finish().is_err()); // parent 1 has no chunk
+        b.push_chunk(&[ChildWeights::default()]).unwrap();
+        assert!(b.push_chunk(&[ChildWeights::default()]).is_err()); // no parent 2
+        let layer = b.finish().unwrap();
+        layer.validate(1).unwrap();
+        assert_eq!(layer.arrays.row_ptr, vec![0, 0]);
+    }
+}

@@ -1,0 +1,356 @@
+//! The scoring kernels: raw scores of every child of one parent for one query, or for several
+//! queries at once. Beam search asks this over and over, so this is where prediction time goes.
+//!
+//! Scoring marches the query's sorted features against the chunk's features (a [`RowCursor`] over
+//! the chunk's skip index) and adds each hit's entries into a small dense buffer of size
+//! `#children`.
+
+use super::layer::{Layer, SKIP};
+use crate::sparse::SparseRow;
+
+/// Reusable buffers of [`Layer::score_children`].
+#[derive(Debug, Default)]
+pub struct ScoreScratch {
+    scores: Vec<f32>,
+    /// (chunk row, query value) per query feature; value 0 where the feature is not in the chunk.
+    hits: Vec<(u32, f32)>,
+    /// (first entry, end entry, query value) per row found.
+    spans: Vec<(u32, u32, f32)>,
+    /// (feature << 32 | query, value) of several queries, in increasing order.
+    merged: Vec<(u64, f32)>,
+    /// Second buffer of the radix sort of `merged`.
+    spare: Vec<(u64, f32)>,
+    /// (chunk row, first item, end item) of each feature of `merged` present in the chunk.
+    runs: Vec<(u32, u32, u32)>,
+}
+
+impl ScoreScratch {
+    /// The scores of the last [`Layer::score_children`] call, by child slot.
+    pub fn scores(&self) -> &[f32] {
+        &self.scores
+    }
+}
+
+impl Layer {
+    /// Sets `scores` to `copies` consecutive copies of the bias terms `bias * b_c` of `parent`'s
+    /// children, in slot order: the starting point of every query's scores.
+    fn init_scores(&self, parent: usize, copies: usize, bias: f32, scores: &mut Vec<f32>) {
+        let children = self.chain.children(parent);
+        scores.clear();
+        for _ in 0..copies {
+            scores.extend(
+                children
+                    .iter()
+                    .map(|&c| bias * self.arrays.bias_weight[c as usize]),
+            );
+        }
+    }
+
+    /// A cursor locating increasing features among the rows of `parent`'s chunk.
+    fn row_cursor(&self, parent: usize) -> RowCursor<'_> {
+        RowCursor {
+            rows: &self.arrays.row_feature[self.chunk_rows(parent)],
+            skip: &self.skip[self.skip_ptr[parent]..self.skip_ptr[parent + 1]],
+            next_block: 0,
+        }
+    }
+
+    /// Raw scores `w_c · x + bias * b_c` of every child `c` of `parent`, written to
+    /// `scratch.scores()[slot]`.
+    ///
+    /// The weights rarely fit in cache, so the time goes into memory misses: locating a query
+    /// feature's row, reading its entry range, reading its entries. Each is a dependent miss; done
+    /// one feature after the other they cost a full memory latency each. Done in three passes over
+    /// all of the query's features instead (locate every row, then read every range, then every
+    /// entry list), the misses of one pass are independent of each other and overlap.
+    pub fn score_children(
+        &self,
+        parent: usize,
+        query: SparseRow<'_>,
+        bias: f32,
+        scratch: &mut ScoreScratch,
+    ) {
+        let ScoreScratch {
+            scores,
+            hits,
+            spans,
+            ..
+        } = scratch;
+        self.init_scores(parent, 1, bias, scores);
+        // Pass 1: the chunk row of every query feature present in the chunk.
+        hits.clear();
+        let mut rows = self.row_cursor(parent);
+        for (&f, &xv) in query.indices.iter().zip(query.data) {
+            if let Some((k, found)) = rows.seek(f as u32) {
+                hits.push((k, if found { xv } else { 0.0 }));
+            }
+        }
+        // Pass 2: the entry range of each row found.
+        let row_ptr = self.chunk_row_ptr(parent);
+        spans.clear();
+        spans.extend(hits.iter().filter(|h| h.1 != 0.0).map(|&(k, xv)| {
+            let k = k as usize;
+            (row_ptr[k], row_ptr[k + 1], xv)
+        }));
+        // Pass 3: the entries.
+        let entries = self.chunk_entries(parent);
+        let (slots, values) = (
+            &self.arrays.entry_slot[entries.clone()],
+            &self.arrays.entry_value[entries],
+        );
+        for &(e0, e1, xv) in spans.iter() {
+            let (e0, e1) = (e0 as usize, e1 as usize);
+            for (&slot, &w) in slots[e0..e1].iter().zip(&values[e0..e1]) {
+                scores[slot as usize] += xv * w;
+            }
+        }
+    }
+
+    /// Raw scores of every child of `parent` for each of several `queries` at once:
+    /// `scratch.scores()[i * n + slot]` for query `i`, with `n` the parent's number of children.
+    ///
+    /// The queries' features are merged into one increasing list first, so that the chunk is
+    /// walked once, in order, and each of its rows is located and read once for all the queries
+    /// that share its feature (queries reaching the same parent tend to share many). Every score
+    /// receives its terms in the same order as in [`Layer::score_children`], so both give
+    /// identical results.
+    pub fn score_children_many(
+        &self,
+        parent: usize,
+        queries: &[SparseRow<'_>],
+        bias: f32,
+        scratch: &mut ScoreScratch,
+    ) {
+        let ScoreScratch {
+            scores,
+            merged,
+            spare,
+            runs,
+            ..
+        } = scratch;
+        let n = self.chain.children(parent).len();
+        self.init_scores(parent, queries.len(), bias, scores);
+        merged.clear();
+        for (i, query) in queries.iter().enumerate() {
+            merged.extend(
+                query
+                    .indices
+                    .iter()
+                    .zip(query.data)
+                    .map(|(&f, &xv)| ((u64::from(f as u32) << 32) | i as u64, xv)),
+            );
+        }
+        sort_by_feature(merged, spare);
+        let row_ptr = self.chunk_row_ptr(parent);
+        let entries = self.chunk_entries(parent);
+        let (slots, values) = (
+            &self.arrays.entry_slot[entries.clone()],
+            &self.arrays.entry_value[entries],
+        );
+        // Pass 1: the chunk row of each distinct feature, with its run of (query, value) items.
+        runs.clear();
+        let mut rows = self.row_cursor(parent);
+        let mut run_start = 0;
+        while let Some(&(key, _)) = merged.get(run_start) {
+            let f = (key >> 32) as u32;
+            let run_end = run_start
+                + merged[run_start..]
+                    .iter()
+                    .take_while(|&&(k, _)| (k >> 32) as u32 == f)
+                    .count();
+            if let Some((k, true)) = rows.seek(f) {
+                runs.push((k, run_start as u32, run_end as u32));
+            }
+            run_start = run_end;
+        }
+        // Pass 2: each row's entries, for every query of its run (rows are located before
+        // any is read, so the reads of different rows overlap).
+        for &(k, r0, r1) in runs.iter() {
+            let k = k as usize;
+            let (e0, e1) = (row_ptr[k] as usize, row_ptr[k + 1] as usize);
+            for &(key, xv) in &merged[r0 as usize..r1 as usize] {
+                let out = &mut scores[(key as u32) as usize * n..][..n];
+                for (&slot, &w) in slots[e0..e1].iter().zip(&values[e0..e1]) {
+                    out[slot as usize] += xv * w;
+                }
+            }
+        }
+    }
+}
+
+/// Index of the first element of sorted `rows` that is `>= target` (exponential then binary search),
+/// so that marching a sorted query through a chunk costs O(q log(R / q)).
+#[inline]
+fn gallop(rows: &[u32], target: u32) -> usize {
+    let mut bound = 1usize;
+    while bound < rows.len() && rows[bound - 1] < target {
+        bound *= 2;
+    }
+    let lo = bound / 2;
+    let hi = bound.min(rows.len());
+    lo + rows[lo..hi].partition_point(|&f| f < target)
+}
+
+/// Locates features, given in increasing order, among a chunk's sorted rows: the search resumes
+/// where the previous one ended (`next_block` is the first block of [`SKIP`] rows whose first
+/// feature exceeds the previous feature), gallops over the block index, then scans one block.
+struct RowCursor<'a> {
+    rows: &'a [u32],
+    skip: &'a [u32],
+    next_block: usize,
+}
+
+impl RowCursor<'_> {
+    /// `None` if `f` precedes every row of the chunk; otherwise `(k, found)`: row `k` holds `f`
+    /// if `found`. The block scan is branch-free, so that its (often missing) data gates no jump.
+    #[inline]
+    fn seek(&mut self, f: u32) -> Option<(u32, bool)> {
+        self.next_block += gallop(&self.skip[self.next_block..], f + 1);
+        let start = self.next_block.checked_sub(1)? * SKIP;
+        let block = &self.rows[start..(start + SKIP).min(self.rows.len())];
+        let below = block.iter().filter(|&&g| g < f).count();
+        Some(((start + below) as u32, block.contains(&f)))
+    }
+}
+
+/// Sorts `(feature << 32 | query, value)` items, gathered query after query, into increasing
+/// `(feature, query)` order: a stable least-significant-digit radix sort on the feature bits, much
+/// cheaper than a comparison sort on the tens of thousands of items of a block of queries.
+fn sort_by_feature(items: &mut Vec<(u64, f32)>, spare: &mut Vec<(u64, f32)>) {
+    const DIGIT: u32 = 11;
+    const SMALL: usize = 256;
+    if items.len() <= SMALL {
+        items.sort_unstable_by_key(|&(key, _)| key);
+        return;
+    }
+    let max_feature = items.iter().map(|&(key, _)| key >> 32).max().unwrap_or(0);
+    let bits = u64::BITS - max_feature.leading_zeros();
+    let mut counts = [0usize; 1 << DIGIT];
+    let mut shift = 32;
+    while shift < 32 + bits {
+        let digit = |key: u64| ((key >> shift) & ((1 << DIGIT) - 1)) as usize;
+        counts.fill(0);
+        for &(key, _) in items.iter() {
+            counts[digit(key)] += 1;
+        }
+        let mut total = 0;
+        for c in &mut counts {
+            (*c, total) = (total, total + *c);
+        }
+        spare.clear();
+        spare.resize(items.len(), (0, 0.0));
+        for &item in items.iter() {
+            let d = digit(item.0);
+            spare[counts[d]] = item;
+            counts[d] += 1;
+        }
+        std::mem::swap(items, spare);
+        shift += DIGIT;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::ChainLayer;
+    use crate::model::layer::tests::toy_layer;
+    use crate::model::ChildWeights;
+
+    #[test]
+    fn scores_children_of_a_parent() {
+        let layer = toy_layer();
+        layer.validate(4).unwrap();
+        let q = SparseRow {
+            indices: &[0, 1, 3],
+            data: &[1.0, 0.5, 2.0],
+        };
+        let mut scratch = ScoreScratch::default();
+        layer.score_children(0, q, 1.0, &mut scratch);
+        assert_eq!(scratch.scores(), [1.0 + 4.0 + 0.5, -2.0]);
+        layer.score_children(1, q, 1.0, &mut scratch);
+        assert_eq!(scratch.scores(), [2.0 - 1.0]);
+    }
+
+    #[test]
+    fn block_search_matches_dense_scoring_on_large_chunks() {
+        use crate::rng::SplitMix64;
+        let mut rng = SplitMix64::new(5);
+        let (n_features, n_children) = (500, 3);
+        let chain = ChainLayer::try_new(vec![0; n_children], 1).unwrap();
+        let mut dense = vec![vec![0f32; n_features]; n_children];
+        let weights: Vec<ChildWeights> = dense
+            .iter_mut()
+            .map(|w| {
+                let mut cw = ChildWeights::default();
+                let features: Vec<usize> = (0..n_features).filter(|_| rng.below(3) == 0).collect();
+                for f in features {
+                    w[f] = rng.below(100) as f32 / 10.0 - 5.0;
+                    cw.features.push(f as u32);
+                    cw.values.push(w[f]);
+                }
+                cw
+            })
+            .collect();
+        let layer = Layer::from_child_weights(chain, &weights).unwrap();
+        let queries: Vec<(Vec<i32>, Vec<f32>)> = (0..50)
+            .map(|_| {
+                let idx: Vec<i32> = (0..n_features as i32)
+                    .filter(|_| rng.below(10) == 0)
+                    .collect();
+                let val = idx.iter().map(|_| rng.below(100) as f32 / 7.0).collect();
+                (idx, val)
+            })
+            .collect();
+        let rows: Vec<SparseRow<'_>> = queries
+            .iter()
+            .map(|(indices, data)| SparseRow { indices, data })
+            .collect();
+        let mut scratch = ScoreScratch::default();
+        let mut one_by_one = Vec::new();
+        for (row, (idx, val)) in rows.iter().zip(&queries) {
+            layer.score_children(0, *row, 0.5, &mut scratch);
+            let out = scratch.scores();
+            for (c, w) in dense.iter().enumerate() {
+                let dot: f32 = idx.iter().zip(val).map(|(&f, &v)| w[f as usize] * v).sum();
+                let expected = dot + 0.5 * weights[c].bias;
+                assert!((out[c] - expected).abs() < 1e-3, "{} vs {expected}", out[c]);
+            }
+            one_by_one.extend_from_slice(out);
+        }
+        // Scoring the queries together gives bit-identical scores (same order of additions).
+        layer.score_children_many(0, &rows, 0.5, &mut scratch);
+        assert_eq!(scratch.scores(), one_by_one);
+    }
+
+    #[test]
+    fn radix_sort_orders_by_feature_then_query() {
+        use crate::rng::SplitMix64;
+        let mut rng = SplitMix64::new(9);
+        for (n, max_feature) in [
+            (10, 100),
+            (1000, 50),
+            (5000, 1 << 20),
+            (3000, i32::MAX as usize),
+        ] {
+            let mut items: Vec<(u64, f32)> = (0..n)
+                .map(|i| {
+                    let f = rng.below(max_feature) as u64;
+                    ((f << 32) | (i as u64 / 37), i as f32)
+                })
+                .collect();
+            let mut expected = items.clone();
+            expected.sort_by_key(|&(key, _)| key);
+            sort_by_feature(&mut items, &mut Vec::new());
+            assert_eq!(items, expected);
+        }
+    }
+
+    #[test]
+    fn gallop_finds_lower_bound() {
+        let rows = [1, 3, 5, 7, 9, 11, 13];
+        for t in 0..15 {
+            assert_eq!(gallop(&rows, t), rows.partition_point(|&f| f < t), "{t}");
+        }
+        assert_eq!(gallop(&[], 3), 0);
+    }
+}

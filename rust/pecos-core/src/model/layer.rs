@@ -1,0 +1,243 @@
+//! One tree layer of the model: its chain layer, its stored weight arrays and the derived search
+//! index, with the structural checks a loaded file must pass and the export to PECOS's CSC `W`.
+
+use super::storage::LayerArrays;
+use crate::error::{PecosError, Result};
+use crate::index::ChainLayer;
+
+/// The learned weights of one child: sorted feature ids, their weights, and the bias weight.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChildWeights {
+    pub features: Vec<u32>,
+    pub values: Vec<f32>,
+    pub bias: f32,
+}
+
+/// One tree layer: the children of each parent and their weights, chunked by parent.
+///
+/// The weights of a layer are stored per parent ("chunk"), in the doubly sparse layout of PECOS's
+/// `BINARY_SEARCH_CHUNKED` (spec 2.2): a chunk lists only the features that have a nonzero weight
+/// for at least one of its children (sorted), and for each such feature the (child slot, weight)
+/// entries; see [`LayerArrays`] for the arrays.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    pub(super) chain: ChainLayer,
+    pub(super) arrays: LayerArrays,
+    /// Derived search index (not stored in files): every `SKIP`-th feature of each chunk, so that
+    /// locating a query feature reads a small array that stays in cache plus one block of rows,
+    /// instead of a binary search that misses the cache at every step on large chunks.
+    pub(super) skip: Vec<u32>,
+    /// Entries of chunk `p` in `skip` are `skip_ptr[p]..skip_ptr[p + 1]`.
+    pub(super) skip_ptr: Vec<usize>,
+}
+
+/// Rows per block of the chunk search index (16 u32 features fill one 64-byte cache line).
+pub(super) const SKIP: usize = 16;
+
+impl Layer {
+    /// Assembles a layer from its stored arrays and builds the derived search index. The arrays
+    /// are not checked here; see [`Layer::validate`].
+    pub(crate) fn from_arrays(chain: ChainLayer, arrays: LayerArrays) -> Self {
+        let mut skip = Vec::with_capacity(arrays.n_rows() / SKIP + arrays.chunk_ptr.len());
+        let mut skip_ptr = Vec::with_capacity(arrays.chunk_ptr.len());
+        skip_ptr.push(0);
+        for w in arrays.chunk_ptr.windows(2) {
+            // Out-of-range pointers (a corrupt file) give an empty index; validate() reports them.
+            let rows = arrays
+                .row_feature
+                .get(w[0] as usize..w[1] as usize)
+                .unwrap_or(&[]);
+            skip.extend(rows.iter().step_by(SKIP));
+            skip_ptr.push(skip.len());
+        }
+        Layer {
+            chain,
+            arrays,
+            skip,
+            skip_ptr,
+        }
+    }
+
+    /// The stored arrays (what a model file holds of this layer).
+    pub(crate) fn arrays(&self) -> &LayerArrays {
+        &self.arrays
+    }
+
+    /// Rows of parent `p`'s chunk, as a range of `row_feature`.
+    pub(super) fn chunk_rows(&self, p: usize) -> std::ops::Range<usize> {
+        self.arrays.chunk_ptr[p] as usize..self.arrays.chunk_ptr[p + 1] as usize
+    }
+
+    /// Entries of parent `p`'s chunk, as a range of `entry_slot` and `entry_value`.
+    pub(super) fn chunk_entries(&self, p: usize) -> std::ops::Range<usize> {
+        self.arrays.chunk_entry_ptr[p] as usize..self.arrays.chunk_entry_ptr[p + 1] as usize
+    }
+
+    /// Parent `p`'s row pointers (one more than its rows), relative to its first entry.
+    pub(super) fn chunk_row_ptr(&self, p: usize) -> &[u32] {
+        let rows = self.chunk_rows(p);
+        &self.arrays.row_ptr[rows.start + p..=rows.end + p]
+    }
+
+    pub fn chain(&self) -> &ChainLayer {
+        &self.chain
+    }
+
+    /// Number of stored weights, bias weights included when nonzero.
+    pub fn nnz(&self) -> usize {
+        self.arrays.entry_value.len()
+            + self
+                .arrays
+                .bias_weight
+                .iter()
+                .filter(|&&b| b != 0.0)
+                .count()
+    }
+
+    /// The weights as a CSC matrix of shape `(n_features + 1) x n_children` (PECOS's `W`; the last
+    /// row holds the bias weights): `(indptr, indices, data)`.
+    pub fn to_csc(&self, n_features: usize) -> (Vec<i64>, Vec<i32>, Vec<f32>) {
+        let n_children = self.chain.n_children();
+        let mut columns: Vec<Vec<(i32, f32)>> = vec![Vec::new(); n_children];
+        for p in 0..self.chain.n_parents() {
+            let children = self.chain.children(p);
+            let row_ptr = self.chunk_row_ptr(p);
+            let base = self.arrays.chunk_entry_ptr[p] as usize;
+            for (k, r) in self.chunk_rows(p).enumerate() {
+                for e in base + row_ptr[k] as usize..base + row_ptr[k + 1] as usize {
+                    let child = children[self.arrays.entry_slot[e] as usize] as usize;
+                    columns[child].push((
+                        self.arrays.row_feature[r] as i32,
+                        self.arrays.entry_value[e],
+                    ));
+                }
+            }
+        }
+        let mut indptr = Vec::with_capacity(n_children + 1);
+        let mut indices = Vec::new();
+        let mut data = Vec::new();
+        indptr.push(0i64);
+        for (child, col) in columns.into_iter().enumerate() {
+            for (f, v) in col {
+                indices.push(f);
+                data.push(v);
+            }
+            let b = self.arrays.bias_weight[child];
+            if b != 0.0 {
+                indices.push(n_features as i32);
+                data.push(b);
+            }
+            indptr.push(indices.len() as i64);
+        }
+        (indptr, indices, data)
+    }
+
+    /// Checks every structural invariant the scoring kernel relies on (used after loading a file).
+    ///
+    /// # Errors
+    /// [`PecosError::Format`] naming the first violated invariant.
+    pub fn validate(&self, n_features: usize) -> Result<()> {
+        let bad = |what: &str| Err(PecosError::Format(format!("layer weights: {what}")));
+        let n_rows = self.arrays.row_feature.len();
+        if self.arrays.chunk_ptr.len() != self.chain.n_parents() + 1
+            || self.arrays.chunk_ptr.first() != Some(&0)
+            || self.arrays.chunk_ptr.last() != Some(&(n_rows as u64))
+            || self.arrays.chunk_ptr.windows(2).any(|w| w[1] < w[0])
+        {
+            return bad("chunk pointers are inconsistent");
+        }
+        let n_entries = self.arrays.entry_slot.len();
+        if self.arrays.chunk_entry_ptr.len() != self.chain.n_parents() + 1
+            || self.arrays.chunk_entry_ptr.first() != Some(&0)
+            || self.arrays.chunk_entry_ptr.last() != Some(&(n_entries as u64))
+            || self.arrays.chunk_entry_ptr.windows(2).any(|w| w[1] < w[0])
+            || self.arrays.entry_value.len() != n_entries
+        {
+            return bad("chunk entry pointers are inconsistent");
+        }
+        if self.arrays.row_ptr.len() != n_rows + self.chain.n_parents() {
+            return bad("row pointers have the wrong length");
+        }
+        if self.arrays.bias_weight.len() != self.chain.n_children() {
+            return bad("bias vector has the wrong length");
+        }
+        for p in 0..self.chain.n_parents() {
+            let row_ptr = self.chunk_row_ptr(p);
+            let entries = self.chunk_entries(p);
+            if row_ptr.first() != Some(&0)
+                || row_ptr.last().map(|&e| e as usize) != Some(entries.len())
+                || row_ptr.windows(2).any(|w| w[1] < w[0])
+            {
+                return bad("row pointers are inconsistent");
+            }
+            let rows = &self.arrays.row_feature[self.chunk_rows(p)];
+            if rows.windows(2).any(|w| w[1] <= w[0])
+                || rows.iter().any(|&f| f as usize >= n_features)
+            {
+                return bad("chunk features are unsorted or out of range");
+            }
+            let n_slots = self.chain.children(p).len() as u32;
+            if self.arrays.entry_slot[entries]
+                .iter()
+                .any(|&s| s >= n_slots)
+            {
+                return bad("entry refers to a child outside its parent");
+            }
+        }
+        if self
+            .arrays
+            .entry_value
+            .iter()
+            .chain(&self.arrays.bias_weight)
+            .any(|v| !v.is_finite())
+        {
+            return bad("non-finite weight");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    pub(in crate::model) fn toy_layer() -> Layer {
+        let chain = ChainLayer::try_new(vec![0, 1, 0], 2).unwrap();
+        // parent-major order: parent 0 -> children [0, 2], parent 1 -> [1]
+        let w = vec![
+            ChildWeights {
+                features: vec![0, 3],
+                values: vec![1.0, 2.0],
+                bias: 0.5,
+            },
+            ChildWeights {
+                features: vec![3],
+                values: vec![-1.0],
+                bias: 0.0,
+            },
+            ChildWeights {
+                features: vec![1],
+                values: vec![4.0],
+                bias: -1.0,
+            },
+        ];
+        Layer::from_child_weights(chain, &w).unwrap()
+    }
+
+    #[test]
+    fn row_pointers_are_relative_to_each_chunk() {
+        let layer = toy_layer();
+        // chunk 0: feature 0 (1 entry), feature 3 (2 entries); chunk 1: feature 1 (1 entry).
+        assert_eq!(layer.arrays.chunk_ptr, vec![0, 2, 3]);
+        assert_eq!(layer.arrays.chunk_entry_ptr, vec![0, 3, 4]);
+        assert_eq!(layer.arrays.row_ptr, vec![0, 1, 3, 0, 1]);
+    }
+
+    #[test]
+    fn csc_export_places_bias_last() {
+        let (indptr, indices, data) = toy_layer().to_csc(4);
+        assert_eq!(indptr, vec![0, 3, 5, 6]);
+        assert_eq!(indices, vec![0, 3, 4, 1, 4, 3]);
+        assert_eq!(data, vec![1.0, 2.0, 0.5, 4.0, -1.0, -1.0]);
+    }
+}

@@ -1,0 +1,78 @@
+//! The trained model: one [`Layer`] of linear scorers per tree layer, in a chunked sparse layout.
+//!
+//! Beam search asks one question over and over: "score every child of parent `p` for query `x`".
+//! So the weights of a layer are stored per parent ("chunk") and scored by the kernels of
+//! [`kernels`]; [`builder`] assembles a layer from trained weights, [`storage`] holds the arrays
+//! that files are made of.
+//!
+//! Uses [`crate::index`] (the chain a layer follows) and [`crate::sparse`]; used by training,
+//! inference and [`crate::io`].
+
+mod builder;
+mod kernels;
+mod layer;
+pub(crate) mod storage;
+
+pub(crate) use kernels::ScoreScratch;
+pub use layer::{ChildWeights, Layer};
+
+use crate::error::{PecosError, Result};
+
+/// A trained XR-Linear model: the layers from the root down to the labels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct XLinearModel {
+    pub(crate) n_features: usize,
+    pub(crate) bias: f32,
+    pub(crate) layers: Vec<Layer>,
+}
+
+impl XLinearModel {
+    /// # Errors
+    /// [`PecosError::Format`] if the layers do not form a chain from a single root.
+    pub fn new(n_features: usize, bias: f32, layers: Vec<Layer>) -> Result<Self> {
+        if layers.is_empty() {
+            return Err(PecosError::Format(
+                "a model needs at least one layer".into(),
+            ));
+        }
+        let mut n_parents = 1;
+        for (t, layer) in layers.iter().enumerate() {
+            if layer.chain.n_parents() != n_parents {
+                return Err(PecosError::Format(format!(
+                    "layer {t} has {} parents but the layer above has {n_parents} nodes",
+                    layer.chain.n_parents()
+                )));
+            }
+            layer.validate(n_features)?;
+            n_parents = layer.chain.n_children();
+        }
+        if !bias.is_finite() {
+            return Err(PecosError::Format("bias is not finite".into()));
+        }
+        Ok(XLinearModel {
+            n_features,
+            bias,
+            layers,
+        })
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    pub fn n_labels(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.chain.n_children())
+    }
+
+    pub fn bias(&self) -> f32 {
+        self.bias
+    }
+
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    pub fn nnz(&self) -> usize {
+        self.layers.iter().map(Layer::nnz).sum()
+    }
+}

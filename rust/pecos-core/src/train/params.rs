@@ -1,0 +1,148 @@
+//! The parameters of training: what the solvers, pruning and negative sampling are told.
+
+use crate::error::Result;
+use crate::index::HierarchicalKMeans;
+use crate::infer::{PostProcessor, PredictParams};
+use crate::params::{Params, Value};
+use crate::train::solver::SolverParams;
+use serde::{Deserialize, Serialize};
+
+/// Which rows train the children of a parent, besides the parent's own positive rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NegativeSampling {
+    /// Teacher-forced negatives: rows with a true label under the parent.
+    Tfn,
+    /// TFN plus matcher-aware negatives: rows whose beam (from the upper layers) reaches the parent.
+    TfnMan,
+}
+
+impl NegativeSampling {
+    /// Every scheme by its parameter name.
+    pub const CHOICES: [(&'static str, NegativeSampling); 2] =
+        [("tfn", Self::Tfn), ("tfn+man", Self::TfnMan)];
+
+    pub fn name(&self) -> &'static str {
+        Self::CHOICES
+            .iter()
+            .find(|(_, s)| s == self)
+            .map_or("", |(n, _)| n)
+    }
+}
+
+/// Everything that shapes training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainParams {
+    pub solver: SolverParams,
+    /// Weights with `|w| < threshold` are dropped (the bias weight included).
+    pub threshold: f32,
+    /// Keep at most this many weights per scorer, largest `|w|` first; 0 keeps all.
+    pub max_nonzeros_per_label: usize,
+    pub negative_sampling: NegativeSampling,
+    /// Beam used to find matcher-aware negatives.
+    pub man_beam_size: usize,
+    pub man_post_processor: PostProcessor,
+    /// Seeds the solvers' shuffles; each problem derives its own seed from it.
+    pub seed: u64,
+}
+
+impl Default for TrainParams {
+    fn default() -> Self {
+        TrainParams {
+            solver: SolverParams::default(),
+            threshold: 0.1,
+            max_nonzeros_per_label: 0,
+            negative_sampling: NegativeSampling::Tfn,
+            man_beam_size: 10,
+            man_post_processor: PostProcessor::Hinge(3),
+            seed: 0,
+        }
+    }
+}
+
+impl TrainParams {
+    /// Reads the solver's parameters ([`SolverParams::from_params`]), `threshold`,
+    /// `max_nonzeros_per_label` (None: no cap), `negative_sampling`, `beam_size` and
+    /// `post_processor` (the beam that finds matcher-aware negatives) and `random_state`: the
+    /// estimator's names.
+    ///
+    /// # Errors
+    /// [`PecosError::InvalidParam`] naming the first invalid parameter.
+    pub fn from_params(p: &mut Params) -> Result<Self> {
+        Ok(TrainParams {
+            solver: SolverParams::from_params(p)?,
+            threshold: p.real("threshold", false)?,
+            max_nonzeros_per_label: p.count_or("max_nonzeros_per_label", 1, 0)?,
+            negative_sampling: p.choice("negative_sampling", &NegativeSampling::CHOICES)?,
+            man_beam_size: p.count("beam_size", 1)?,
+            man_post_processor: PostProcessor::from_value(p.value("post_processor")?)?,
+            seed: p.seed("random_state")?,
+        })
+    }
+
+    /// Checks parameters built in Rust, in the words of [`TrainParams::from_params`].
+    ///
+    /// # Errors
+    /// [`PecosError::InvalidParam`] naming the first invalid parameter.
+    pub fn validate(&self) -> Result<()> {
+        self.solver.validate()?;
+        let cap = self.max_nonzeros_per_label;
+        let mut p = Params::new([
+            ("threshold".to_string(), Value::Float(self.threshold.into())),
+            (
+                "max_nonzeros_per_label".to_string(),
+                if cap == 0 {
+                    Value::None
+                } else {
+                    Value::Int(cap as i128)
+                },
+            ),
+            (
+                "beam_size".to_string(),
+                Value::Int(self.man_beam_size as i128),
+            ),
+        ]);
+        p.real("threshold", false)?;
+        p.count_or("max_nonzeros_per_label", 1, 0)?;
+        p.count("beam_size", 1)?;
+        Ok(())
+    }
+}
+
+/// Reported after each layer is trained.
+#[derive(Clone, Debug)]
+pub struct LayerReport {
+    pub layer: usize,
+    pub n_layers: usize,
+    pub n_problems: usize,
+    pub nnz: usize,
+    /// The most passes any of the layer's solves took.
+    pub max_solver_iter: usize,
+    pub seconds: f64,
+}
+
+/// All parameters of the XR-Linear estimator, read from one [`Params`] (the estimator's
+/// `get_params()` less what Python handles itself: threads and logging): how the labels are
+/// indexed, how the model is trained, how it predicts by default.
+#[derive(Clone, Debug, PartialEq)]
+pub struct XLinearParams {
+    pub index: HierarchicalKMeans,
+    pub train: TrainParams,
+    pub predict: PredictParams,
+}
+
+impl XLinearParams {
+    /// # Errors
+    /// [`PecosError::InvalidParam`] for the first invalid parameter, or an unknown one.
+    ///
+    /// [`PecosError::InvalidParam`]: crate::PecosError::InvalidParam
+    pub fn from_params(mut p: Params) -> Result<Self> {
+        let params = XLinearParams {
+            index: HierarchicalKMeans::from_params(&mut p)?,
+            train: TrainParams::from_params(&mut p)?,
+            predict: PredictParams::from_params(&mut p)?,
+        };
+        p.finish()?;
+        Ok(params)
+    }
+}

@@ -1,0 +1,177 @@
+//! Every conversion between Python objects and core types: sparse matrices (borrowed, never
+//! copied), top-k results, parameter maps and documents.
+
+use crate::error::core;
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
+use pecos_core::infer::TopK;
+use pecos_core::params::{Params, Value};
+use pecos_core::sparse::CsrView;
+use pecos_core::PecosError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+/// A scipy CSR matrix passed as `(indptr int64, indices int32, data float32, n_rows, n_cols)`;
+/// the arrays are borrowed, not copied.
+#[derive(FromPyObject)]
+pub struct CsrArgs<'py>(
+    PyReadonlyArray1<'py, i64>,
+    PyReadonlyArray1<'py, i32>,
+    PyReadonlyArray1<'py, f32>,
+    usize,
+    usize,
+);
+
+impl CsrArgs<'_> {
+    /// The validated view of the matrix.
+    pub fn view(&self) -> PyResult<CsrView<'_>> {
+        core(CsrView::try_new(
+            self.3,
+            self.4,
+            self.0.as_slice()?,
+            self.1.as_slice()?,
+            self.2.as_slice()?,
+        ))
+    }
+}
+
+/// A CSR (or CSC) matrix for Python: `(indptr, indices, data, shape)`.
+pub type CsrArrays<'py> = (
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i32>>,
+    Bound<'py, PyArray1<f32>>,
+    (usize, usize),
+);
+
+/// Moves the arrays of a compressed sparse matrix into numpy (no copy).
+pub fn csr_arrays(
+    py: Python<'_>,
+    indptr: Vec<i64>,
+    indices: Vec<i32>,
+    data: Vec<f32>,
+    shape: (usize, usize),
+) -> CsrArrays<'_> {
+    (
+        PyArray1::from_vec(py, indptr),
+        PyArray1::from_vec(py, indices),
+        PyArray1::from_vec(py, data),
+        shape,
+    )
+}
+
+/// `(labels int64 (n, k), scores float32 (n, k))`.
+pub type TopKArrays<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>);
+
+/// Moves top-k results of `n_rows` queries into numpy (no copy).
+pub fn topk_arrays(py: Python<'_>, top: TopK, n_rows: usize) -> PyResult<TopKArrays<'_>> {
+    let TopK { k, labels, scores } = top;
+    Ok((
+        PyArray1::from_vec(py, labels).reshape([n_rows, k])?,
+        PyArray1::from_vec(py, scores).reshape([n_rows, k])?,
+    ))
+}
+
+/// An estimator's parameters as a dict `{name: value}`, read into the core's [`Params`]. Values
+/// are taken as they are: Python's side turns numpy scalars into Python ones first.
+pub struct ParamsArg(pub Params);
+
+impl<'py> FromPyObject<'_, 'py> for ParamsArg {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
+        let dict = obj.cast::<PyDict>().map_err(|_| {
+            PyErr::from(crate::error::PyPecosErr::from(PecosError::InvalidInput(
+                "parameters must be given as a dict".into(),
+            )))
+        })?;
+        let mut entries = Vec::with_capacity(dict.len());
+        for (key, value) in dict.iter() {
+            entries.push((key.extract::<String>()?, param_value(&value)?));
+        }
+        Ok(ParamsArg(Params::new(entries)))
+    }
+}
+
+/// One parameter value; anything but None, bool, int, float, str and tuples or lists of them
+/// is kept by its `repr`, for the error message.
+fn param_value(v: &Bound<'_, PyAny>) -> PyResult<Value> {
+    Ok(if v.is_none() {
+        Value::None
+    } else if let Ok(b) = v.cast::<PyBool>() {
+        Value::Bool(b.is_true())
+    } else if v.is_instance_of::<PyInt>() {
+        match v.extract::<i128>() {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::Other(v.repr()?.to_string()),
+        }
+    } else if let Ok(f) = v.cast::<PyFloat>() {
+        Value::Float(f.value())
+    } else if let Ok(s) = v.cast::<PyString>() {
+        Value::Str(s.to_str()?.to_string())
+    } else if v.is_instance_of::<PyTuple>() || v.is_instance_of::<PyList>() {
+        Value::List(
+            v.try_iter()?
+                .map(|item| param_value(&item?))
+                .collect::<PyResult<_>>()?,
+        )
+    } else {
+        Value::Other(v.repr()?.to_string())
+    })
+}
+
+/// A batch of documents copied out of Python: one buffer and the end offset of each document,
+/// so that the GIL can be released while they are read.
+pub struct Docs {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Docs {
+    /// Copies a list of `str`; anything else in it is an `InvalidInputError` naming the
+    /// document's position, counted from `first_doc` (the list may be one batch of many).
+    pub fn from_list(docs: &Bound<'_, PyList>, first_doc: usize) -> PyResult<Self> {
+        let mut text = String::new();
+        let mut ends = Vec::with_capacity(docs.len());
+        for (i, item) in docs.iter().enumerate() {
+            let i = first_doc + i;
+            let s = item.cast::<PyString>().map_err(|_| {
+                let kind = item
+                    .get_type()
+                    .name()
+                    .map_or_else(|_| "?".to_string(), |n| n.to_string());
+                invalid(format!("document {i} is a {kind}, not a str"))
+            })?;
+            let s = s.to_str().map_err(|_| {
+                invalid(format!(
+                    "document {i} is not valid Unicode (it contains a lone surrogate)"
+                ))
+            })?;
+            text.push_str(s);
+            ends.push(text.len());
+        }
+        Ok(Docs { text, ends })
+    }
+
+    pub fn slices(&self) -> Vec<&str> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let s = &self.text[start..end];
+                start = end;
+                s
+            })
+            .collect()
+    }
+}
+
+fn invalid(msg: String) -> PyErr {
+    crate::error::PyPecosErr::from(PecosError::InvalidInput(msg)).into()
+}
+
+/// Caller metadata (a JSON string) kept with a saved artifact.
+pub fn parse_metadata(json: &str) -> PyResult<serde_json::Value> {
+    core(
+        serde_json::from_str(json)
+            .map_err(|e| PecosError::InvalidInput(format!("metadata is not JSON: {e}"))),
+    )
+}
