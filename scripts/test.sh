@@ -7,4 +7,5 @@ bash scripts/setup.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test -p pecos-core --quiet
-python -m pytest -q "$@"
+# `--durations=20` lists the 20 slowest tests, so CI logs show where the test time goes.
+python -m pytest -q --durations=20 "$@"
