@@ -7,4 +7,8 @@ bash scripts/setup.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test -p pecos-core --quiet
-python -m pytest -q "$@"
+# pyproject's addopts deselect the tests marked slow (`-m 'not slow'`) so that a plain `pytest` stays
+# quick for development; `-m ''` clears that filter here, so this script (and CI, .ci/run) runs every
+# test. `--durations=20` lists the 20 slowest tests, so CI logs show where the test time goes.
+# Arguments are passed on (a later `-m` or `--durations` wins).
+python -m pytest -q -m '' --durations=20 "$@"

@@ -304,3 +304,377 @@ pub fn predict_batch(
         );
     Ok(TopK { k, labels, scores })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::ChainLayer;
+    use crate::model::{ChildWeights, XLinearModel};
+    use crate::rng::SplitMix64;
+    use crate::sparse::CsrMatrix;
+
+    /// One layer of a test model: `parent_of` and, per child id, dense weights and a bias weight.
+    struct DenseLayer {
+        parent_of: Vec<u32>,
+        n_parents: usize,
+        weights: Vec<(Vec<f32>, f32)>,
+    }
+
+    impl DenseLayer {
+        /// The layer in the model's layout (weights given in parent-major child order).
+        fn build(&self) -> Layer {
+            let chain = ChainLayer::try_new(self.parent_of.clone(), self.n_parents).unwrap();
+            let mut ordered = Vec::new();
+            for p in 0..self.n_parents {
+                for &c in chain.children(p) {
+                    let (w, bias) = &self.weights[c as usize];
+                    let features = (0..w.len() as u32).filter(|&j| w[j as usize] != 0.0);
+                    ordered.push(ChildWeights {
+                        features: features.clone().collect(),
+                        values: features.map(|j| w[j as usize]).collect(),
+                        bias: *bias,
+                    });
+                }
+            }
+            Layer::from_child_weights(chain, &ordered).unwrap()
+        }
+
+        /// Raw score `w_c . x + bias * b_c` of child `c` for a dense query.
+        fn raw(&self, c: usize, x: &[f32], bias: f32) -> f32 {
+            let (w, b) = &self.weights[c];
+            w.iter().zip(x).map(|(w, x)| w * x).sum::<f32>() + bias * b
+        }
+    }
+
+    fn model(n_features: usize, bias: f32, layers: &[DenseLayer]) -> XLinearModel {
+        XLinearModel::new(
+            n_features,
+            bias,
+            layers.iter().map(DenseLayer::build).collect(),
+        )
+        .unwrap()
+    }
+
+    /// Root -> clusters {0, 1} -> labels: cluster 0 holds labels [0, 2], cluster 1 [1, 3, 4].
+    /// Every weight is a small multiple of 1/4, so the raw scores of the queries below are exact
+    /// whatever the summation order.
+    fn toy() -> Vec<DenseLayer> {
+        vec![
+            DenseLayer {
+                parent_of: vec![0, 0],
+                n_parents: 1,
+                weights: vec![(vec![1.0, 0.0, 0.0], 0.0), (vec![0.0, 1.0, 0.0], -0.5)],
+            },
+            DenseLayer {
+                parent_of: vec![0, 1, 0, 1, 1],
+                n_parents: 2,
+                weights: vec![
+                    (vec![0.5, 0.0, 0.25], 0.0),
+                    (vec![0.0, 1.0, -0.5], 0.25),
+                    (vec![-1.0, 0.0, 1.0], 0.0),
+                    (vec![0.0, 0.5, 0.5], -0.25),
+                    (vec![0.25, 0.25, 0.0], 0.5),
+                ],
+            },
+        ]
+    }
+
+    const QUERIES: [[f32; 3]; 8] = [
+        [1.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0],
+        [0.0, 0.0, 1.0],
+        [0.5, 0.5, 0.5],
+        [0.0, 0.0, 0.0],
+        [2.0, -1.0, 0.5],
+        [-1.0, 0.5, 2.0],
+        [0.25, 4.0, -2.0],
+    ];
+
+    fn csr(rows: &[[f32; 3]], n_cols: usize) -> CsrMatrix {
+        let rows: Vec<Vec<(usize, f32)>> = rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .copied()
+                    .enumerate()
+                    .filter(|e| e.1 != 0.0)
+                    .collect()
+            })
+            .collect();
+        CsrMatrix::from_rows(n_cols, &rows).unwrap()
+    }
+
+    fn params(name: &str, beam_size: usize, topk: usize) -> PredictParams {
+        PredictParams {
+            beam_size,
+            topk,
+            post_processor: PostProcessor::parse(name).unwrap(),
+        }
+    }
+
+    /// The search's scores as the search canonicalizes them (NaN last, -0.0 as +0.0).
+    fn canon(s: f32) -> f32 {
+        if s.is_nan() {
+            f32::NEG_INFINITY
+        } else {
+            s + 0.0
+        }
+    }
+
+    /// Brute force over a two-layer model: the `beam_size` best clusters (ties to the lower id),
+    /// then every label under them scored and sorted, ties to (position of the parent in the
+    /// beam, position among its siblings); the first `topk`.
+    fn brute_force(
+        layers: &[DenseLayer],
+        bias: f32,
+        x: &[f32],
+        p: &PredictParams,
+    ) -> Vec<(u32, f32)> {
+        let pp = p.post_processor;
+        let (top, bottom) = (&layers[0], &layers[1]);
+        let cluster_score: Vec<f32> = (0..top.parent_of.len())
+            .map(|c| canon(pp.transform(top.raw(c, x, bias))))
+            .collect();
+        let mut beam: Vec<usize> = (0..cluster_score.len()).collect();
+        beam.sort_by(|&a, &b| {
+            cluster_score[b]
+                .total_cmp(&cluster_score[a])
+                .then(a.cmp(&b))
+        });
+        beam.truncate(p.beam_size);
+        let mut cands = Vec::new();
+        for (pos, &c) in beam.iter().enumerate() {
+            let children =
+                (0..bottom.parent_of.len()).filter(|&l| bottom.parent_of[l] as usize == c);
+            for (slot, l) in children.enumerate() {
+                let s = canon(pp.combine(pp.transform(bottom.raw(l, x, bias)), cluster_score[c]));
+                cands.push(((pos, slot), l as u32, s));
+            }
+        }
+        cands.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+        cands
+            .into_iter()
+            .take(p.topk)
+            .map(|(_, l, s)| (l, s))
+            .collect()
+    }
+
+    fn search_one(m: &XLinearModel, x: &CsrMatrix, i: usize, p: &PredictParams) -> Vec<(u32, f32)> {
+        let mut s = Searcher::new();
+        s.search(m.layers(), m.bias(), &[x.view().row(i)], p);
+        s.results(0).collect()
+    }
+
+    #[test]
+    fn exact_top_k_when_the_beam_covers_the_tree() {
+        let layers = toy();
+        let m = model(3, 1.0, &layers);
+        let x = csr(&QUERIES, 3);
+        for name in PostProcessor::NAMES {
+            for (beam_size, topk) in [(2, 5), (2, 3), (5, 1)] {
+                let p = params(name, beam_size, topk);
+                for (i, q) in QUERIES.iter().enumerate() {
+                    let want = brute_force(&layers, 1.0, q, &p);
+                    assert_eq!(want.len(), topk);
+                    assert_eq!(search_one(&m, &x, i, &p), want, "{name}, query {i}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_beam_of_one_follows_the_greedy_path() {
+        let layers = toy();
+        let m = model(3, 1.0, &layers);
+        let x = csr(&QUERIES, 3);
+        // Query 0 by hand (noop): clusters 1.0 and -0.5, so a beam of one keeps cluster 0 and
+        // misses label 4, the best label overall.
+        let greedy = predict_batch(m.layers(), 3, 1.0, &x.view(), &params("noop", 1, 5)).unwrap();
+        assert_eq!(greedy.labels[..5], [0, 2, -1, -1, -1]);
+        assert_eq!(greedy.scores[..5], [0.5, -1.0, 0.0, 0.0, 0.0]);
+        let full = predict_batch(m.layers(), 3, 1.0, &x.view(), &params("noop", 2, 5)).unwrap();
+        assert_eq!(full.labels[..5], [4, 0, 1, 3, 2]);
+        assert_eq!(full.scores[..5], [0.75, 0.5, 0.25, -0.25, -1.0]);
+        for name in PostProcessor::NAMES {
+            let p = params(name, 1, 5);
+            for (i, q) in QUERIES.iter().enumerate() {
+                assert_eq!(
+                    search_one(&m, &x, i, &p),
+                    brute_force(&layers, 1.0, q, &p),
+                    "{name}, query {i}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ties_go_to_the_earlier_candidate() {
+        // Every label scores the same; candidate order is the parent's place in the beam, then
+        // the child's place among its siblings (not the label id).
+        let mut layers = toy();
+        for (label_bias, b1, beam_size, want) in [
+            (0.5, 0.0, 2, vec![0, 2, 1, 3, 4]), // clusters tie: cluster 0 first
+            (0.5, 1.0, 2, vec![1, 3, 4, 0, 2]), // cluster 1 scores higher: its children first
+            (0.5, 0.0, 1, vec![0, 2]),          // tie at the beam's cut: the earlier cluster stays
+            (-0.0, 0.0, 2, vec![0, 2, 1, 3, 4]), // -0.0 ties with +0.0 (labels 1, 3 below)
+        ] {
+            layers[0].weights = vec![(vec![0.0; 3], 0.0), (vec![0.0; 3], b1)];
+            for (l, w) in layers[1].weights.iter_mut().enumerate() {
+                *w = (
+                    vec![0.0; 3],
+                    if l % 2 == 1 {
+                        label_bias
+                    } else {
+                        label_bias.abs()
+                    },
+                );
+            }
+            let m = model(3, 1.0, &layers);
+            let x = csr(&QUERIES[..1], 3);
+            let got: Vec<u32> = search_one(&m, &x, 0, &params("noop", beam_size, 5))
+                .into_iter()
+                .map(|(l, s)| {
+                    assert_eq!(s.to_bits(), label_bias.abs().to_bits());
+                    l
+                })
+                .collect();
+            assert_eq!(
+                got, want,
+                "label bias {label_bias}, cluster 1 bias {b1}, beam {beam_size}"
+            );
+        }
+    }
+
+    /// Root -> 4 -> 12 -> 40 labels over 25 features, random weights (about 40% nonzero).
+    fn random_model(seed: u64) -> (XLinearModel, CsrMatrix) {
+        let mut rng = SplitMix64::new(seed);
+        let value = |rng: &mut SplitMix64| (rng.below(2000) as f32 - 1000.0) / 337.0;
+        let n_features = 25;
+        let sizes = [1, 4, 12, 40];
+        let layers: Vec<DenseLayer> = sizes
+            .windows(2)
+            .map(|w| DenseLayer {
+                parent_of: (0..w[1] as u32).map(|c| c % w[0] as u32).collect(),
+                n_parents: w[0],
+                weights: (0..w[1])
+                    .map(|_| {
+                        let dense = (0..n_features)
+                            .map(|_| {
+                                if rng.below(5) < 2 {
+                                    value(&mut rng)
+                                } else {
+                                    0.0
+                                }
+                            })
+                            .collect();
+                        (dense, value(&mut rng))
+                    })
+                    .collect(),
+            })
+            .collect();
+        let rows: Vec<Vec<(usize, f32)>> = (0..150)
+            .map(|_| {
+                let mut row = Vec::new();
+                for j in 0..n_features {
+                    if rng.below(4) == 0 {
+                        row.push((j, value(&mut rng)));
+                    }
+                }
+                row
+            })
+            .collect();
+        (
+            model(n_features, 1.0, &layers),
+            CsrMatrix::from_rows(n_features, &rows).unwrap(),
+        )
+    }
+
+    #[test]
+    fn predict_batch_equals_searching_one_row_at_a_time() {
+        let (m, x) = random_model(7);
+        let xv = x.view();
+        for name in ["l3-hinge", "log-sigmoid", "noop"] {
+            let p = params(name, 3, 7);
+            let pool = |n| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .unwrap()
+            };
+            let batch = pool(1)
+                .install(|| predict_batch(m.layers(), 25, 1.0, &xv, &p))
+                .unwrap();
+            let parallel = pool(3)
+                .install(|| predict_batch(m.layers(), 25, 1.0, &xv, &p))
+                .unwrap();
+            assert_eq!(batch, parallel, "{name}");
+            assert_eq!(batch.k, 7);
+            let mut searcher = Searcher::new(); // reused across rows, as the binding does
+            let mut whole = Searcher::new();
+            let all: Vec<SparseRow<'_>> = (0..xv.n_rows()).map(|i| xv.row(i)).collect();
+            whole.search(m.layers(), 1.0, &all, &p);
+            for i in 0..xv.n_rows() {
+                searcher.search(m.layers(), 1.0, &[xv.row(i)], &p);
+                let one: Vec<(u32, f32)> = searcher.results(0).collect();
+                assert_eq!(one, whole.results(i).collect::<Vec<_>>(), "{name}, row {i}");
+                let mut labels = vec![-1i64; 7];
+                let mut scores = vec![0f32; 7];
+                for (j, &(l, s)) in one.iter().enumerate() {
+                    (labels[j], scores[j]) = (i64::from(l), s);
+                }
+                assert_eq!(batch.labels[i * 7..(i + 1) * 7], labels, "{name}, row {i}");
+                assert_eq!(batch.scores[i * 7..(i + 1) * 7], scores, "{name}, row {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn output_width_caps_topk_at_the_number_of_labels() {
+        let m = model(3, 1.0, &toy());
+        assert_eq!(output_width(m.layers(), &params("noop", 2, 3)).unwrap(), 3);
+        assert_eq!(output_width(m.layers(), &params("noop", 2, 5)).unwrap(), 5);
+        assert_eq!(
+            output_width(m.layers(), &params("noop", 2, 100)).unwrap(),
+            5
+        );
+        let x = csr(&QUERIES, 3);
+        let top = predict_batch(m.layers(), 3, 1.0, &x.view(), &params("noop", 2, 100)).unwrap();
+        assert_eq!((top.k, top.labels.len()), (5, 5 * QUERIES.len()));
+        for row in top.labels.chunks(5) {
+            let mut seen = row.to_vec();
+            seen.sort_unstable();
+            assert_eq!(seen, [0, 1, 2, 3, 4]); // a full beam reaches every label
+        }
+    }
+
+    #[test]
+    fn check_query_width_rejects_other_widths() {
+        let m = model(3, 1.0, &toy());
+        let p = params("noop", 2, 5);
+        for n_cols in [2, 4] {
+            let x = CsrMatrix::from_rows(n_cols, &[vec![(1, 1.0)]]).unwrap();
+            let shape = |r: Result<_>| matches!(r, Err(PecosError::ShapeMismatch { expected: 3, got, .. }) if got == n_cols);
+            assert!(shape(check_query_width(&x.view(), 3)), "{n_cols} columns");
+            assert!(shape(
+                predict_batch(m.layers(), 3, 1.0, &x.view(), &p).map(|_| ())
+            ));
+        }
+        check_query_width(&csr(&QUERIES, 3).view(), 3).unwrap();
+    }
+
+    #[test]
+    fn validate_rejects_a_zero_beam_or_topk() {
+        let m = model(3, 1.0, &toy());
+        let x = csr(&QUERIES, 3);
+        params("noop", 1, 1).validate().unwrap();
+        for (beam_size, topk, bad) in [(0, 5, "beam_size"), (2, 0, "topk"), (0, 0, "beam_size")] {
+            let p = params("noop", beam_size, topk);
+            let named = |r: Result<()>| matches!(r, Err(PecosError::InvalidParam { name, .. }) if name == bad);
+            assert!(named(p.validate()), "beam {beam_size}, topk {topk}");
+            assert!(named(output_width(m.layers(), &p).map(|_| ())));
+            assert!(named(
+                predict_batch(m.layers(), 3, 1.0, &x.view(), &p).map(|_| ())
+            ));
+        }
+    }
+}

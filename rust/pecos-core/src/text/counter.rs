@@ -273,3 +273,266 @@ fn key_prefix(key: &[u8]) -> (u64, u64) {
     let word = |x: &[u8]| u64::from_be_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]]);
     (word(hi), word(lo))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::analyzer::{AnalyzerConfig, PositionDecay, DEFAULT_TOKEN_PATTERN};
+    use super::super::Norm;
+    use super::*;
+    use crate::rng::SplitMix64;
+
+    /// Word n-grams 1..=n with idf `ln(N / df) + 1` (not smoothed), so that `dfs` can read the
+    /// document frequencies back.
+    fn words(n: usize) -> TfidfConfig {
+        TfidfConfig {
+            analyzer: AnalyzerConfig::Word {
+                ngram_range: (1, n),
+                token_pattern: DEFAULT_TOKEN_PATTERN.into(),
+            },
+            n_buckets: None,
+            binary: false,
+            sublinear_tf: false,
+            use_idf: true,
+            smooth_idf: false,
+            norm: Norm::L2,
+        }
+    }
+
+    /// Character 1- to 3-grams weighted `1 / (i + 1)` by position: fractional occurrence weights.
+    fn chars() -> TfidfConfig {
+        TfidfConfig {
+            analyzer: AnalyzerConfig::Chars {
+                ngram_range: (1, 3),
+                position_decay: PositionDecay::Inverse,
+            },
+            ..words(1)
+        }
+    }
+
+    const ALL: DfBound = DfBound::Fraction(1.0);
+
+    /// Counts the batches one after another, in the current rayon pool, and finishes.
+    fn fit<S: AsRef<str> + Sync>(
+        cfg: &TfidfConfig,
+        batches: &[&[S]],
+        record: bool,
+        (min_df, max_df, max_features): (DfBound, DfBound, Option<usize>),
+    ) -> (Vocabulary, Option<CsrParts>) {
+        let mut c = NgramCounter::new(cfg.clone(), record).unwrap();
+        for b in batches {
+            c.update(b).unwrap();
+        }
+        assert_eq!(
+            c.n_docs(),
+            batches.iter().map(|b| b.len() as u64).sum::<u64>()
+        );
+        c.finish(min_df, max_df, max_features).unwrap()
+    }
+
+    /// `(n-gram, document frequency)` of every kept n-gram in column order, read back from the
+    /// idf of a `words` configuration.
+    fn dfs(v: &Vocabulary) -> Vec<(String, u64)> {
+        let n = v.n_docs() as f64;
+        let names = v.feature_names().unwrap();
+        let df = v
+            .idf()
+            .iter()
+            .map(|idf| (n / (idf - 1.0).exp()).round() as u64);
+        names.iter().map(|s| s.to_string()).zip(df).collect()
+    }
+
+    fn names(v: &Vocabulary) -> Vec<&str> {
+        v.feature_names().unwrap()
+    }
+
+    /// `n` documents of 0 to 6 words from a small vocabulary (deterministic).
+    fn corpus(n: usize, seed: u64) -> Vec<String> {
+        const WORDS: [&str; 12] = [
+            "echo", "dot", "kindle", "fire", "tv", "stick", "alexa", "smart", "plug", "show",
+            "mini", "max",
+        ];
+        let mut rng = SplitMix64::new(seed);
+        (0..n)
+            .map(|_| {
+                let len = rng.below(7);
+                let doc: Vec<&str> = (0..len).map(|_| WORDS[rng.below(WORDS.len())]).collect();
+                doc.join(" ")
+            })
+            .collect()
+    }
+
+    fn pool(n: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap()
+    }
+
+    fn assert_same_rows(a: &CsrParts, b: &CsrParts, what: &str) {
+        assert_eq!(a.n_cols, b.n_cols, "{what}");
+        assert_eq!(a.indptr, b.indptr, "{what}");
+        assert_eq!(a.indices, b.indices, "{what}");
+        assert_eq!(a.data, b.data, "{what}");
+    }
+
+    #[test]
+    fn document_frequencies_by_hand() {
+        let docs = ["a b a", "b c", "c c c", "", "d a"];
+        let (v, _) = fit(
+            &words(2),
+            &[&docs[..]],
+            false,
+            (DfBound::Count(1), ALL, None),
+        );
+        assert_eq!(v.n_docs(), 5);
+        // Repeats inside a document count once ("a" in doc 0, "c" and "c c" in doc 2).
+        let want = [
+            ("a", 2),
+            ("a b", 1),
+            ("b", 2),
+            ("b a", 1),
+            ("b c", 1),
+            ("c", 2),
+            ("c c", 1),
+            ("d", 1),
+            ("d a", 1),
+        ];
+        let want: Vec<(String, u64)> = want.iter().map(|&(s, d)| (s.to_string(), d)).collect();
+        assert_eq!(dfs(&v), want);
+    }
+
+    #[test]
+    fn document_frequencies_across_chunks_and_threads() {
+        // 600 documents: three chunks of up to 256 counted by four threads. "same" is in the
+        // 6th document of each chunk: the documents of different chunks must not be confused.
+        let docs: Vec<String> = (0..600)
+            .map(|i| {
+                let mut d = format!("every every doc{i}");
+                if i % 2 == 0 {
+                    d.push_str(" even");
+                }
+                if i % 3 == 0 {
+                    d.push_str(" third third");
+                }
+                if i % CHUNK_DOCS == 5 {
+                    d.push_str(" same");
+                }
+                d
+            })
+            .collect();
+        let (v, _) = pool(4).install(|| {
+            fit(
+                &words(1),
+                &[&docs[..]],
+                false,
+                (DfBound::Count(1), ALL, None),
+            )
+        });
+        let dfs = dfs(&v);
+        let df = |name: &str| dfs.iter().find(|(s, _)| s == name).map(|e| e.1);
+        assert_eq!(
+            (df("every"), df("even"), df("third")),
+            (Some(600), Some(300), Some(200))
+        );
+        assert_eq!(df("same"), Some(3));
+        assert_eq!(
+            (df("doc0"), df("doc599"), dfs.len()),
+            (Some(1), Some(1), 604)
+        );
+    }
+
+    #[test]
+    fn recorded_rows_equal_a_later_transform() {
+        let docs = corpus(700, 1);
+        let batches: [&[String]; 3] = [&docs[..1], &docs[1..300], &docs[300..]];
+        let hashing = TfidfConfig {
+            n_buckets: Some(32),
+            ..words(2)
+        };
+        for (cfg, bounds) in [
+            (words(2), (DfBound::Count(2), ALL, Some(50))),
+            (chars(), (DfBound::Count(1), DfBound::Fraction(0.5), None)),
+            (hashing, (DfBound::Count(3), ALL, None)),
+        ] {
+            let (v, rows) = fit(&cfg, &batches, true, bounds);
+            assert_same_rows(&rows.unwrap(), &v.transform(&docs), &format!("{cfg:?}"));
+        }
+    }
+
+    #[test]
+    fn batches_and_threads_give_the_same_vocabulary() {
+        let docs = corpus(700, 2);
+        let bounds = (DfBound::Count(2), ALL, Some(100));
+        let fifties: Vec<&[String]> = docs.chunks(50).collect();
+        let runs = [
+            pool(1).install(|| fit(&chars(), &[&docs[..]], false, bounds).0),
+            pool(3).install(|| {
+                let batches: [&[String]; 4] =
+                    [&docs[..1], &docs[1..256], &docs[256..512], &docs[512..]];
+                fit(&chars(), &batches, false, bounds).0
+            }),
+            pool(2).install(|| fit(&chars(), &fifties, false, bounds).0),
+        ];
+        let first = &runs[0];
+        assert_eq!(names(first).len(), 100);
+        let rows = first.transform(&docs);
+        for (i, v) in runs.iter().enumerate().skip(1) {
+            assert_eq!(names(v), names(first), "run {i}");
+            assert_eq!(v.idf(), first.idf(), "run {i}");
+            assert_same_rows(&v.transform(&docs), &rows, &format!("run {i}"));
+        }
+    }
+
+    #[test]
+    fn min_df_max_df_and_max_features_filter() {
+        // Document frequencies a 4, b 3, c 2, d 1; total occurrences a 4, b 3, c 2, d 5.
+        let docs = ["a b c d d d d d", "a b c", "a b", "a"];
+        let binary = TfidfConfig {
+            binary: true,
+            ..words(1)
+        };
+        use DfBound::{Count, Fraction};
+        for (cfg, bounds, want) in [
+            (&words(1), (Count(1), ALL, None), vec!["a", "b", "c", "d"]),
+            (&words(1), (Count(2), ALL, None), vec!["a", "b", "c"]),
+            (&words(1), (Count(1), Count(3), None), vec!["b", "c", "d"]),
+            (&words(1), (Count(1), Fraction(0.5), None), vec!["c", "d"]), // df <= 2
+            (&words(1), (Fraction(0.5), ALL, None), vec!["a", "b", "c"]), // df >= 2
+            (&words(1), (Count(2), Count(3), None), vec!["b", "c"]),
+            (&words(1), (Count(1), ALL, Some(1)), vec!["d"]), // largest total
+            (&binary, (Count(1), ALL, Some(1)), vec!["a"]),   // binary: largest df
+            (&words(1), (Count(1), ALL, Some(2)), vec!["a", "d"]), // in sorted order
+            (&words(1), (Count(2), ALL, Some(1)), vec!["a"]), // the df bounds apply first
+            (
+                &words(1),
+                (Count(1), ALL, Some(9)),
+                vec!["a", "b", "c", "d"],
+            ),
+        ] {
+            let (v, _) = fit(cfg, &[&docs[..]], false, bounds);
+            assert_eq!(names(&v), want, "{bounds:?}, binary {}", cfg.binary);
+        }
+        // Equal totals: max_features keeps the earlier n-grams in sorted order.
+        let (v, _) = fit(
+            &words(1),
+            &[&["y x", "z"][..]],
+            false,
+            (Count(1), ALL, Some(2)),
+        );
+        assert_eq!(names(&v), ["x", "y"]);
+
+        let invalid = |cfg: &TfidfConfig, (lo, hi, k): (DfBound, DfBound, Option<usize>)| {
+            let mut c = NgramCounter::new(cfg.clone(), false).unwrap();
+            c.update(&docs).unwrap();
+            matches!(c.finish(lo, hi, k), Err(PecosError::InvalidParam { .. }))
+        };
+        assert!(invalid(&words(1), (Fraction(1.5), ALL, None)));
+        assert!(invalid(&words(1), (Count(3), Count(2), None)));
+        let hashing = TfidfConfig {
+            n_buckets: Some(8),
+            ..words(1)
+        };
+        assert!(invalid(&hashing, (Count(1), ALL, Some(2))));
+        assert!(!invalid(&hashing, (Count(1), ALL, None)));
+    }
+}
