@@ -198,3 +198,61 @@ def test_predict_in_forked_child_does_not_hang(big):
             pytest.fail("prediction in a forked child hung")
         time.sleep(0.02)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"child status {status}"
+
+
+CTRL_C = r"""
+import os, signal, threading, time
+import numpy as np, scipy.sparse as sp
+from pecos_rs import _pecos_rs
+from pecos_rs._sparse import csr_args
+import sys
+sys.path.insert(0, {tests!r})
+from helpers import core_params
+
+def random_csr(n_rows, n_cols, per_row, seed):
+    rng = np.random.default_rng(seed)
+    indices = rng.integers(0, n_cols, size=n_rows * per_row)
+    data = rng.random(n_rows * per_row, dtype=np.float32)
+    m = sp.csr_matrix((data, indices, np.arange(n_rows + 1) * per_row), shape=(n_rows, n_cols))
+    m.sum_duplicates()
+    return m
+
+X = random_csr(20000, 5000, 50, 0)
+Y = random_csr(20000, 2000, 4, 1)
+Y.data[:] = 1
+Z = random_csr(400000, 500, 25, 2)
+args = (csr_args(X), csr_args(Y), [np.zeros(2000, np.uint32)], core_params())
+threading.Timer({delay}, os.kill, (os.getpid(), signal.SIGINT)).start()
+start = time.perf_counter()
+try:
+    {call}
+    print("FINISHED", time.perf_counter() - start)
+except KeyboardInterrupt:
+    print("INTERRUPTED", time.perf_counter() - start)
+"""
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "_pecos_rs.XLinearModel.train(*args, n_threads=1)",
+        "_pecos_rs.hierarchical_kmeans(csr_args(Z), dict(n_splits=16, max_leaf_size=2, kmeans_max_iter=20, "
+        "spherical=True, random_state=0, min_codes=None), n_threads=1)",
+    ],
+    ids=["train", "kmeans"],
+)
+def test_ctrl_c_stops_a_long_call(call):
+    """SIGINT while the core trains (or clusters) stops it with KeyboardInterrupt within a second or
+    so; an uninterruptible call would run to its end first (about 11 s for this training and 8 s
+    for this clustering on a 2-core machine), and Python would see the signal only then."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    delay = 2.0
+    code = CTRL_C.format(tests=str(Path(__file__).parent), delay=delay, call=call)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-1500:]
+    outcome, seconds = r.stdout.split()
+    assert outcome == "INTERRUPTED", f"the call ran to its end ({seconds} s) without seeing Ctrl-C"
+    assert float(seconds) < delay + 1.5, f"KeyboardInterrupt came {float(seconds) - delay:.1f} s after Ctrl-C"

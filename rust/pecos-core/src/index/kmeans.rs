@@ -114,7 +114,7 @@ pub struct KMeansParams {
 /// Leaf code (`0..2^depth`, left to right) of each row of `z` in the balanced 2-means tree.
 /// Within a node, rows are ordered by id, so the result depends only on `z` and `params`.
 ///
-/// `stop` is checked before each level of splits.
+/// `stop` is checked between the assignment rounds of every split.
 ///
 /// # Errors
 /// [`PecosError::InvalidParam`] for a depth outside `1..=31` or `max_iter == 0`;
@@ -137,18 +137,18 @@ pub fn balanced_kmeans_leaves(
     let mut elements: Vec<u32> = (0..n as u32).collect();
     let mut bounds = vec![0usize, n];
     for level in 0..params.depth {
-        if let Some(stop) = stop {
-            stop.check()?;
-        }
         let nodes: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
         let split: Vec<Vec<u32>> = nodes
             .par_iter()
             .enumerate()
             .map(|(k, &(lo, hi))| {
                 let seed = node_seed(params.seed, level, k);
-                split_node(z, &elements[lo..hi], seed, params)
+                split_node(z, &elements[lo..hi], seed, params, stop)
             })
             .collect();
+        if let Some(stop) = stop {
+            stop.check()?;
+        }
         let mut next = Vec::with_capacity(2 * bounds.len());
         next.push(0);
         for ((lo, hi), order) in nodes.into_iter().zip(split) {
@@ -181,15 +181,33 @@ const IN_PLACE_SHARE: usize = 4;
 
 /// Splits one node: returns its elements with the left half (the `n/2` lowest scores) first, each
 /// half sorted by id.
-fn split_node(z: &CsrView<'_>, elements: &[u32], seed: u64, params: &KMeansParams) -> Vec<u32> {
+fn split_node(
+    z: &CsrView<'_>,
+    elements: &[u32],
+    seed: u64,
+    params: &KMeansParams,
+    stop: Option<&StopFlag>,
+) -> Vec<u32> {
     if elements.len() < 2 {
         return elements.to_vec();
     }
     let node_nnz: usize = elements.iter().map(|&e| z.row(e as usize).nnz()).sum();
     if node_nnz.saturating_mul(IN_PLACE_SHARE) > z.nnz() {
-        split_rows(&InPlaceRows { z: *z, elements }, elements, seed, params)
+        split_rows(
+            &InPlaceRows { z: *z, elements },
+            elements,
+            seed,
+            params,
+            stop,
+        )
     } else {
-        split_rows(&LocalRows::gather(z, elements), elements, seed, params)
+        split_rows(
+            &LocalRows::gather(z, elements),
+            elements,
+            seed,
+            params,
+            stop,
+        )
     }
 }
 
@@ -233,6 +251,7 @@ fn split_rows(
     elements: &[u32],
     seed: u64,
     params: &KMeansParams,
+    stop: Option<&StopFlag>,
 ) -> Vec<u32> {
     let n = elements.len();
     let d = rows.n_cols();
@@ -251,6 +270,10 @@ fn split_rows(
     let mut order: Vec<usize> = (0..n).collect();
     let half = n / 2;
     for iter in 0..params.max_iter {
+        // An interrupted split stops early; its caller then discards the whole tree.
+        if stop.is_some_and(StopFlag::is_raised) {
+            break;
+        }
         let score = |i: usize| rows.row(i).map(|(f, v)| c[f] * f64::from(v)).sum::<f64>();
         if n >= PARALLEL_SCORES {
             scores
