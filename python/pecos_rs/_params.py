@@ -11,11 +11,17 @@ import numpy as np
 from .exceptions import InvalidParameterError
 
 
-def plain_params(params: dict) -> dict:
-    """`params` with numpy scalars turned into the Python ones they stand for (``np.int64(3)`` ->
-    ``3``, ``np.bool_(True)`` -> ``True``), the only coercion done before the core checks them."""
-    return {name: value.item() if isinstance(value, np.generic) else value
-            for name, value in params.items()}
+def plain(value):
+    """`value` (parameters: a dict, a list or tuple, a scalar) with numpy scalars turned into the
+    Python ones they stand for (``np.int64(3)`` -> ``3``, ``np.bool_(True)`` -> ``True``): the only
+    coercion done before the core checks parameters, and what makes them JSON."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    return value
 
 
 def is_int(value) -> bool:

@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _pecos_rs
-from ._params import plain_params
+from ._params import plain
 from ._sparse import csr_args, to_csr32
 from ._threads import resolve_n_jobs
 from .exceptions import InvalidInputError, InvalidParameterError
@@ -324,7 +324,7 @@ class HierarchicalKMeans:
         """
         n_threads = resolve_n_jobs(self.n_jobs)
         Z = _check_embeddings(Z)
-        params = plain_params({
+        params = plain({
             "n_splits": self.n_splits,
             "max_leaf_size": self.max_leaf_size,
             "kmeans_max_iter": self.kmeans_max_iter,

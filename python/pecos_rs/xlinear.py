@@ -44,7 +44,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from . import _pecos_rs
 from ._artifact import corrupt, read_metadata, write_metadata
-from ._params import check_param, is_int, plain_params
+from ._params import check_param, is_int, plain
 from ._sparse import csr_args, to_csr32
 from ._threads import resolve_n_jobs
 from .exceptions import InvalidInputError, InvalidParameterError, ModelFormatError
@@ -317,7 +317,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         """The parameters the Rust core validates and uses: all but threads and logging."""
         params = self.get_params(deep=False)
         del params["n_jobs"], params["verbose"]
-        return plain_params(params)
+        return plain(params)
 
     def _n_threads(self):
         return resolve_n_jobs(self.n_jobs)
@@ -368,7 +368,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         k = self.topk if k is None else k
         beam_size = self.beam_size if beam_size is None else beam_size
         post_processor = self.post_processor if post_processor is None else post_processor
-        params = plain_params({"beam_size": beam_size, "topk": k, "post_processor": post_processor})
+        params = plain({"beam_size": beam_size, "topk": k, "post_processor": post_processor})
         labels, scores = self.model_.predict_topk(csr_args(X), params, n_threads=self._n_threads())
         # The core returns at most n_labels columns; pad the rest as documented (an absurd k
         # fails here, with numpy's MemoryError or ValueError).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +10,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import _pecos_rs
 from .._artifact import corrupt, read_metadata, write_metadata
+from .._params import plain
 from .._sparse import csr_args
 from ..exceptions import InvalidParameterError
 from ._csr import csr_from_arrays
 from ._documents import DocumentsInputMixin, as_list
 from ._featurizers import CharTfidf, WordTfidf
-from ._ngram_tfidf import FORMAT_PREFIX, FORMAT_VERSION, NgramTfidf, check_norm
+from ._ngram_tfidf import FORMAT_PREFIX, FORMAT_VERSION, NgramTfidf
 
 # The metadata file of a saved TextFeaturizer directory (next to one file per block).
 _FEATURIZER_FILE = "featurizer.json"
@@ -97,15 +97,9 @@ class TextFeaturizer(DocumentsInputMixin, TransformerMixin, BaseEstimator):
             if not isinstance(f, NgramTfidf):
                 raise InvalidParameterError(
                     f"block {name!r} must be a pecos_rs.text featurizer, got {type(f).__name__}")
-        weights = self.block_weights
-        if weights is None:
-            weights = [1.0] * len(blocks)
-        if (len(weights) != len(blocks)
-                or not all(isinstance(w, numbers.Real) and np.isfinite(w) and w >= 0 for w in weights)):
-            raise InvalidParameterError(
-                "block_weights must hold one finite weight >= 0 per block")
-        check_norm(self)
-        return blocks, [float(w) for w in weights]
+        params = plain({"block_weights": self.block_weights, "norm": self.norm})
+        weights = _pecos_rs.combine_params(params, len(blocks))
+        return blocks, weights
 
     def fit(self, raw_documents, y=None):
         """Fit every block on the documents (an iterator is read into a list first)."""
@@ -131,8 +125,7 @@ class TextFeaturizer(DocumentsInputMixin, TransformerMixin, BaseEstimator):
         return self._stack(parts)
 
     def _stack(self, parts):
-        norm = "none" if self.norm is None else self.norm
-        stacked = _pecos_rs.stack_blocks([csr_args(p) for p in parts], self.weights_, norm)
+        stacked = _pecos_rs.stack_blocks([csr_args(p) for p in parts], self.weights_, self.norm)
         return csr_from_arrays(*stacked)
 
     def get_feature_names_out(self, input_features=None):

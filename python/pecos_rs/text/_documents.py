@@ -14,7 +14,6 @@ from ..exceptions import InvalidInputError
 # Documents handed to Rust per call: enough for both cores, small enough to stream.
 BATCH_DOCS = 50_000
 ACCENT_STRIPPERS = {None: None, "unicode": strip_accents_unicode, "ascii": strip_accents_ascii}
-NORMALIZATIONS = (None, "NFC", "NFKC", "NFD", "NFKD")
 
 
 def batches(raw_documents):

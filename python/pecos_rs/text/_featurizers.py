@@ -3,17 +3,13 @@ character n-grams of the whole string."""
 
 from __future__ import annotations
 
-import numbers
-
 from .. import _pecos_rs
-from .._params import check_param
 from ._ngram_tfidf import NgramTfidf, loadable
 
 #: Runs of letters, digits, combining marks and connector punctuation (Unicode general categories
 #: L, N, M and Pc).
 DEFAULT_TOKEN_PATTERN = _pecos_rs.DEFAULT_TOKEN_PATTERN
 
-_DECAYS = ("inverse", "inverse_sqrt", "exponential", "none")
 
 _COMMON_PARAMS_DOC = """
     lowercase : bool, default=True
@@ -71,10 +67,7 @@ class WordTfidf(NgramTfidf):
                  norm="l2", n_features=None, n_jobs=-1):
         self._store_constructor_args(locals())
 
-    def _analyzer_config(self):
-        check_param(self, "token_pattern", isinstance(self.token_pattern, str), "a str")
-        return {"kind": "word", "ngram_range": list(self.ngram_range),
-                "token_pattern": self.token_pattern}
+    _kind = "word"
 
 
 @loadable
@@ -107,12 +100,7 @@ class CharTfidf(NgramTfidf):
                  n_jobs=-1):
         self._store_constructor_args(locals())
 
-    def _analyzer_config(self):
-        for name in ("token_pattern", "end_marker", "start_marker"):
-            check_param(self, name, isinstance(getattr(self, name), str), "a str")
-        return {"kind": "char_in_words", "ngram_range": list(self.ngram_range),
-                "token_pattern": self.token_pattern, "start_marker": self.start_marker,
-                "end_marker": self.end_marker}
+    _kind = "char_in_words"
 
 
 @loadable
@@ -140,13 +128,4 @@ class PositionWeightedCharTfidf(NgramTfidf):
                  smooth_idf=True, norm="l2", n_features=None, n_jobs=-1):
         self._store_constructor_args(locals())
 
-    def _analyzer_config(self):
-        check_param(self, "position_decay", self.position_decay in _DECAYS, f"one of {_DECAYS}")
-        rate = self.decay_rate
-        check_param(self, "decay_rate",
-                    isinstance(rate, numbers.Real) and not isinstance(rate, bool) and 0 < rate <= 1,
-                    "a number in (0, 1]")
-        decay = {"inverse": {"kind": "inverse"}, "inverse_sqrt": {"kind": "inverse_sqrt"},
-                 "exponential": {"kind": "exponential", "rate": float(rate)},
-                 "none": {"kind": "constant"}}[self.position_decay]
-        return {"kind": "chars", "ngram_range": list(self.ngram_range), "position_decay": decay}
+    _kind = "chars"

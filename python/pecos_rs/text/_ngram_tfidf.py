@@ -1,14 +1,13 @@
 """What the n-gram TF-IDF featurizers share: parameters, fit / transform, persistence.
 
-A subclass defines the parameters of its analyzer and ``_analyzer_config``, the analyzer's
-configuration for the Rust kernel; decorated with :func:`loadable`, its saved files load back
+A subclass defines the parameters of its analyzer and ``_kind``, the analyzer of the Rust kernel,
+which checks every parameter; decorated with :func:`loadable`, its saved files load back
 through :func:`featurizer_from_vocab`.
 """
 
 from __future__ import annotations
 
 import json
-import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -16,11 +15,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import _pecos_rs
 from .._artifact import metadata
-from .._params import check_param, is_int
+from .._params import plain
 from .._threads import resolve_n_jobs
 from ..exceptions import InvalidInputError, InvalidParameterError, ModelFormatError
 from ._csr import csr_from_arrays, stack_rows
-from ._documents import ACCENT_STRIPPERS, NORMALIZATIONS, DocumentsInputMixin, batches, preprocess
+from ._documents import DocumentsInputMixin, batches, preprocess
 
 FORMAT_VERSION = 1
 #: Saved formats are named "pecos_rs.text.<class name>".
@@ -33,8 +32,8 @@ _LOADABLE = {}
 class NgramTfidf(DocumentsInputMixin, TransformerMixin, BaseEstimator):
     """Shared fit / transform / save logic; subclasses define the analyzer."""
 
-    def _analyzer_config(self) -> dict:
-        raise NotImplementedError
+    #: The Rust analyzer: "word", "char_in_words" or "chars".
+    _kind: str
 
     # ------------------------------------------------------------------ parameters
 
@@ -45,47 +44,11 @@ class NgramTfidf(DocumentsInputMixin, TransformerMixin, BaseEstimator):
             if name != "self":
                 setattr(self, name, value)
 
-    def _check_params(self):
-        r = self.ngram_range
-        check_param(self, "ngram_range",
-                    isinstance(r, (tuple, list)) and len(r) == 2 and all(is_int(v) for v in r)
-                    and 1 <= r[0] <= r[1] <= 64,
-                    "a pair (min_n, max_n) of integers with 1 <= min_n <= max_n <= 64")
-        for name in ("lowercase", "binary", "sublinear_tf", "use_idf", "smooth_idf"):
-            check_param(self, name, isinstance(getattr(self, name), (bool, np.bool_)), "a bool")
-        check_param(self, "unicode_normalization", self.unicode_normalization in NORMALIZATIONS,
-                    f"one of {NORMALIZATIONS}")
-        check_param(self, "strip_accents", self.strip_accents in ACCENT_STRIPPERS,
-                    'None, "unicode" or "ascii"')
-        check_norm(self)
-        for name in ("min_df", "max_df"):
-            v = getattr(self, name)
-            check_param(self, name, (is_int(v) and v >= 0)
-                        or (isinstance(v, numbers.Real) and not is_int(v) and not isinstance(v, bool)
-                            and 0.0 <= v <= 1.0),
-                        "an int >= 0 (documents) or a float in [0, 1] (fraction of documents)")
-        check_param(self, "max_features",
-                    self.max_features is None or (is_int(self.max_features) and self.max_features >= 1),
-                    "None or an int >= 1")
-        check_param(self, "n_features",
-                    self.n_features is None or (is_int(self.n_features) and 1 <= self.n_features < 2**31),
-                    "None or an int in [1, 2^31)")
-        check_param(self, "n_jobs", self.n_jobs is None or (is_int(self.n_jobs) and self.n_jobs != 0),
-                    "None or a nonzero integer")
-        if self.n_features is not None and self.max_features is not None:
-            raise InvalidParameterError("max_features cannot be combined with hashing (n_features)")
-
-    def _config_json(self) -> str:
-        config = {
-            "analyzer": plain(self._analyzer_config()),
-            "n_buckets": None if self.n_features is None else int(self.n_features),
-            "binary": bool(self.binary),
-            "sublinear_tf": bool(self.sublinear_tf),
-            "use_idf": bool(self.use_idf),
-            "smooth_idf": bool(self.smooth_idf),
-            "norm": "none" if self.norm is None else self.norm,
-        }
-        return json.dumps(config)
+    def _core_params(self) -> dict:
+        """The parameters the Rust core checks and uses: all but the thread count."""
+        params = self.get_params()
+        del params["n_jobs"]
+        return plain(params)
 
     # ------------------------------------------------------------------ documents
 
@@ -114,18 +77,15 @@ class NgramTfidf(DocumentsInputMixin, TransformerMixin, BaseEstimator):
 
     def _fit(self, raw_documents, *, record):
         """Fit; with `record`, also return the rows of the documents (one tokenization pass)."""
-        self._check_params()
         n_threads = resolve_n_jobs(self.n_jobs)
-        counter = _pecos_rs.NgramCounter(self._config_json(), record=record)
+        counter = _pecos_rs.NgramCounter(self._kind, self._core_params(), record=record)
         seen = 0
         for batch in batches(raw_documents):
             counter.update(self._prepare(batch, seen), first_doc=seen, n_threads=n_threads)
             seen += len(batch)
         if seen == 0:
             raise InvalidInputError("cannot fit on an empty collection of documents")
-        vocab, rows = counter.finish(min_df=self.min_df, max_df=self.max_df,
-                                     max_features=self.max_features,
-                                     metadata=json.dumps(self._save_header()), n_threads=n_threads)
+        vocab, rows = counter.finish(metadata=json.dumps(self._save_header()), n_threads=n_threads)
         self.tfidf_model_ = vocab
         self.__dict__.pop("_vocabulary_cache", None)
         return rows
@@ -214,22 +174,6 @@ class NgramTfidf(DocumentsInputMixin, TransformerMixin, BaseEstimator):
         if not isinstance(est, cls):
             raise ModelFormatError(f"{path} holds a {type(est).__name__}, not a {cls.__name__}")
         return est
-
-
-def check_norm(estimator) -> None:
-    """Check the `norm` parameter of an estimator that normalises its rows like the featurizers."""
-    check_param(estimator, "norm", estimator.norm in ("l1", "l2", None), '"l1", "l2" or None')
-
-
-def plain(value):
-    """`value` with numpy scalars (accepted as parameters) turned into Python ones, for JSON."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
 
 
 def featurizer_from_vocab(vocab, where):

@@ -184,6 +184,79 @@ impl Params {
         }
     }
 
+    /// `None` or an integer >= `min`.
+    ///
+    /// # Errors
+    /// [`PecosError::InvalidParam`] for anything else.
+    pub fn optional_count(&mut self, name: &str, min: usize) -> Result<Option<usize>> {
+        match self.value(name)? {
+            Value::None => Ok(None),
+            Value::Int(v) if (min as i128..=usize::MAX as i128).contains(v) => {
+                Ok(Some(*v as usize))
+            }
+            other => Err(invalid(
+                name,
+                &format!("None or an integer >= {min}"),
+                other,
+            )),
+        }
+    }
+
+    /// A number (int or float, not bool), as f64; its range is the caller's to check.
+    ///
+    /// # Errors
+    /// [`PecosError::InvalidParam`] for anything else.
+    pub fn number(&mut self, name: &str) -> Result<f64> {
+        match self.value(name)? {
+            Value::Int(v) => Ok(*v as f64),
+            Value::Float(v) => Ok(*v),
+            other => Err(invalid(name, "a number", other)),
+        }
+    }
+
+    /// A pair of non-negative integers (a tuple or list of two); their order is the caller's to
+    /// check.
+    ///
+    /// # Errors
+    /// [`PecosError::InvalidParam`] for anything else.
+    pub fn pair(&mut self, name: &str) -> Result<(usize, usize)> {
+        let value = self.value(name)?;
+        let as_count = |v: &Value| match v {
+            Value::Int(i) if (0..=usize::MAX as i128).contains(i) => Some(*i as usize),
+            _ => None,
+        };
+        match value {
+            Value::List(items) if items.len() == 2 => {
+                if let (Some(a), Some(b)) = (as_count(&items[0]), as_count(&items[1])) {
+                    return Ok((a, b));
+                }
+                Err(invalid(name, "a pair of integers >= 0", value))
+            }
+            other => Err(invalid(name, "a pair of integers >= 0", other)),
+        }
+    }
+
+    /// `None` or one of the `choices`, given by name.
+    ///
+    /// # Errors
+    /// [`PecosError::InvalidParam`] for anything else, listing the choices.
+    pub fn choice_or_none<T: Copy>(
+        &mut self,
+        name: &str,
+        choices: &[(&str, T)],
+    ) -> Result<Option<T>> {
+        let value = self.value(name)?;
+        if *value == Value::None {
+            return Ok(None);
+        }
+        choose(name, choices, value)
+            .map_err(|_| {
+                let names: Vec<String> = choices.iter().map(|(n, _)| format!("{n:?}")).collect();
+                invalid(name, &format!("None or one of {}", names.join(", ")), value)
+            })
+            .map(Some)
+    }
+
     /// A bool.
     ///
     /// # Errors

@@ -91,6 +91,17 @@ impl<'py> FromPyObject<'_, 'py> for ParamsArg {
     }
 }
 
+/// One parameter value on its own (for a function with a single parameter).
+pub struct ValueArg(pub Value);
+
+impl<'py> FromPyObject<'_, 'py> for ValueArg {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
+        Ok(ValueArg(param_value(&obj)?))
+    }
+}
+
 /// One parameter value; anything but None, bool, int, float, str and tuples or lists of them
 /// is kept by its `repr`, for the error message.
 fn param_value(v: &Bound<'_, PyAny>) -> PyResult<Value> {

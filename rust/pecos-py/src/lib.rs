@@ -23,7 +23,7 @@ mod _pecos_rs {
     };
 
     #[pymodule_export]
-    use super::text::{py_stack_blocks, PyNgramCounter, PyVocabulary};
+    use super::text::{py_combine_params, py_stack_blocks, PyNgramCounter, PyVocabulary};
 
     use super::*;
 

@@ -1,35 +1,21 @@
 //! Text featurization kernels: the n-gram counter (fit) and the fitted vocabulary (transform).
 //!
-//! Configurations cross the boundary as JSON (`pecos_core::text::TfidfConfig`), documents as
-//! Python lists of `str`, copied once into one Rust buffer so that the GIL can be released.
+//! A featurizer's parameters cross the boundary as one dict (validated by
+//! `pecos_core::text::FeaturizerParams`), documents as Python lists of `str`, copied once into one
+//! Rust buffer so that the GIL can be released.
 
-use crate::convert::{csr_arrays, parse_metadata, CsrArgs, CsrArrays, Docs};
+use crate::convert::{csr_arrays, parse_metadata, CsrArgs, CsrArrays, Docs, ParamsArg, ValueArg};
 use crate::error::core;
 use crate::threads::run_detached;
 use numpy::PyArray1;
-use pecos_core::text::{stack_blocks, DfBound, NgramCounter, Norm, TfidfConfig, Vocabulary};
+use pecos_core::params::Params;
+use pecos_core::text::{
+    read_norm, stack_blocks, CombineParams, FeaturizerParams, NgramCounter, Vocabulary,
+};
 use pecos_core::PecosError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use std::path::PathBuf;
-
-fn parse_config(json: &str) -> PyResult<TfidfConfig> {
-    core(serde_json::from_str(json).map_err(|e| PecosError::param("config", e.to_string())))
-}
-
-/// A `min_df` / `max_df` from Python: an int is a document count, a float a corpus fraction.
-fn df_bound(name: &str, value: &Bound<'_, PyAny>) -> PyResult<DfBound> {
-    if let Ok(count) = value.extract::<u64>() {
-        return Ok(DfBound::Count(count));
-    }
-    match value.extract::<f64>() {
-        Ok(f) if (0.0..=1.0).contains(&f) => Ok(DfBound::Fraction(f)),
-        _ => core(Err(PecosError::param(
-            name,
-            "must be a non-negative int (documents) or a float in [0, 1] (fraction)",
-        ))),
-    }
-}
 
 /// Document-frequency counts of n-grams, fed batch by batch (`update`), then turned into a
 /// vocabulary (`finish`).
@@ -37,17 +23,24 @@ fn df_bound(name: &str, value: &Bound<'_, PyAny>) -> PyResult<DfBound> {
 pub struct PyNgramCounter {
     /// `None` once `finish` has consumed it.
     counter: Option<NgramCounter>,
+    /// The featurizer's parameters (`finish` applies the document-frequency bounds).
+    params: FeaturizerParams,
 }
 
 #[pymethods]
 impl PyNgramCounter {
-    /// With `record`, `finish` also returns the rows of the documents counted (`fit_transform`).
+    /// A counter for the featurizer whose analyzer is `kind` ("word", "char_in_words" or
+    /// "chars") and whose parameters are `params` (its `get_params()` less `n_jobs`, validated
+    /// here). With `record`, `finish` also returns the rows of the documents counted
+    /// (`fit_transform`).
     #[new]
-    #[pyo3(signature = (config, *, record))]
-    fn new(config: &str, record: bool) -> PyResult<Self> {
-        let counter = core(NgramCounter::new(parse_config(config)?, record))?;
+    #[pyo3(signature = (kind, params, *, record))]
+    fn new(kind: &str, params: ParamsArg, record: bool) -> PyResult<Self> {
+        let params = core(FeaturizerParams::from_params(kind, params.0))?;
+        let counter = core(NgramCounter::new(params.config.clone(), record))?;
         Ok(PyNgramCounter {
             counter: Some(counter),
+            params,
         })
     }
 
@@ -69,18 +62,16 @@ impl PyNgramCounter {
     /// The vocabulary of the n-grams within the document-frequency bounds, carrying `metadata`
     /// (a JSON string saved with it), and the CSR rows of the documents counted if recording
     /// (else None). The counter is spent.
-    #[pyo3(signature = (*, min_df, max_df, max_features, metadata, n_threads))]
+    #[pyo3(signature = (*, metadata, n_threads))]
     fn finish<'py>(
         &mut self,
         py: Python<'py>,
-        min_df: &Bound<'py, PyAny>,
-        max_df: &Bound<'py, PyAny>,
-        max_features: Option<usize>,
         metadata: &str,
         n_threads: usize,
     ) -> PyResult<(PyVocabulary, Option<CsrArrays<'py>>)> {
         let metadata = parse_metadata(metadata)?;
-        let (lo, hi) = (df_bound("min_df", min_df)?, df_bound("max_df", max_df)?);
+        let (lo, hi) = (self.params.min_df, self.params.max_df);
+        let max_features = self.params.max_features;
         self.counter_mut()?;
         let counter = self.counter.take();
         let (vocab, rows) = run_detached(py, n_threads, move || match counter {
@@ -231,24 +222,17 @@ impl PyVocabulary {
 }
 
 /// Stacks CSR blocks side by side, block `b` scaled by `weights[b]`, each row rescaled to unit
-/// `norm` ("l1", "l2" or "none"). Releases the GIL.
+/// `norm` ("l1", "l2" or None). Releases the GIL.
 #[pyfunction]
 #[pyo3(name = "stack_blocks", signature = (blocks, weights, norm))]
 pub fn py_stack_blocks<'py>(
     py: Python<'py>,
     blocks: Vec<CsrArgs<'py>>,
     weights: Vec<f32>,
-    norm: &str,
+    norm: ValueArg,
 ) -> PyResult<CsrArrays<'py>> {
-    let norm = match norm {
-        "l1" => Norm::L1,
-        "l2" => Norm::L2,
-        "none" => Norm::None,
-        other => {
-            let msg = format!("must be \"l1\", \"l2\" or \"none\", got {other:?}");
-            return core(Err(PecosError::param("norm", msg)));
-        }
-    };
+    let mut p = Params::new([("norm".to_string(), norm.0)]);
+    let norm = core(read_norm(&mut p))?;
     let views = blocks
         .iter()
         .map(CsrArgs::view)
@@ -256,4 +240,12 @@ pub fn py_stack_blocks<'py>(
     let x = core(py.detach(|| stack_blocks(&views, &weights, norm)))?;
     let (n_rows, n_cols, indptr, indices, data) = x.into_parts();
     Ok(csr_arrays(py, indptr, indices, data, (n_rows, n_cols)))
+}
+
+/// The weights (one per block, `n_blocks` of them) and norm of a multi-block featurizer, checked:
+/// `params` holds `block_weights` and `norm`. Returns the weights.
+#[pyfunction]
+#[pyo3(name = "combine_params", signature = (params, n_blocks))]
+pub fn py_combine_params(params: ParamsArg, n_blocks: usize) -> PyResult<Vec<f32>> {
+    Ok(core(CombineParams::from_params(params.0, n_blocks))?.weights)
 }

@@ -13,6 +13,7 @@
 //! capture group, the group is the token, as in scikit-learn.
 
 use crate::error::{PecosError, Result};
+use crate::params::{invalid, Value};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +58,14 @@ pub enum PositionDecay {
 }
 
 impl PositionDecay {
+    /// Every decay by its parameter name (the exponential's rate is a separate parameter).
+    pub const CHOICES: [(&'static str, PositionDecay); 4] = [
+        ("inverse", PositionDecay::Inverse),
+        ("inverse_sqrt", PositionDecay::InverseSqrt),
+        ("exponential", PositionDecay::Exponential { rate: 1.0 }),
+        ("none", PositionDecay::Constant),
+    ];
+
     pub fn weight(self, i: usize) -> f64 {
         let x = i as f64;
         match self {
@@ -126,11 +135,29 @@ pub struct Scratch {
     bounds: Vec<usize>,
 }
 
+/// The rate of an exponential position decay must be in `(0, 1]`.
+///
+/// # Errors
+/// [`PecosError::InvalidParam`] otherwise.
+pub(crate) fn check_decay_rate(rate: f64) -> Result<()> {
+    if rate > 0.0 && rate <= 1.0 {
+        Ok(())
+    } else {
+        Err(invalid(
+            "decay_rate",
+            "a number in (0, 1]",
+            &Value::Float(rate),
+        ))
+    }
+}
+
 fn check_range(name: &str, (lo, hi): (usize, usize)) -> Result<()> {
     if lo == 0 || lo > hi || hi > MAX_NGRAM {
-        return Err(PecosError::param(
+        let pair = Value::List(vec![Value::Int(lo as i128), Value::Int(hi as i128)]);
+        return Err(invalid(
             name,
-            format!("must satisfy 1 <= min_n <= max_n <= {MAX_NGRAM}, got ({lo}, {hi})"),
+            &format!("a pair (min_n, max_n) with 1 <= min_n <= max_n <= {MAX_NGRAM}"),
+            &pair,
         ));
     }
     Ok(())
@@ -163,12 +190,7 @@ impl Analyzer {
             } => {
                 check_range("ngram_range", *ngram_range)?;
                 if let PositionDecay::Exponential { rate } = position_decay {
-                    if !(*rate > 0.0 && *rate <= 1.0) {
-                        return Err(PecosError::param(
-                            "decay_rate",
-                            format!("must be in (0, 1], got {rate}"),
-                        ));
-                    }
+                    check_decay_rate(*rate)?;
                 }
                 None
             }

@@ -26,7 +26,9 @@ pub use counter::NgramCounter;
 pub use vocab::{Vocabulary, TEXT_FORMAT_VERSION};
 
 use crate::error::{PecosError, Result};
+use crate::params::{invalid, Params, Value};
 use crate::sparse::{CsrMatrix, CsrView};
+use analyzer::Analyzer;
 use serde::{Deserialize, Serialize};
 
 /// Row normalisation.
@@ -57,9 +59,10 @@ impl TfidfConfig {
     pub fn validate(&self) -> Result<()> {
         if let Some(n) = self.n_buckets {
             if n == 0 || n > i32::MAX as usize {
-                return Err(PecosError::param(
+                return Err(invalid(
                     "n_features",
-                    format!("must be in [1, 2^31 - 1], got {n}"),
+                    "None or an integer in [1, 2**31)",
+                    &Value::Int(n as i128),
                 ));
             }
         }
@@ -80,6 +83,139 @@ impl TfidfConfig {
     }
 }
 
+/// A text featurizer's parameters, read from the class's `get_params()` (less `n_jobs`) and
+/// checked: the TF-IDF configuration of the analyzer `kind` ("word", "char_in_words" or
+/// "chars"), the document-frequency bounds and `max_features`.
+///
+/// `lowercase`, `unicode_normalization` and `strip_accents` are applied in Python, before the
+/// documents arrive (so that they match `str.lower` and `unicodedata` exactly), and checked here
+/// with the rest. The ranges of the n-gram range, the decay rate, the token pattern and the bucket
+/// count are checked where every configuration is (also one loaded from a file):
+/// [`TfidfConfig::validate`] and the analyzer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeaturizerParams {
+    pub config: TfidfConfig,
+    pub min_df: DfBound,
+    pub max_df: DfBound,
+    pub max_features: Option<usize>,
+}
+
+impl FeaturizerParams {
+    /// # Errors
+    /// [`PecosError::InvalidParam`] naming the first invalid parameter, or an unknown one.
+    pub fn from_params(kind: &str, mut p: Params) -> Result<Self> {
+        let ngram_range = p.pair("ngram_range")?;
+        let analyzer = match kind {
+            "word" => AnalyzerConfig::Word {
+                ngram_range,
+                token_pattern: p.string("token_pattern")?,
+            },
+            "char_in_words" => AnalyzerConfig::CharInWords {
+                ngram_range,
+                token_pattern: p.string("token_pattern")?,
+                start_marker: p.string("start_marker")?,
+                end_marker: p.string("end_marker")?,
+            },
+            "chars" => {
+                let decay = p.choice("position_decay", &PositionDecay::CHOICES)?;
+                // Checked whatever the decay, as it always was.
+                let rate = p.number("decay_rate")?;
+                analyzer::check_decay_rate(rate)?;
+                AnalyzerConfig::Chars {
+                    ngram_range,
+                    position_decay: match decay {
+                        PositionDecay::Exponential { .. } => PositionDecay::Exponential { rate },
+                        other => other,
+                    },
+                }
+            }
+            other => {
+                return Err(PecosError::param(
+                    "kind",
+                    format!("must be \"word\", \"char_in_words\" or \"chars\", got {other:?}"),
+                ))
+            }
+        };
+        p.flag("lowercase")?;
+        p.choice_or_none(
+            "unicode_normalization",
+            &[("NFC", ()), ("NFKC", ()), ("NFD", ()), ("NFKD", ())],
+        )?;
+        p.choice_or_none("strip_accents", &[("unicode", ()), ("ascii", ())])?;
+        let config = TfidfConfig {
+            analyzer,
+            n_buckets: p.optional_count("n_features", 0)?,
+            binary: p.flag("binary")?,
+            sublinear_tf: p.flag("sublinear_tf")?,
+            use_idf: p.flag("use_idf")?,
+            smooth_idf: p.flag("smooth_idf")?,
+            norm: read_norm(&mut p)?,
+        };
+        let params = FeaturizerParams {
+            config,
+            min_df: DfBound::from_value("min_df", p.value("min_df")?)?,
+            max_df: DfBound::from_value("max_df", p.value("max_df")?)?,
+            max_features: p.optional_count("max_features", 1)?,
+        };
+        p.finish()?;
+        if params.max_features.is_some() && params.config.n_buckets.is_some() {
+            return Err(PecosError::param(
+                "max_features",
+                "cannot be combined with hashing (n_features)",
+            ));
+        }
+        params.config.validate()?;
+        Analyzer::new(params.config.analyzer.clone())?;
+        Ok(params)
+    }
+}
+
+/// The combination step of a multi-block featurizer: one weight per block and the row norm.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CombineParams {
+    pub weights: Vec<f32>,
+    pub norm: Norm,
+}
+
+impl CombineParams {
+    /// Reads `block_weights` (None: 1 for each of the `n_blocks` blocks) and `norm`.
+    ///
+    /// # Errors
+    /// [`PecosError::InvalidParam`] naming the first invalid parameter, or an unknown one.
+    pub fn from_params(mut p: Params, n_blocks: usize) -> Result<Self> {
+        let what = format!("None or a list of {n_blocks} finite numbers >= 0 (one per block)");
+        let value = p.value("block_weights")?;
+        let weights = match value {
+            Value::None => vec![1.0; n_blocks],
+            Value::List(items) if items.len() == n_blocks => items
+                .iter()
+                .map(|item| match item {
+                    Value::Int(v) => Some(*v as f32),
+                    Value::Float(v) => Some(*v as f32),
+                    _ => None,
+                })
+                .map(|w| w.filter(|w| w.is_finite() && *w >= 0.0))
+                .collect::<Option<Vec<f32>>>()
+                .ok_or_else(|| invalid("block_weights", &what, value))?,
+            other => return Err(invalid("block_weights", &what, other)),
+        };
+        let norm = read_norm(&mut p)?;
+        p.finish()?;
+        Ok(CombineParams { weights, norm })
+    }
+}
+
+/// The `norm` parameter: "l1", "l2" or None.
+///
+/// # Errors
+/// [`PecosError::InvalidParam`] for anything else.
+pub fn read_norm(p: &mut Params) -> Result<Norm> {
+    Ok(
+        p.choice_or_none("norm", &[("l1", Norm::L1), ("l2", Norm::L2)])?
+            .unwrap_or(Norm::None),
+    )
+}
+
 /// A `min_df` / `max_df` bound: a document count, or a fraction of the corpus.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum DfBound {
@@ -88,6 +224,23 @@ pub enum DfBound {
 }
 
 impl DfBound {
+    /// A `min_df` / `max_df` parameter: an int >= 0 is a document count, a float in [0, 1] a
+    /// fraction of the corpus.
+    ///
+    /// # Errors
+    /// [`PecosError::InvalidParam`] for anything else.
+    pub fn from_value(name: &str, value: &Value) -> Result<Self> {
+        match value {
+            Value::Int(c) if *c >= 0 => Ok(DfBound::Count(u64::try_from(*c).unwrap_or(u64::MAX))),
+            Value::Float(f) if (0.0..=1.0).contains(f) => Ok(DfBound::Fraction(*f)),
+            other => Err(invalid(
+                name,
+                "an int >= 0 (documents) or a float in [0, 1] (fraction of documents)",
+                other,
+            )),
+        }
+    }
+
     /// The bound in documents for a corpus of `n_docs` documents.
     fn documents(self, n_docs: f64) -> Result<f64> {
         match self {
