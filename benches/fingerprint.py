@@ -1,13 +1,17 @@
 """Fingerprints of what pecos_rs computes on the benchmark sets, to show that a refactoring
-changed nothing: SHA-256 digests of the predictions (batch and one row at a time), of the saved
-model file and of the text features, one JSON line per data set.
+changed nothing: SHA-256 digests of the predictions (batch and one row at a time), of the model's
+weights and tree (whatever the file format), of the saved model file and of the text features, one
+JSON line per data set.
 
 Run it before and after a change and compare the lines (``diff``); equal digests mean bit-identical
 results. The model file digest changes only when the file format version does (the line records
-the version). Features come from ``features.py``'s cache, the data from ``../shared/data``.
+the version). With ``--models-dir``, a model saved there by the other build is loaded and its
+predictions digested too (``loaded_predictions``), showing that files of the old format still load
+to the same model; otherwise this build's model is saved there. Features come from
+``features.py``'s cache, the data from ``../shared/data``.
 
 Usage: python benches/fingerprint.py [--datasets bibtex,delicious,debian-depends,aol-click]
-       [--n-single 300] [--threads 2] > fingerprints.jsonl
+       [--n-single 300] [--threads 2] [--models-dir DIR] > fingerprints.jsonl
 """
 
 from __future__ import annotations
@@ -48,7 +52,16 @@ def text_digest(dataset: str) -> str | None:
     return digest(X.indptr, X.indices, X.data)
 
 
-def fingerprint(dataset: str, n_single: int, threads: int) -> dict:
+def weights_digest(model) -> str:
+    """Digest of every layer's weights (CSC) and parent array: the model, not its file layout."""
+    arrays = []
+    for t in range(model.depth):
+        indptr, indices, data, _ = model.layer_weights(t)
+        arrays += [indptr, indices, data, model.layer_parents(t)]
+    return digest(*arrays)
+
+
+def fingerprint(dataset: str, n_single: int, threads: int, models_dir: Path | None) -> dict:
     X_trn, Y_trn, X_tst, Y_tst = features.load(dataset)
     tic = time.perf_counter()
     clf = XRLinearClassifier(n_jobs=threads).fit(X_trn, Y_trn)
@@ -59,6 +72,13 @@ def fingerprint(dataset: str, n_single: int, threads: int) -> dict:
         clf.save(tmp)
         model_bytes = (Path(tmp) / "model.bin").read_bytes()
     p = precision_recall_at_k(Y_tst, labels, ks=(1,))
+    loaded = None
+    if models_dir is not None:
+        saved = models_dir / dataset
+        if saved.is_dir():
+            loaded = digest(*XRLinearClassifier.load(saved).predict_topk(X_tst))
+        else:
+            clf.save(saved)
     return {
         "dataset": dataset,
         "predictions": digest(labels, scores),
@@ -67,9 +87,11 @@ def fingerprint(dataset: str, n_single: int, threads: int) -> dict:
             np.array_equal(sl, labels[i : i + 1]) and np.array_equal(ss, scores[i : i + 1])
             for i, (sl, ss) in enumerate(single)
         ),
+        "model_weights": weights_digest(clf.model_),
         "model_file": hashlib.sha256(model_bytes).hexdigest()[:16],
         "model_format_version": pecos_rs._pecos_rs.FORMAT_VERSION,
         "text_features": text_digest(dataset),
+        "loaded_predictions": loaded,
         "P@1": round(float(p["P@1"]), 4),
         "fit_seconds": round(fit_s, 1),
     }
@@ -80,9 +102,10 @@ def main() -> int:
     ap.add_argument("--datasets", default=",".join(features.DATASETS))
     ap.add_argument("--n-single", type=int, default=300)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--models-dir", type=Path, default=None)
     args = ap.parse_args()
     for name in args.datasets.split(","):
-        print(json.dumps(fingerprint(name, args.n_single, args.threads)), flush=True)
+        print(json.dumps(fingerprint(name, args.n_single, args.threads, args.models_dir)), flush=True)
     return 0
 
 

@@ -84,6 +84,14 @@ pub fn choose<T: Copy>(name: &str, choices: &[(&str, T)], value: &Value) -> Resu
     ))
 }
 
+/// The name under which `value` appears in `choices` ("" if it does not).
+pub fn name_of<T: PartialEq>(choices: &[(&'static str, T)], value: &T) -> &'static str {
+    choices
+        .iter()
+        .find(|(_, t)| t == value)
+        .map_or("", |(name, _)| name)
+}
+
 impl Params {
     pub fn new(entries: impl IntoIterator<Item = (String, Value)>) -> Self {
         Params {

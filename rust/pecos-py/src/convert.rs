@@ -8,7 +8,7 @@ use pecos_core::params::{Params, Value};
 use pecos_core::sparse::CsrView;
 use pecos_core::PecosError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 /// A scipy CSR matrix passed as `(indptr int64, indices int32, data float32, n_rows, n_cols)`;
 /// the arrays are borrowed, not copied.
@@ -185,4 +185,15 @@ pub fn parse_metadata(json: &str) -> PyResult<serde_json::Value> {
         serde_json::from_str(json)
             .map_err(|e| PecosError::InvalidInput(format!("metadata is not JSON: {e}"))),
     )
+}
+
+/// What `__reduce__` returns for an object saved as `bytes`: pickling calls the class's
+/// `from_bytes` on them, so pickles use the validated file format.
+pub fn reduce_by_bytes<'py>(
+    obj: &Bound<'py, PyAny>,
+    bytes: Bound<'py, PyBytes>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let from_bytes = obj.get_type().getattr("from_bytes")?;
+    let args = PyTuple::new(obj.py(), [bytes])?;
+    PyTuple::new(obj.py(), [from_bytes, args.into_any()])
 }

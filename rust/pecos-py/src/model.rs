@@ -1,7 +1,8 @@
 //! `XLinearModel`: the trained Rust model as a Python object.
 
 use crate::convert::{
-    csr_arrays, parse_metadata, topk_arrays, CsrArgs, CsrArrays, ParamsArg, TopKArrays,
+    csr_arrays, parse_metadata, reduce_by_bytes, topk_arrays, CsrArgs, CsrArrays, ParamsArg,
+    TopKArrays,
 };
 use crate::error::core;
 use crate::threads::{run_detached, run_interruptible};
@@ -125,10 +126,7 @@ impl PyXLinearModel {
     }
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
-        let py = slf.py();
-        let from_bytes = slf.get_type().getattr("from_bytes")?;
-        let args = PyTuple::new(py, [slf.get().to_bytes(py)])?;
-        PyTuple::new(py, [from_bytes, args.into_any()])
+        reduce_by_bytes(slf.as_any(), slf.get().to_bytes(slf.py()))
     }
 
     /// Layer `t`'s weights as CSC `(indptr, indices, data, shape)` of shape (n_features + 1, K_{t+1});

@@ -4,7 +4,9 @@
 //! `pecos_core::text::FeaturizerParams`), documents as Python lists of `str`, copied once into one
 //! Rust buffer so that the GIL can be released.
 
-use crate::convert::{csr_arrays, parse_metadata, CsrArgs, CsrArrays, Docs, ParamsArg, ValueArg};
+use crate::convert::{
+    csr_arrays, parse_metadata, reduce_by_bytes, CsrArgs, CsrArrays, Docs, ParamsArg, ValueArg,
+};
 use crate::error::core;
 use crate::threads::run_detached;
 use numpy::PyArray1;
@@ -206,10 +208,7 @@ impl PyVocabulary {
     }
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
-        let py = slf.py();
-        let from_bytes = slf.get_type().getattr("from_bytes")?;
-        let args = PyTuple::new(py, [slf.get().to_bytes(py)])?;
-        PyTuple::new(py, [from_bytes, args.into_any()])
+        reduce_by_bytes(slf.as_any(), slf.get().to_bytes(slf.py()))
     }
 
     fn __repr__(&self) -> String {

@@ -57,33 +57,31 @@ impl Writer {
         self.out.reserve(byte_len);
     }
 
-    pub(crate) fn u32s(&mut self, v: &[u32]) {
-        self.start_array(4 * v.len());
+    /// Appends an array, each element by its little-endian bytes.
+    fn put<T: Copy, const N: usize>(&mut self, v: &[T], le_bytes: fn(T) -> [u8; N]) {
+        self.start_array(N * v.len());
         v.iter()
-            .for_each(|x| self.out.extend_from_slice(&x.to_le_bytes()));
+            .for_each(|&x| self.out.extend_from_slice(&le_bytes(x)));
+    }
+
+    pub(crate) fn u32s(&mut self, v: &[u32]) {
+        self.put(v, u32::to_le_bytes);
     }
 
     pub(crate) fn u64s(&mut self, v: &[u64]) {
-        self.start_array(8 * v.len());
-        v.iter()
-            .for_each(|x| self.out.extend_from_slice(&x.to_le_bytes()));
+        self.put(v, u64::to_le_bytes);
     }
 
     pub(crate) fn f32s(&mut self, v: &[f32]) {
-        self.start_array(4 * v.len());
-        v.iter()
-            .for_each(|x| self.out.extend_from_slice(&x.to_le_bytes()));
+        self.put(v, f32::to_le_bytes);
     }
 
     pub(crate) fn f64s(&mut self, v: &[f64]) {
-        self.start_array(8 * v.len());
-        v.iter()
-            .for_each(|x| self.out.extend_from_slice(&x.to_le_bytes()));
+        self.put(v, f64::to_le_bytes);
     }
 
     pub(crate) fn bytes(&mut self, v: &[u8]) {
-        self.start_array(v.len());
-        self.out.extend_from_slice(v);
+        self.put(v, u8::to_le_bytes);
     }
 
     /// The finished file: everything written, then its checksum.

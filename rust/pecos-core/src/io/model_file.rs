@@ -62,6 +62,11 @@ impl LayerHeader {
 
 /// Serialises `model` (and caller metadata) to bytes.
 pub fn to_bytes(model: &XLinearModel, metadata: &serde_json::Value) -> Vec<u8> {
+    encode(model, metadata, FORMAT_VERSION)
+}
+
+/// The file of `model` in format `version` (2: packed arrays, 3: aligned).
+fn encode(model: &XLinearModel, metadata: &serde_json::Value, version: u32) -> Vec<u8> {
     let header = Header {
         n_features: model.n_features(),
         bias: model.bias(),
@@ -77,7 +82,7 @@ pub fn to_bytes(model: &XLinearModel, metadata: &serde_json::Value) -> Vec<u8> {
             .collect(),
         metadata: metadata.clone(),
     };
-    let mut w = Writer::new(MAGIC, FORMAT_VERSION, &header, true);
+    let mut w = Writer::new(MAGIC, version, &header, version != PACKED_VERSION);
     for layer in model.layers() {
         let a = layer.arrays();
         w.u32s(layer.chain().parent_of());
@@ -174,22 +179,7 @@ mod tests {
 
     /// The same model in the packed layout of version 2.
     fn version_2_bytes(model: &XLinearModel, metadata: &serde_json::Value) -> Vec<u8> {
-        let current = to_bytes(model, metadata);
-        let file = envelope::open(&current, MAGIC, "").unwrap();
-        let header: Header = file.header().unwrap();
-        let mut w = Writer::new(MAGIC, PACKED_VERSION, &header, false);
-        for layer in model.layers() {
-            let a = layer.arrays();
-            w.u32s(layer.chain().parent_of());
-            w.u64s(&a.chunk_ptr);
-            w.u64s(&a.chunk_entry_ptr);
-            w.u32s(&a.row_feature);
-            w.u32s(&a.row_ptr);
-            w.u32s(&a.entry_slot);
-            w.f32s(&a.entry_value);
-            w.f32s(&a.bias_weight);
-        }
-        w.finish()
+        encode(model, metadata, PACKED_VERSION)
     }
 
     #[test]

@@ -172,11 +172,8 @@ impl Analyzer {
             AnalyzerConfig::Word {
                 ngram_range,
                 token_pattern,
-            } => {
-                check_range("ngram_range", *ngram_range)?;
-                Some(Tokenizer::new(token_pattern)?)
             }
-            AnalyzerConfig::CharInWords {
+            | AnalyzerConfig::CharInWords {
                 ngram_range,
                 token_pattern,
                 ..

@@ -199,6 +199,23 @@ pub fn train(
 mod tests {
     use super::*;
     use crate::infer::{predict_batch, PostProcessor, PredictParams};
+
+    /// Trains without progress reports or interruption.
+    fn fit(
+        x: &CsrMatrix,
+        y: &CsrMatrix,
+        chain: &ClusterChain,
+        params: &TrainParams,
+    ) -> Result<XLinearModel> {
+        train(
+            &x.view(),
+            &y.view(),
+            chain,
+            params,
+            &|_| {},
+            &StopFlag::default(),
+        )
+    }
     use crate::sparse::CsrMatrix;
 
     /// Two well separated groups of labels: label j fires on feature j; rows hold one label each.
@@ -225,15 +242,7 @@ mod tests {
                 negative_sampling: ns,
                 ..TrainParams::default()
             };
-            let model = train(
-                &x.view(),
-                &y.view(),
-                &chain,
-                &params,
-                &|_| {},
-                &StopFlag::default(),
-            )
-            .unwrap();
+            let model = fit(&x, &y, &chain, &params).unwrap();
             let pred = predict_batch(
                 model.layers(),
                 model.n_features(),
@@ -264,17 +273,7 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap();
-            pool.install(|| {
-                train(
-                    &x.view(),
-                    &y.view(),
-                    &chain,
-                    &params,
-                    &|_| {},
-                    &StopFlag::default(),
-                )
-                .unwrap()
-            })
+            pool.install(|| fit(&x, &y, &chain, &params).unwrap())
         };
         assert_eq!(run(1), run(3));
     }
@@ -283,15 +282,7 @@ mod tests {
     fn rejects_mismatched_shapes() {
         let (x, _, chain) = toy();
         let y = CsrMatrix::from_rows(5, &vec![vec![]; 64]).unwrap();
-        assert!(train(
-            &x.view(),
-            &y.view(),
-            &chain,
-            &TrainParams::default(),
-            &|_| {},
-            &StopFlag::default()
-        )
-        .is_err());
+        assert!(fit(&x, &y, &chain, &TrainParams::default()).is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use crate::error::Result;
 use crate::index::HierarchicalKMeans;
 use crate::infer::{PostProcessor, PredictParams};
-use crate::params::{Params, Value};
+use crate::params::{name_of, Params, Value};
 use crate::train::solver::SolverParams;
 use serde::{Deserialize, Serialize};
 
@@ -23,10 +23,7 @@ impl NegativeSampling {
         [("tfn", Self::Tfn), ("tfn+man", Self::TfnMan)];
 
     pub fn name(&self) -> &'static str {
-        Self::CHOICES
-            .iter()
-            .find(|(_, s)| s == self)
-            .map_or("", |(n, _)| n)
+        name_of(&Self::CHOICES, self)
     }
 }
 

@@ -9,7 +9,7 @@
 //! [`Workspace`] per thread holds every buffer and a solve allocates only when a buffer must grow.
 
 use crate::error::Result;
-use crate::params::{Params, Value};
+use crate::params::{name_of, Params, Value};
 use crate::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 use std::hint::black_box;
@@ -31,10 +31,7 @@ impl Loss {
     ];
 
     pub fn name(&self) -> &'static str {
-        Self::CHOICES
-            .iter()
-            .find(|(_, l)| l == self)
-            .map_or("", |(n, _)| n)
+        name_of(&Self::CHOICES, self)
     }
 }
 
