@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Sets up .venv and runs every test: Rust (fmt, clippy, cargo test) then Python (pytest).
+# Sets up .venv and runs every test: Rust (fmt, clippy, docs, cargo test) then Python (pytest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The module docs say what each stage owns and uses; broken links in them fail here.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 cargo test -p pecos-core --quiet
 # pyproject's addopts deselect the tests marked slow (`-m 'not slow'`) so that a plain `pytest` stays
 # quick for development; `-m ''` clears that filter here, so this script (and CI, .ci/run) runs every

@@ -106,5 +106,7 @@ def raw_train(x, y, chain, *, n_threads=1, metadata="null", progress=None, **par
 
 def raw_predict(model, x, *, beam_size, topk, post_processor, n_threads=1):
     """The raw model's ``predict_topk`` with its three search parameters."""
-    params = {"beam_size": beam_size, "topk": topk, "post_processor": post_processor}
+    from pecos_rs import _pecos_rs
+
+    params = _pecos_rs.SearchParams({"beam_size": beam_size, "topk": topk, "post_processor": post_processor})
     return model.predict_topk(x, params, n_threads=n_threads)

@@ -334,7 +334,7 @@ def _run(code: str, timeout=60):
 
 HUGE_K = """
 import numpy as np, scipy.sparse as sp
-from pecos_rs import XRLinearClassifier
+from pecos_rs import XRLinearClassifier, _pecos_rs
 from pecos_rs._sparse import csr_args
 X = sp.random(30, 6, density=0.5, format="csr", random_state=0, dtype=np.float32)
 Y = sp.random(30, 5, density=0.4, format="csr", random_state=1)
@@ -345,7 +345,8 @@ for rows in (4, 1):  # batch path, single-row path
     except (MemoryError, ValueError) as e:
         print("OK", rows, type(e).__name__)
     labels, scores = clf.model_.predict_topk(
-        csr_args(X[:rows]), dict(beam_size=2, topk={k}, post_processor="noop"), n_threads=2)
+        csr_args(X[:rows]), _pecos_rs.SearchParams(dict(beam_size=2, topk={k}, post_processor="noop")),
+        n_threads=2)
     assert labels.shape == scores.shape == (rows, 5), labels.shape
     print("RAW", rows)
 """

@@ -31,6 +31,7 @@ random_state              seed                                 clustering and so
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -368,7 +369,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         k = self.topk if k is None else k
         beam_size = self.beam_size if beam_size is None else beam_size
         post_processor = self.post_processor if post_processor is None else post_processor
-        params = plain({"beam_size": beam_size, "topk": k, "post_processor": post_processor})
+        params = _search_params(beam_size, k, post_processor)
         labels, scores = self.model_.predict_topk(csr_args(X), params, n_threads=self._n_threads())
         # The core returns at most n_labels columns; pad the rest as documented (an absurd k
         # fails here, with numpy's MemoryError or ValueError).
@@ -483,6 +484,21 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             [est.model_.layer_parents(t) for t in range(est.model_.depth)]
         )
         return est
+
+
+@functools.lru_cache(maxsize=64, typed=True)
+def _cached_search_params(beam_size, topk, post_processor):
+    return _pecos_rs.SearchParams(plain({"beam_size": beam_size, "topk": topk, "post_processor": post_processor}))
+
+
+def _search_params(beam_size, topk, post_processor):
+    """The checked search parameters (built once per distinct typed value, since a real-time
+    caller repeats the same ones at every query; unhashable values are checked uncached)."""
+    try:
+        return _cached_search_params(beam_size, topk, post_processor)
+    except TypeError:
+        return _pecos_rs.SearchParams(plain({"beam_size": beam_size, "topk": topk,
+                                             "post_processor": post_processor}))
 
 
 def _topk_to_csr(labels, scores, n_labels):

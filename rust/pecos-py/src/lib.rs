@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 #[pymodule]
 mod _pecos_rs {
     #[pymodule_export]
-    use super::model::PyXLinearModel;
+    use super::model::{PySearchParams, PyXLinearModel};
 
     #[pymodule_export]
     use super::indexer::{

@@ -16,6 +16,34 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use std::path::PathBuf;
 
+/// The search parameters of a prediction (`beam_size`, `topk`, `post_processor`), checked once
+/// when built from their dict, so that a real-time caller builds them once and reuses them.
+#[pyclass(name = "SearchParams", module = "pecos_rs._pecos_rs", frozen)]
+pub struct PySearchParams(PredictParams);
+
+#[pymethods]
+impl PySearchParams {
+    #[new]
+    fn new(params: ParamsArg) -> PyResult<Self> {
+        let mut p = params.0;
+        let params = core(PredictParams::from_params(&mut p))?;
+        core(p.finish())?;
+        Ok(PySearchParams(params))
+    }
+
+    fn __repr__(&self) -> String {
+        let PredictParams {
+            beam_size,
+            topk,
+            post_processor,
+        } = self.0;
+        format!(
+            "SearchParams(beam_size={beam_size}, topk={topk}, post_processor={:?})",
+            post_processor.name()
+        )
+    }
+}
+
 /// A trained XR-Linear model (tree of sparse linear scorers). Built by `XLinearModel.train` or
 /// `XLinearModel.load`; immutable and safe to share between threads.
 #[pyclass(name = "XLinearModel", module = "pecos_rs._pecos_rs", frozen)]
@@ -75,20 +103,17 @@ impl PyXLinearModel {
     }
 
     /// Top-`topk` labels and scores per row of `x`: `(labels int64 (n, w), scores float32 (n, w))`
-    /// with `w = min(topk, n_labels)`, best first, padded with -1 / 0. `params` holds
-    /// `beam_size`, `topk` and `post_processor`. A single row runs on the calling thread with
-    /// reused buffers; larger batches run in parallel. Releases the GIL.
+    /// with `w = min(topk, n_labels)`, best first, padded with -1 / 0. A single row runs on the
+    /// calling thread with reused buffers; larger batches run in parallel. Releases the GIL.
     #[pyo3(signature = (x, params, *, n_threads))]
     fn predict_topk<'py>(
         &self,
         py: Python<'py>,
         x: CsrArgs<'py>,
-        params: ParamsArg,
+        params: PyRef<'py, PySearchParams>,
         n_threads: usize,
     ) -> PyResult<TopKArrays<'py>> {
-        let mut p = params.0;
-        let params = core(PredictParams::from_params(&mut p))?;
-        core(p.finish())?;
+        let params = params.0;
         let xv = x.view()?;
         let m = &self.model;
         let top = if xv.n_rows() == 1 {

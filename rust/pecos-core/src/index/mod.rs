@@ -4,7 +4,7 @@
 //! layers of a B-ary tree.
 //!
 //! Indexers: PIFA label embeddings ([`pifa`]) clustered by the balanced spherical 2-means tree
-//! ([`kmeans`], PECOS's default); the trie and hybrid indexers over label strings come next, behind
+//! (`kmeans`, PECOS's default); the trie and hybrid indexers over label strings come next, behind
 //! the same [`Indexer`] interface.
 //!
 //! Uses [`crate::sparse`] only; used by training (the chain it trains over) and the model (the

@@ -1,5 +1,5 @@
-//! Inference: beam search down the model's layers ([`beam`]), the score transforms and combiners
-//! applied on the way ([`postprocess`]), batch prediction in parallel and the single-query path.
+//! Inference: beam search down the model's layers (`beam`), the score transforms and combiners
+//! applied on the way (`postprocess`), batch prediction in parallel and the single-query path.
 //!
 //! Uses [`crate::model`] (the scoring kernels) and [`crate::sparse`] (the queries).
 

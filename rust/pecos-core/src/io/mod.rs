@@ -1,5 +1,5 @@
-//! Files: the one [`envelope`] every saved artifact is wrapped in, the model file format
-//! ([`model_file`]), and writing through a temporary file. The text vocabulary's format lives
+//! Files: the one `envelope` every saved artifact is wrapped in, the model file format
+//! (`model_file`), and writing through a temporary file. The text vocabulary's format lives
 //! with the vocabulary ([`crate::text`]) and uses the same envelope.
 //!
 //! Uses [`crate::model`] (the arrays a model file holds) and [`crate::index`] (the chain).

@@ -11,7 +11,7 @@ impl Layer {
     ///
     /// # Errors
     /// [`PecosError::ShapeMismatch`] if the number of weight vectors differs from the number of
-    /// children; as [`LayerBuilder::push_chunk`] otherwise.
+    /// children; as `LayerBuilder::push_chunk` otherwise.
     pub fn from_child_weights(chain: ChainLayer, weights: &[ChildWeights]) -> Result<Self> {
         if weights.len() != chain.n_children() {
             return Err(PecosError::shape(

@@ -18,7 +18,7 @@ pub struct ChildWeights {
 /// The weights of a layer are stored per parent ("chunk"), in the doubly sparse layout of PECOS's
 /// `BINARY_SEARCH_CHUNKED` (spec 2.2): a chunk lists only the features that have a nonzero weight
 /// for at least one of its children (sorted), and for each such feature the (child slot, weight)
-/// entries; see [`LayerArrays`] for the arrays.
+/// entries; see `LayerArrays` for the arrays.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layer {
     pub(super) chain: ChainLayer,

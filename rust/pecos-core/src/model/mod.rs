@@ -2,7 +2,7 @@
 //!
 //! Beam search asks one question over and over: "score every child of parent `p` for query `x`".
 //! So the weights of a layer are stored per parent ("chunk") and scored by the kernels of
-//! [`kernels`]; [`builder`] assembles a layer from trained weights, [`storage`] holds the arrays
+//! `kernels`; `builder` assembles a layer from trained weights, `storage` holds the arrays
 //! that files are made of.
 //!
 //! Uses [`crate::index`] (the chain a layer follows) and [`crate::sparse`]; used by training,

@@ -4,6 +4,8 @@
 //! them. Both guarantee, once built: `indptr` starts at 0, never decreases and ends at `nnz`; the
 //! column indices of every row are strictly increasing and inside `0..n_cols`; all values are finite.
 //! The kernels downstream rely on these facts and never re-check them.
+//!
+//! Uses nothing else of the crate; every other stage uses it.
 
 use crate::error::{PecosError, Result};
 

@@ -1,10 +1,16 @@
 //! Text featurization: word and character n-gram TF-IDF, optionally position weighted.
 //!
-//! * [`analyzer`] turns one document into weighted n-gram keys;
-//! * `table` holds the sharded n-gram hash tables both stages probe;
-//! * [`counter::NgramCounter`] fits document frequencies over a corpus streamed in batches;
-//! * [`vocab::Vocabulary`] maps n-grams to columns (sorted n-grams, or hash buckets) and turns
-//!   documents into TF-IDF rows; it is what a fitted featurizer saves.
+//! * `analyzer` turns one document into weighted n-gram keys;
+//! * `table` holds the sharded n-gram hash tables both stages probe (`hashing` the buckets);
+//! * [`NgramCounter`] fits document frequencies over a corpus streamed in batches;
+//! * [`Vocabulary`] maps n-grams to columns (sorted n-grams, or hash buckets) and turns
+//!   documents into TF-IDF rows; it is what a fitted featurizer saves (in the file envelope of
+//!   [`crate::io`]);
+//! * this module: the configuration saved with a vocabulary, and the featurizers' parameters
+//!   ([`FeaturizerParams`], [`CombineParams`]).
+//!
+//! Uses [`crate::sparse`], [`crate::params`] and [`crate::io`]'s envelope; independent of the
+//! XR-Linear stages.
 //!
 //! Lower-casing and Unicode normalisation happen before (in Python), so that they match Python's
 //! `str.lower` and `unicodedata` exactly.

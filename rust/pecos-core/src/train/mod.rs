@@ -9,10 +9,15 @@
 //! Every parent's problems share one compact copy of its rows restricted to the features that occur in
 //! them ([`LocalRows`]), so a solver's dense weight vector is only as long as that local vocabulary.
 //! Under the hinge losses a parent's children are solved together in groups of
-//! [`LANES`] consecutive siblings ([`siblings`]); under the logistic loss one at a time. Work
+//! `LANES` consecutive siblings (`siblings`); under the logistic loss one at a time. Work
 //! runs in parallel over parents and, inside a parent, over its groups (or children); each group
 //! (or problem) is seeded from its first child's id and results are gathered in order, so the
 //! model is identical for every thread count.
+//!
+//! Owns the training parameters (`params`), the rows each node trains on (`targets`), the
+//! solvers (`solver`, `siblings`) and pruning (`prune`). Uses [`crate::sparse`],
+//! [`crate::index`] (the chain), [`crate::model`] (what it builds) and [`crate::infer`] (the beam
+//! that finds matcher-aware negatives).
 
 mod params;
 mod prune;

@@ -64,7 +64,7 @@ impl TrainParams {
     /// estimator's names.
     ///
     /// # Errors
-    /// [`PecosError::InvalidParam`] naming the first invalid parameter.
+    /// [`crate::PecosError::InvalidParam`] naming the first invalid parameter.
     pub fn from_params(p: &mut Params) -> Result<Self> {
         Ok(TrainParams {
             solver: SolverParams::from_params(p)?,
@@ -80,7 +80,7 @@ impl TrainParams {
     /// Checks parameters built in Rust, in the words of [`TrainParams::from_params`].
     ///
     /// # Errors
-    /// [`PecosError::InvalidParam`] naming the first invalid parameter.
+    /// [`crate::PecosError::InvalidParam`] naming the first invalid parameter.
     pub fn validate(&self) -> Result<()> {
         self.solver.validate()?;
         let cap = self.max_nonzeros_per_label;
@@ -130,9 +130,9 @@ pub struct XLinearParams {
 
 impl XLinearParams {
     /// # Errors
-    /// [`PecosError::InvalidParam`] for the first invalid parameter, or an unknown one.
+    /// [`crate::PecosError::InvalidParam`] for the first invalid parameter, or an unknown one.
     ///
-    /// [`PecosError::InvalidParam`]: crate::PecosError::InvalidParam
+    /// [`crate::PecosError::InvalidParam`]: crate::PecosError::InvalidParam
     pub fn from_params(mut p: Params) -> Result<Self> {
         let params = XLinearParams {
             index: HierarchicalKMeans::from_params(&mut p)?,

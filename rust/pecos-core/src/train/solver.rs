@@ -66,11 +66,11 @@ impl Default for SolverParams {
 
 impl SolverParams {
     /// # Errors
-    /// [`PecosError::InvalidParam`] naming the first parameter outside its domain.
+    /// [`crate::PecosError::InvalidParam`] naming the first parameter outside its domain.
     /// Reads `loss`, `Cp`, `Cn`, `tol`, `max_iter` and `bias` (the estimator's names).
     ///
     /// # Errors
-    /// [`PecosError::InvalidParam`] naming the first invalid parameter.
+    /// [`crate::PecosError::InvalidParam`] naming the first invalid parameter.
     pub fn from_params(p: &mut Params) -> Result<Self> {
         Ok(SolverParams {
             loss: p.choice("loss", &Loss::CHOICES)?,
@@ -86,7 +86,7 @@ impl SolverParams {
     /// in the same words.
     ///
     /// # Errors
-    /// [`PecosError::InvalidParam`] naming the first parameter outside its domain.
+    /// [`crate::PecosError::InvalidParam`] naming the first parameter outside its domain.
     pub fn validate(&self) -> Result<()> {
         let mut p = Params::new([
             ("loss".to_string(), Value::Str(self.loss.name().into())),
