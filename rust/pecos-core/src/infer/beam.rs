@@ -4,6 +4,7 @@
 //! parent's score; the best `beam_size` survive (the best `topk` at the last layer). Ties go to the
 //! earlier candidate (parent beam order, then child id), so results never depend on scheduling.
 
+use super::filter::{NodeFilter, Unfiltered};
 use super::postprocess::PostProcessor;
 use crate::error::{PecosError, Result};
 use crate::model::{Layer, ScoreScratch};
@@ -111,6 +112,20 @@ impl Searcher {
         queries: &[SparseRow<'_>],
         params: &PredictParams,
     ) {
+        self.search_filtered(layers, bias, queries, params, &Unfiltered);
+    }
+
+    /// As [`Searcher::search`], entering only the nodes that `filter` accepts for each query (at
+    /// the last layer, the labels it accepts): no beam slot goes to a node it refuses. The
+    /// filter is a type parameter, so the unfiltered search pays nothing for it.
+    pub fn search_filtered<F: NodeFilter>(
+        &mut self,
+        layers: &[Layer],
+        bias: f32,
+        queries: &[SparseRow<'_>],
+        params: &PredictParams,
+        filter: &F,
+    ) {
         let n = queries.len();
         self.beams.resize_with(n.max(self.beams.len()), Vec::new);
         self.candidates
@@ -172,7 +187,9 @@ impl Searcher {
                     let parent_score = self.beams[q][pos].score;
                     for (ci, (&child, &raw)) in children.iter().zip(raw_scores).enumerate() {
                         // An empty cluster leads to no label: keeping it would waste a beam slot.
-                        if next.is_some_and(|l| l.chain().children(child as usize).is_empty()) {
+                        if next.is_some_and(|l| l.chain().children(child as usize).is_empty())
+                            || !filter.accepts(q, t, child)
+                        {
                             continue;
                         }
                         let mut score = pp.transform(raw);

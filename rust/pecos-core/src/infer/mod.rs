@@ -1,12 +1,15 @@
 //! Inference: beam search down the model's layers (`beam`), the score transforms and combiners
-//! applied on the way (`postprocess`), batch prediction in parallel and the single-query path.
+//! applied on the way (`postprocess`), restricting the search to part of the label space
+//! (`filter`: a typed prefix's labels), batch prediction in parallel and the single-query path.
 //!
 //! Uses [`crate::model`] (the scoring kernels) and [`crate::sparse`] (the queries).
 
 mod beam;
+mod filter;
 mod postprocess;
 
 pub use beam::{check_query_width, output_width, predict_batch, PredictParams, Searcher, TopK};
+pub use filter::{LabelRangeFilter, LabelSets, NodeFilter, Unfiltered};
 pub use postprocess::PostProcessor;
 
 use crate::error::Result;
