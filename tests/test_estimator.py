@@ -531,3 +531,51 @@ def test_integer_and_bool_queries(fitted, planted, dtype):
         n = got[0].shape[0]
         np.testing.assert_array_equal(got[0], expected[0][:n])
         np.testing.assert_array_equal(got[1], expected[1][:n])
+
+
+# ---------------------------------------------------------------------------- label ranges
+
+
+def test_label_ranges_equal_filtering_a_covering_search(planted):
+    """With a beam covering the tree, a search restricted to labels [a, b) equals searching
+    everything and keeping the labels in [a, b); batch and single rows agree."""
+    clf = XRLinearClassifier(n_splits=2, max_leaf_size=4, n_jobs=2).fit(planted.X, planted.Y)
+    L = planted.n_labels
+    X = planted.X_test[:40]
+    full_labels, full_scores = clf.predict_topk(X, L, beam_size=L)
+    rng = np.random.default_rng(0)
+    starts = rng.integers(0, L, size=X.shape[0])
+    ends = np.minimum(L, starts + rng.integers(0, 6, size=X.shape[0]))
+    ranges = np.stack([starts, ends], axis=1)
+    for k in (1, 5):
+        labels, scores = clf.predict_topk(X, k, beam_size=L, label_ranges=ranges)
+        for i, (a, b) in enumerate(ranges):
+            keep = (full_labels[i] >= a) & (full_labels[i] < b)
+            expected = full_labels[i][keep][:k]
+            got = labels[i][labels[i] >= 0]
+            np.testing.assert_array_equal(got, expected)
+            np.testing.assert_array_equal(scores[i][: got.size], full_scores[i][keep][:k])
+            one = clf.predict_topk(X[i : i + 1], k, beam_size=L, label_ranges=ranges[i : i + 1])
+            np.testing.assert_array_equal(one[0][0], labels[i])
+
+
+def test_label_ranges_with_a_narrow_beam_stay_in_range(planted):
+    clf = XRLinearClassifier(n_splits=2, max_leaf_size=4).fit(planted.X, planted.Y)
+    X = planted.X_test[:30]
+    ranges = np.array([[i % planted.n_labels, i % planted.n_labels + 1] for i in range(30)])
+    labels, _ = clf.predict_topk(X, 3, beam_size=1, label_ranges=ranges)
+    np.testing.assert_array_equal(labels[:, 0], ranges[:, 0])
+    assert (labels[:, 1:] == -1).all()
+
+
+@pytest.mark.parametrize("ranges, message", [
+    (np.array([[0, 1]]), "shape"),
+    (np.array([[2, 1]] * 3), "start <= end"),
+    (np.array([[0, 10**6]] * 3), "number of labels"),
+    (np.array([[-1, 1]] * 3), "non-negative"),
+    (np.array([[0.0, 1.0]] * 3), "integer"),
+])
+def test_bad_label_ranges(planted, ranges, message):
+    clf = XRLinearClassifier(max_leaf_size=4).fit(planted.X, planted.Y)
+    with pytest.raises(InvalidInputError, match=message):
+        clf.predict_topk(planted.X_test[:3], 2, label_ranges=ranges)

@@ -347,7 +347,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, accept_sparse="csr", dtype=(np.float32, np.float64), reset=False)
         return to_csr32(X)
 
-    def predict_topk(self, X, k=None, *, beam_size=None, post_processor=None):
+    def predict_topk(self, X, k=None, *, beam_size=None, post_processor=None, label_ranges=None):
         """Top-k labels and scores for each row, best first.
 
         Parameters
@@ -357,6 +357,10 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             Labels per row (default: the ``topk`` parameter).
         beam_size, post_processor : optional
             Override the fitted defaults for this call.
+        label_ranges : array-like of int, shape (n_samples, 2), optional
+            ``[start, end)`` per row: the row's search enters only tree nodes holding a label
+            (column index) in its range, and returns only such labels. With labels sorted as
+            strings, the labels starting with a typed prefix are one such range.
 
         Returns
         -------
@@ -370,7 +374,10 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         beam_size = self.beam_size if beam_size is None else beam_size
         post_processor = self.post_processor if post_processor is None else post_processor
         params = _search_params(beam_size, k, post_processor)
-        labels, scores = self.model_.predict_topk(csr_args(X), params, n_threads=self._n_threads())
+        ranges = None if label_ranges is None else _as_label_ranges(label_ranges)
+        labels, scores = self.model_.predict_topk(
+            csr_args(X), params, n_threads=self._n_threads(), label_ranges=ranges
+        )
         # The core returns at most n_labels columns; pad the rest as documented (an absurd k
         # fails here, with numpy's MemoryError or ValueError).
         if labels.shape[1] < k:
@@ -499,6 +506,17 @@ def _search_params(beam_size, topk, post_processor):
     except TypeError:
         return _pecos_rs.SearchParams(plain({"beam_size": beam_size, "topk": topk,
                                              "post_processor": post_processor}))
+
+
+def _as_label_ranges(label_ranges) -> np.ndarray:
+    """`label_ranges` as the core's uint32 array (the core checks the shape and the bounds)."""
+    ranges = np.asarray(label_ranges)
+    if ranges.dtype.kind not in "iu" or (ranges.size and (ranges.min() < 0 or ranges.max() >= 2**32)):
+        raise InvalidInputError(
+            "label_ranges must hold non-negative integer label indices [start, end), "
+            f"got dtype {ranges.dtype}"
+        )
+    return np.ascontiguousarray(ranges, dtype=np.uint32)
 
 
 def _topk_to_csr(labels, scores, n_labels):

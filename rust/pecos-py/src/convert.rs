@@ -2,7 +2,9 @@
 //! copied), top-k results, parameter maps and documents.
 
 use crate::error::core;
-use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
+use numpy::{
+    PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+};
 use pecos_core::infer::TopK;
 use pecos_core::params::{Params, Value};
 use pecos_core::sparse::CsrView;
@@ -196,4 +198,35 @@ pub fn reduce_by_bytes<'py>(
     let from_bytes = obj.get_type().getattr("from_bytes")?;
     let args = PyTuple::new(obj.py(), [bytes])?;
     PyTuple::new(obj.py(), [from_bytes, args.into_any()])
+}
+
+/// Label ranges `[start, end)` given as a uint32 `(n_rows, 2)` array, one per query row, checked
+/// against the number of labels.
+pub fn label_range_rows(
+    ranges: &PyReadonlyArray2<'_, u32>,
+    n_rows: usize,
+    n_labels: usize,
+) -> PyResult<Vec<std::ops::Range<u32>>> {
+    let shape = ranges.shape();
+    if shape != [n_rows, 2] {
+        return core(Err(PecosError::InvalidInput(format!(
+            "label_ranges must have shape ({n_rows}, 2), one [start, end) per row, got {shape:?}"
+        ))));
+    }
+    let values = ranges.as_array();
+    values
+        .rows()
+        .into_iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let (start, end) = (row[0], row[1]);
+            if start > end || end as usize > n_labels {
+                return core(Err(PecosError::InvalidInput(format!(
+                    "label_ranges row {i} is [{start}, {end}): it must satisfy start <= end <= \
+                     {n_labels} (the number of labels)"
+                ))));
+            }
+            Ok(start..end)
+        })
+        .collect()
 }

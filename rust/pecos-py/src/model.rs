@@ -1,20 +1,24 @@
 //! `XLinearModel`: the trained Rust model as a Python object.
 
 use crate::convert::{
-    csr_arrays, parse_metadata, reduce_by_bytes, topk_arrays, CsrArgs, CsrArrays, ParamsArg,
-    TopKArrays,
+    csr_arrays, label_range_rows, parse_metadata, reduce_by_bytes, topk_arrays, CsrArgs, CsrArrays,
+    ParamsArg, TopKArrays,
 };
 use crate::error::core;
 use crate::threads::{run_detached, run_interruptible};
-use numpy::{PyArray1, PyReadonlyArray1};
+use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pecos_core::index::ClusterChain;
-use pecos_core::infer::{predict_batch, predict_one, PredictParams};
+use pecos_core::infer::{
+    predict_batch, predict_batch_filtered, predict_one, predict_one_filtered, LabelRangeFilter,
+    LabelSets, PredictParams,
+};
 use pecos_core::model::{Layer, XLinearModel};
 use pecos_core::train::{train, LayerReport, XLinearParams};
 use pecos_core::{io, PecosError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 /// The search parameters of a prediction (`beam_size`, `topk`, `post_processor`), checked once
 /// when built from their dict, so that a real-time caller builds them once and reuses them.
@@ -50,6 +54,8 @@ impl PySearchParams {
 pub struct PyXLinearModel {
     model: XLinearModel,
     metadata: serde_json::Value,
+    /// The labels under each node, built on the first prediction restricted to label ranges.
+    label_sets: OnceLock<LabelSets>,
 }
 
 #[pymethods]
@@ -99,29 +105,47 @@ impl PyXLinearModel {
         let model = run_interruptible(py, n_threads, |stop| {
             train(&xv, &yv, &chain, &params, &report, stop)
         })?;
-        Ok(PyXLinearModel { model, metadata })
+        Ok(PyXLinearModel::new(model, metadata))
     }
 
     /// Top-`topk` labels and scores per row of `x`: `(labels int64 (n, w), scores float32 (n, w))`
-    /// with `w = min(topk, n_labels)`, best first, padded with -1 / 0. A single row runs on the
-    /// calling thread with reused buffers; larger batches run in parallel. Releases the GIL.
-    #[pyo3(signature = (x, params, *, n_threads))]
+    /// with `w = min(topk, n_labels)`, best first, padded with -1 / 0. With `label_ranges`
+    /// (uint32 `(n, 2)`: `[start, end)` per row), row `i`'s search enters only nodes holding a
+    /// label in its range and returns only such labels. A single row runs on the calling thread
+    /// with reused buffers; larger batches run in parallel. Releases the GIL.
+    #[pyo3(signature = (x, params, *, n_threads, label_ranges = None))]
     fn predict_topk<'py>(
         &self,
         py: Python<'py>,
         x: CsrArgs<'py>,
         params: PyRef<'py, PySearchParams>,
         n_threads: usize,
+        label_ranges: Option<PyReadonlyArray2<'py, u32>>,
     ) -> PyResult<TopKArrays<'py>> {
         let params = params.0;
         let xv = x.view()?;
         let m = &self.model;
-        let top = if xv.n_rows() == 1 {
-            core(py.detach(|| predict_one(m, &xv, &params)))?
-        } else {
-            run_detached(py, n_threads, || {
+        let top = match label_ranges {
+            None if xv.n_rows() == 1 => core(py.detach(|| predict_one(m, &xv, &params)))?,
+            None => run_detached(py, n_threads, || {
                 predict_batch(m.layers(), m.n_features(), m.bias(), &xv, &params)
-            })?
+            })?,
+            Some(ranges) => {
+                let ranges = label_range_rows(&ranges, xv.n_rows(), m.n_labels())?;
+                let sets = self.label_sets.get_or_init(|| LabelSets::new(m.layers()));
+                let filter = LabelRangeFilter {
+                    sets,
+                    ranges: &ranges,
+                };
+                if xv.n_rows() == 1 {
+                    core(py.detach(|| predict_one_filtered(m, &xv, &params, &filter)))?
+                } else {
+                    run_detached(py, n_threads, || {
+                        let (layers, d, bias) = (m.layers(), m.n_features(), m.bias());
+                        predict_batch_filtered(layers, d, bias, &xv, &params, &filter)
+                    })?
+                }
+            }
         };
         topk_arrays(py, top, xv.n_rows())
     }
@@ -136,7 +160,7 @@ impl PyXLinearModel {
     #[staticmethod]
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let (model, metadata) = core(py.detach(|| io::load(&path)))?;
-        Ok(PyXLinearModel { model, metadata })
+        Ok(PyXLinearModel::new(model, metadata))
     }
 
     /// The model in the file format, as bytes (used for pickling).
@@ -147,7 +171,7 @@ impl PyXLinearModel {
     #[staticmethod]
     fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
         let (model, metadata) = core(py.detach(|| io::from_bytes(data)))?;
-        Ok(PyXLinearModel { model, metadata })
+        Ok(PyXLinearModel::new(model, metadata))
     }
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
@@ -217,6 +241,14 @@ impl PyXLinearModel {
 }
 
 impl PyXLinearModel {
+    fn new(model: XLinearModel, metadata: serde_json::Value) -> Self {
+        PyXLinearModel {
+            model,
+            metadata,
+            label_sets: OnceLock::new(),
+        }
+    }
+
     fn layer(&self, t: usize) -> PyResult<&Layer> {
         let depth = self.model.layers().len();
         core(self.model.layers().get(t).ok_or_else(|| {

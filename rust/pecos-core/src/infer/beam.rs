@@ -286,6 +286,21 @@ pub fn predict_batch(
     x: &CsrView<'_>,
     params: &PredictParams,
 ) -> Result<TopK> {
+    predict_batch_filtered(layers, n_features, bias, x, params, &Unfiltered)
+}
+
+/// As [`predict_batch`], each row's search restricted by `filter` (row `i` is its query `i`).
+///
+/// # Errors
+/// As [`predict_batch`].
+pub fn predict_batch_filtered<F: NodeFilter + Sync>(
+    layers: &[Layer],
+    n_features: usize,
+    bias: f32,
+    x: &CsrView<'_>,
+    params: &PredictParams,
+    filter: &F,
+) -> Result<TopK> {
     check_query_width(x, n_features)?;
     let k = output_width(layers, params)?;
     let size = x
@@ -306,7 +321,11 @@ pub fn predict_batch(
                 let first = block * block_rows;
                 queries.clear();
                 queries.extend((first..first + lab.len() / k).map(|i| x.row(i)));
-                searcher.search(layers, bias, queries, params);
+                let block_filter = Shifted {
+                    inner: filter,
+                    first,
+                };
+                searcher.search_filtered(layers, bias, queries, params, &block_filter);
                 for (q, (lrow, srow)) in lab.chunks_mut(k).zip(sco.chunks_mut(k)).enumerate() {
                     for ((l, s), (label, score)) in lrow
                         .iter_mut()
@@ -320,6 +339,20 @@ pub fn predict_batch(
             },
         );
     Ok(TopK { k, labels, scores })
+}
+
+/// A filter seen from a block of rows starting at row `first`: the block's query `q` is row
+/// `first + q`.
+struct Shifted<'a, F> {
+    inner: &'a F,
+    first: usize,
+}
+
+impl<F: NodeFilter> NodeFilter for Shifted<'_, F> {
+    #[inline(always)]
+    fn accepts(&self, q: usize, layer: usize, node: u32) -> bool {
+        self.inner.accepts(self.first + q, layer, node)
+    }
 }
 
 #[cfg(test)]

@@ -85,7 +85,7 @@ impl LabelSets {
     }
 }
 
-/// Keeps query `q` to the labels `ranges[q]`.
+/// Keeps query `q` to the labels `ranges[q]` (no label at all for a query without a range).
 pub struct LabelRangeFilter<'a> {
     pub sets: &'a LabelSets,
     pub ranges: &'a [Range<u32>],

@@ -8,7 +8,10 @@ mod beam;
 mod filter;
 mod postprocess;
 
-pub use beam::{check_query_width, output_width, predict_batch, PredictParams, Searcher, TopK};
+pub use beam::{
+    check_query_width, output_width, predict_batch, predict_batch_filtered, PredictParams,
+    Searcher, TopK,
+};
 pub use filter::{LabelRangeFilter, LabelSets, NodeFilter, Unfiltered};
 pub use postprocess::PostProcessor;
 
@@ -29,6 +32,19 @@ thread_local! {
 /// # Errors
 /// Invalid parameters, a feature-count mismatch, or a matrix without rows.
 pub fn predict_one(model: &XLinearModel, x: &CsrView<'_>, params: &PredictParams) -> Result<TopK> {
+    predict_one_filtered(model, x, params, &Unfiltered)
+}
+
+/// As [`predict_one`], the search restricted by `filter` (the row is its query 0).
+///
+/// # Errors
+/// As [`predict_one`].
+pub fn predict_one_filtered<F: NodeFilter>(
+    model: &XLinearModel,
+    x: &CsrView<'_>,
+    params: &PredictParams,
+    filter: &F,
+) -> Result<TopK> {
     check_query_width(x, model.n_features())?;
     if x.n_rows() == 0 {
         return Err(crate::PecosError::shape("rows of a single query", 1, 0));
@@ -37,7 +53,7 @@ pub fn predict_one(model: &XLinearModel, x: &CsrView<'_>, params: &PredictParams
     let mut labels = vec![-1i64; k];
     let mut scores = vec![0f32; k];
     SEARCHER.with_borrow_mut(|s| {
-        s.search(model.layers(), model.bias(), &[x.row(0)], params);
+        s.search_filtered(model.layers(), model.bias(), &[x.row(0)], params, filter);
         for ((l, sc), (label, score)) in labels.iter_mut().zip(scores.iter_mut()).zip(s.results(0))
         {
             *l = i64::from(label);
