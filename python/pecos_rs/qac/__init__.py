@@ -1,0 +1,1 @@
+"""Session-aware query autocompletion."""
