@@ -248,8 +248,8 @@ fn join_subtrees(subtrees: Vec<Vec<Vec<u32>>>) -> Result<Vec<Vec<u32>>> {
         PecosError::InvalidInput("the label tree would have more than 2^32 nodes in a layer".into())
     };
     for (node, subtree) in subtrees.into_iter().enumerate() {
-        // The tree's own parent ids start after the nodes the joined layer above holds so far
-        // (for its top layer: after the nodes it does not hang from).
+        // The tree's top layer hangs from node `node`; each layer below it hangs from the tree's
+        // own nodes of the layer above, numbered after those the joined layer held before.
         let mut first_parent = node;
         for (layer, joined) in pad_to_depth(subtree, depth).iter().zip(&mut layers) {
             let offset = u32::try_from(first_parent).map_err(|_| too_many())?;
