@@ -238,13 +238,16 @@ except KeyboardInterrupt:
         "_pecos_rs.XLinearModel.train(*args, n_threads=1)",
         "_pecos_rs.hierarchical_kmeans(csr_args(Z), dict(n_splits=16, max_leaf_size=2, kmeans_max_iter=20, "
         "spherical=True, random_state=0, min_codes=None), n_threads=1)",
+        "_pecos_rs.hybrid_chain([f'{i:06d}' for i in range(400000)], csr_args(Z), dict(trie_depth=1, "
+        "n_splits=16, max_leaf_size=2, kmeans_max_iter=20, spherical=True, random_state=0), n_threads=1)",
     ],
-    ids=["train", "kmeans"],
+    ids=["train", "kmeans", "hybrid"],
 )
 def test_ctrl_c_stops_a_long_call(call):
     """SIGINT while the core trains (or clusters) stops it with KeyboardInterrupt within a second or
-    so; an uninterruptible call would run to its end first (about 11 s for this training and 8 s
-    for this clustering on a 2-core machine), and Python would see the signal only then."""
+    so; an uninterruptible call would run to its end first (about 11 s for this training, 8 s for
+    this clustering and 13 s for this hybrid indexing of four trie nodes on a 2-core machine), and
+    Python would see the signal only then."""
     import subprocess
     import sys
     from pathlib import Path

@@ -2,24 +2,27 @@
 
 The three stages of XR-Linear (PECOS, Yu et al., JMLR 2022):
 
-* indexing: :class:`HierarchicalKMeans` builds a :class:`ClusterChain` over :func:`pifa` label embeddings;
+* indexing: :class:`HierarchicalKMeans` builds a :class:`ClusterChain` over :func:`pifa` label embeddings,
+  :class:`TrieIndexer` and :class:`HybridIndexer` over label strings (query autocompletion);
 * matching and ranking: :class:`XRLinearClassifier` trains sparse linear scorers for every tree node;
 * inference: beam search over the tree, in Rust.
 """
 
 from ._pecos_rs import __version__
 from .exceptions import InvalidInputError, InvalidParameterError, ModelFormatError, PecosError
-from .indexer import ClusterChain, HierarchicalKMeans, pifa
+from .indexer import ClusterChain, HierarchicalKMeans, HybridIndexer, TrieIndexer, pifa
 from .xlinear import XRLinearClassifier
 
 __all__ = [
     "__version__",
     "ClusterChain",
     "HierarchicalKMeans",
+    "HybridIndexer",
     "InvalidInputError",
     "InvalidParameterError",
     "ModelFormatError",
     "PecosError",
+    "TrieIndexer",
     "XRLinearClassifier",
     "pifa",
 ]

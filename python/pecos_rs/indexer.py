@@ -1,12 +1,15 @@
 """Label representation and hierarchical label indexing for XR-Linear.
 
-This module holds the two steps that turn a training set into a label tree:
+This module holds the steps that turn a training set into a label tree:
 
 * :func:`pifa` builds Positive Instance Feature Aggregation label embeddings.
 * :class:`HierarchicalKMeans` clusters those embeddings into a complete binary tree with exactly
   balanced spherical 2-means splits, then collapses it into a B-ary :class:`ClusterChain`.
+* For labels that are strings (query autocompletion), :class:`TrieIndexer` builds the character
+  trie of the labels, and :class:`HybridIndexer` the top levels of that trie with a 2-means tree
+  of label embeddings under each of its nodes.
 
-The numerical kernels (the PIFA product, the 2-means tree and its grouping into layers) run in the
+The kernels (the PIFA product, the 2-means tree and its grouping into layers, the tries) run in the
 Rust core, multithreaded and without the GIL, and give the same result for every thread count; the
 core validates the parameters. This module checks and converts the inputs to the core's float32
 CSR layout and wraps the result in a :class:`ClusterChain`.
@@ -27,7 +30,7 @@ from ._sparse import csr_args, to_csr32
 from ._threads import resolve_n_jobs
 from .exceptions import InvalidInputError, InvalidParameterError
 
-__all__ = ["ClusterChain", "HierarchicalKMeans", "pifa"]
+__all__ = ["ClusterChain", "HierarchicalKMeans", "HybridIndexer", "TrieIndexer", "pifa"]
 
 logger = logging.getLogger("pecos_rs")
 
@@ -342,6 +345,155 @@ class HierarchicalKMeans:
                 time.perf_counter() - tic,
             )
         return chain
+
+
+class TrieIndexer:
+    """Character-trie label indexer for labels that are strings (PECOS's qp2q ``TrieIndexer``).
+
+    Level ``d`` of the tree (``1 <= d <= depth``) has one node per distinct ``key_d(label)``: the
+    label's first ``d`` characters, or, for a shorter label, the label followed by end markers that
+    sort before every character. So a label that ends at an inner node of the trie gets a branch of
+    its own, a path shorter than ``depth`` goes on through single-child nodes, and all the labels
+    below a level-``depth`` node form one leaf cluster. Nodes of a level are numbered in label
+    order, so every node covers a contiguous range of label ids.
+
+    Parameters
+    ----------
+    depth : int, default=16
+        Number of trie levels between the root and the labels, at least 1. The chain has
+        ``depth + 1`` layers.
+    """
+
+    def __init__(self, depth: int = 16) -> None:
+        self.depth = depth
+
+    def fit(self, labels) -> ClusterChain:
+        """Build the trie of the label strings.
+
+        Parameters
+        ----------
+        labels : sequence of str
+            The labels, sorted (code point order, as :func:`sorted` sorts) and unique; label ``i``
+            is column ``i`` of the label matrix the chain is trained with.
+
+        Returns
+        -------
+        ClusterChain
+            ``depth + 1`` layers; the last maps every label to its level-``depth`` node.
+
+        Raises
+        ------
+        InvalidParameterError
+            (a ValueError) If ``depth`` is invalid.
+        InvalidInputError
+            (a ValueError) If ``labels`` is empty, holds something else than a str, or is not
+            sorted and unique.
+        """
+        labels = _check_labels(labels)
+        return ClusterChain(_pecos_rs.trie_chain(labels, plain({"depth": self.depth})))
+
+
+class HybridIndexer:
+    """Trie over 2-means label indexer (PECOS's qp2q ``HybridIndexer``).
+
+    The top ``trie_depth`` levels are those of :class:`TrieIndexer`. Under each level-``trie_depth``
+    node, the node's labels are clustered by :class:`HierarchicalKMeans` over their rows of the
+    embeddings alone (with ``min_codes=n_splits``, so the node has at most ``n_splits`` children): a
+    node of at most ``max_leaf_size`` labels is a single leaf. Sub-trees shallower than the deepest
+    one reach their labels through chains of single-child nodes below their leaves, so that every
+    label sits at the same depth. Every sub-tree stays within its trie node: its labels are the
+    node's contiguous range of label ids.
+
+    Parameters
+    ----------
+    trie_depth : int, default=2
+        Trie levels above the 2-means sub-trees, at least 1 (the paper uses 1 to 3).
+    n_splits : int, default=2
+        Branching factor of the sub-trees; a power of 2, at least 2.
+    max_leaf_size : int, default=100
+        Maximum number of labels per leaf of a sub-tree.
+    kmeans_max_iter : int, default=20
+        Maximum number of assignment rounds per 2-means split.
+    spherical : bool, default=True
+        Spherical 2-means (unit-normalised half sums) instead of half means.
+    random_state : int, default=0
+        Seed, an integer in ``[0, 2**64)``. The sub-tree of the ``k``-th trie node is seeded with a
+        seed derived from ``random_state``, ``trie_depth`` and ``k``, so results never depend on
+        ``n_jobs``.
+    n_jobs : int or None, default=None
+        Threads: ``None`` means 1, ``-1`` all cores, ``-k`` all cores but ``k - 1``.
+    """
+
+    def __init__(
+        self,
+        trie_depth: int = 2,
+        n_splits: int = 2,
+        max_leaf_size: int = 100,
+        kmeans_max_iter: int = 20,
+        spherical: bool = True,
+        random_state: int = 0,
+        n_jobs: int | None = None,
+    ) -> None:
+        self.trie_depth = trie_depth
+        self.n_splits = n_splits
+        self.max_leaf_size = max_leaf_size
+        self.kmeans_max_iter = kmeans_max_iter
+        self.spherical = spherical
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def fit(self, labels, Z) -> ClusterChain:
+        """Build the trie of the label strings and cluster the labels of each of its nodes.
+
+        Parameters
+        ----------
+        labels : sequence of str
+            The labels, sorted (code point order, as :func:`sorted` sorts) and unique; label ``i``
+            is column ``i`` of the label matrix the chain is trained with.
+        Z : sparse matrix or array-like of shape (n_labels, n_features)
+            Label embeddings, row ``i`` for label ``i`` (for instance the labels' own
+            :class:`pecos_rs.text.PositionWeightedCharTfidf` rows, or :func:`pifa`), used in float32.
+            Dense and sparse inputs with the same values give the same chain.
+
+        Returns
+        -------
+        ClusterChain
+            ``trie_depth`` trie layers, then the layers of the deepest sub-tree; the last maps
+            every label to its leaf.
+
+        Raises
+        ------
+        InvalidParameterError
+            (a ValueError) If a parameter is invalid.
+        InvalidInputError
+            (a ValueError) If ``labels`` is empty, holds something else than a str, or is not
+            sorted and unique; if ``Z`` is not a finite 2-D numeric matrix with one row per label.
+        """
+        n_threads = resolve_n_jobs(self.n_jobs)
+        labels = _check_labels(labels)
+        Z = _check_embeddings(Z)
+        params = plain({
+            "trie_depth": self.trie_depth,
+            "n_splits": self.n_splits,
+            "max_leaf_size": self.max_leaf_size,
+            "kmeans_max_iter": self.kmeans_max_iter,
+            "spherical": self.spherical,
+            "random_state": self.random_state,
+        })
+        return ClusterChain(_pecos_rs.hybrid_chain(labels, csr_args(Z), params, n_threads=n_threads))
+
+
+def _check_labels(labels) -> list:
+    """``labels`` as a list, for the core to copy (it checks the items and their order), or raise
+    for what is not a sequence of strings at all."""
+    if isinstance(labels, (str, bytes)):
+        raise InvalidInputError(f"labels must be a sequence of str, got a single {type(labels).__name__}")
+    try:
+        return list(labels)
+    except TypeError as exc:
+        raise InvalidInputError(
+            f"labels must be a sequence of str, got {type(labels).__name__}"
+        ) from exc
 
 
 def _check_embeddings(Z) -> sp.csr_matrix:

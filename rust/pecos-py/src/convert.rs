@@ -1,10 +1,11 @@
 //! Every conversion between Python objects and core types: sparse matrices (borrowed, never
-//! copied), top-k results, parameter maps and documents.
+//! copied), label trees, top-k results, parameter maps and strings (documents, labels).
 
 use crate::error::core;
 use numpy::{
     PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
 };
+use pecos_core::index::ClusterChain;
 use pecos_core::infer::TopK;
 use pecos_core::params::{Params, Value};
 use pecos_core::sparse::CsrView;
@@ -60,6 +61,15 @@ pub fn csr_arrays(
     )
 }
 
+/// A label tree for Python: the parent array of each layer, root layer first.
+pub fn chain_arrays<'py>(py: Python<'py>, chain: &ClusterChain) -> Vec<Bound<'py, PyArray1<u32>>> {
+    chain
+        .layers()
+        .iter()
+        .map(|layer| PyArray1::from_slice(py, layer.parent_of()))
+        .collect()
+}
+
 /// `(labels int64 (n, k), scores float32 (n, k))`.
 pub type TopKArrays<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>);
 
@@ -90,6 +100,20 @@ impl<'py> FromPyObject<'_, 'py> for ParamsArg {
             entries.push((key.extract::<String>()?, param_value(&value)?));
         }
         Ok(ParamsArg(Params::new(entries)))
+    }
+}
+
+impl ParamsArg {
+    /// The parameters as `from_params` (a stage's reader) reads them; a parameter it does not
+    /// read is refused as unknown.
+    pub fn read<T>(
+        self,
+        from_params: impl FnOnce(&mut Params) -> pecos_core::Result<T>,
+    ) -> PyResult<T> {
+        let mut p = self.0;
+        let value = core(from_params(&mut p))?;
+        core(p.finish())?;
+        Ok(value)
     }
 }
 
@@ -131,31 +155,42 @@ fn param_value(v: &Bound<'_, PyAny>) -> PyResult<Value> {
     })
 }
 
-/// A batch of documents copied out of Python: one buffer and the end offset of each document,
-/// so that the GIL can be released while they are read.
+/// A batch of strings (documents, labels) copied out of Python: one buffer and the end offset
+/// of each string, so that the GIL can be released while they are read.
 pub struct Docs {
     text: String,
     ends: Vec<usize>,
 }
 
 impl Docs {
-    /// Copies a list of `str`; anything else in it is an `InvalidInputError` naming the
-    /// document's position, counted from `first_doc` (the list may be one batch of many).
+    /// Copies a list of documents (`str`); anything else in it is an `InvalidInputError` naming
+    /// the document's position, counted from `first_doc` (the list may be one batch of many).
     pub fn from_list(docs: &Bound<'_, PyList>, first_doc: usize) -> PyResult<Self> {
+        Self::copy(docs, first_doc, "document")
+    }
+
+    /// Copies a list of label strings; anything else in it is an `InvalidInputError` naming the
+    /// label's position.
+    pub fn labels(labels: &Bound<'_, PyList>) -> PyResult<Self> {
+        Self::copy(labels, 0, "label")
+    }
+
+    /// Copies `items`, named `what` in error messages, the first one at position `first`.
+    fn copy(items: &Bound<'_, PyList>, first: usize, what: &str) -> PyResult<Self> {
         let mut text = String::new();
-        let mut ends = Vec::with_capacity(docs.len());
-        for (i, item) in docs.iter().enumerate() {
-            let i = first_doc + i;
+        let mut ends = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let i = first + i;
             let s = item.cast::<PyString>().map_err(|_| {
                 let kind = item
                     .get_type()
                     .name()
                     .map_or_else(|_| "?".to_string(), |n| n.to_string());
-                invalid(format!("document {i} is a {kind}, not a str"))
+                invalid(format!("{what} {i} is a {kind}, not a str"))
             })?;
             let s = s.to_str().map_err(|_| {
                 invalid(format!(
-                    "document {i} is not valid Unicode (it contains a lone surrogate)"
+                    "{what} {i} is not valid Unicode (it contains a lone surrogate)"
                 ))
             })?;
             text.push_str(s);

@@ -1,12 +1,16 @@
-//! Indexing: PIFA embeddings, the balanced 2-means kernel, and the k-means indexer that builds
-//! the label tree.
+//! Indexing: PIFA embeddings, the balanced 2-means kernel, and the indexers that build the label
+//! tree: hierarchical k-means, the trie and the hybrid (trie + k-means).
 
-use crate::convert::{csr_arrays, CsrArgs, CsrArrays, ParamsArg};
+use crate::convert::{chain_arrays, csr_arrays, CsrArgs, CsrArrays, Docs, ParamsArg};
 use crate::error::core;
 use crate::threads::{run_detached, run_interruptible};
 use numpy::PyArray1;
-use pecos_core::index::{balanced_kmeans_leaves, pifa, HierarchicalKMeans, Indexer, KMeansParams};
+use pecos_core::index::{
+    balanced_kmeans_leaves, pifa, EmbeddedLabels, HierarchicalKMeans, HybridIndexer, Indexer,
+    KMeansParams, TrieIndexer,
+};
 use pyo3::prelude::*;
+use pyo3::types::PyList;
 
 /// PIFA label embeddings of `y` (n x L) over `x` (n x d), as CSR arrays (L x d). Releases the GIL.
 #[pyfunction]
@@ -58,16 +62,50 @@ pub fn py_hierarchical_kmeans<'py>(
     params: ParamsArg,
     n_threads: usize,
 ) -> PyResult<Vec<Bound<'py, PyArray1<u32>>>> {
-    let mut p = params.0;
-    let indexer = core(HierarchicalKMeans::from_params(&mut p))?;
-    core(p.finish())?;
+    let indexer = params.read(HierarchicalKMeans::from_params)?;
     let zv = z.view()?;
     let chain = run_interruptible(py, n_threads, |stop| indexer.build(&zv, stop))?;
-    Ok(chain
-        .layers()
-        .iter()
-        .map(|layer| PyArray1::from_slice(py, layer.parent_of()))
-        .collect())
+    Ok(chain_arrays(py, &chain))
+}
+
+/// The label tree of `labels` (sorted, unique strings) by the trie indexer with the given
+/// parameters (a dict, validated here), as one parent array per layer. Releases the GIL; Ctrl-C
+/// stops it with `KeyboardInterrupt`.
+#[pyfunction]
+#[pyo3(name = "trie_chain", signature = (labels, params))]
+pub fn py_trie_chain<'py>(
+    py: Python<'py>,
+    labels: &Bound<'py, PyList>,
+    params: ParamsArg,
+) -> PyResult<Vec<Bound<'py, PyArray1<u32>>>> {
+    let indexer = params.read(TrieIndexer::from_params)?;
+    let labels = Docs::labels(labels)?;
+    let strings = labels.slices();
+    // The trie is built in one pass per level, on one thread.
+    let chain = run_interruptible(py, 1, |stop| indexer.build(&strings, stop))?;
+    Ok(chain_arrays(py, &chain))
+}
+
+/// The label tree of `labels` (sorted, unique strings) embedded by the rows of `z`, by the
+/// hybrid trie + 2-means indexer with the given parameters (a dict, validated here), as one
+/// parent array per layer. Releases the GIL; Ctrl-C stops it with `KeyboardInterrupt`.
+#[pyfunction]
+#[pyo3(name = "hybrid_chain", signature = (labels, z, params, *, n_threads))]
+pub fn py_hybrid_chain<'py>(
+    py: Python<'py>,
+    labels: &Bound<'py, PyList>,
+    z: CsrArgs<'py>,
+    params: ParamsArg,
+    n_threads: usize,
+) -> PyResult<Vec<Bound<'py, PyArray1<u32>>>> {
+    let indexer = params.read(HybridIndexer::from_params)?;
+    let labels = Docs::labels(labels)?;
+    let input = EmbeddedLabels {
+        strings: &labels.slices(),
+        embeddings: z.view()?,
+    };
+    let chain = run_interruptible(py, n_threads, |stop| indexer.build(&input, stop))?;
+    Ok(chain_arrays(py, &chain))
 }
 
 /// Checks every parameter of the XR-Linear estimator (a dict of its `get_params()` less

@@ -29,10 +29,7 @@ pub struct PySearchParams(PredictParams);
 impl PySearchParams {
     #[new]
     fn new(params: ParamsArg) -> PyResult<Self> {
-        let mut p = params.0;
-        let params = core(PredictParams::from_params(&mut p))?;
-        core(p.finish())?;
-        Ok(PySearchParams(params))
+        Ok(PySearchParams(params.read(PredictParams::from_params)?))
     }
 
     fn __repr__(&self) -> String {

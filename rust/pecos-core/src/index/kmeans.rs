@@ -53,6 +53,19 @@ impl HierarchicalKMeans {
     /// # Errors
     /// [`PecosError::InvalidParam`] naming the first invalid parameter.
     pub fn from_params(p: &mut Params) -> Result<Self> {
+        let kmeans = Self::from_split_params(p)?;
+        Ok(HierarchicalKMeans {
+            min_codes: p.count_or("min_codes", 1, kmeans.n_splits)?,
+            ..kmeans
+        })
+    }
+
+    /// Reads the parameters of [`HierarchicalKMeans::from_params`] but `min_codes`, which is
+    /// `n_splits`: the k-means sub-trees of another indexer branch like its own tree.
+    ///
+    /// # Errors
+    /// [`PecosError::InvalidParam`] naming the first invalid parameter.
+    pub(super) fn from_split_params(p: &mut Params) -> Result<Self> {
         let n_splits = p.count("n_splits", 2)?;
         if !n_splits.is_power_of_two() {
             return Err(invalid(
@@ -67,7 +80,7 @@ impl HierarchicalKMeans {
             max_iter: p.count("kmeans_max_iter", 1)?,
             spherical: p.flag("spherical")?,
             seed: p.seed("random_state")?,
-            min_codes: p.count_or("min_codes", 1, n_splits)?,
+            min_codes: n_splits,
         })
     }
 }
@@ -167,7 +180,9 @@ pub fn balanced_kmeans_leaves(
     Ok(codes)
 }
 
-fn node_seed(seed: u64, level: usize, node: usize) -> u64 {
+/// The seed of node `node` (its position in its level) at depth `level` of a tree seeded with
+/// `seed`.
+pub(super) fn node_seed(seed: u64, level: usize, node: usize) -> u64 {
     SplitMix64::new(seed ^ ((level as u64) << 48) ^ node as u64).next_u64()
 }
 

@@ -1,11 +1,11 @@
 //! Indexing: grouping the labels into the tree that matching walks. The tree is a
-//! [`ClusterChain`] (one parent array per layer); every indexer ends in one, the same way: it
-//! assigns each label a leaf code, and [`tree::chain_from_leaf_codes`] groups the codes into the
-//! layers of a B-ary tree.
-//!
-//! Indexers: PIFA label embeddings ([`pifa`]) clustered by the balanced spherical 2-means tree
-//! (`kmeans`, PECOS's default); the trie and hybrid indexers over label strings come next, behind
-//! the same [`Indexer`] interface.
+//! [`ClusterChain`] (one parent array per layer), and every indexer ends in one, behind the one
+//! [`Indexer`] interface:
+//! * PIFA label embeddings ([`pifa`]) clustered by the balanced spherical 2-means tree (`kmeans`,
+//!   PECOS's default), which assigns each label a leaf code; [`tree::chain_from_leaf_codes`]
+//!   groups the codes into the layers of a B-ary tree;
+//! * for labels that are strings (query autocompletion), the character trie and the trie over
+//!   2-means sub-trees (`trie`), whose nodes cover ranges of sorted labels.
 //!
 //! Uses [`crate::sparse`] only; used by training (the chain it trains over) and the model (the
 //! chain each layer follows).
@@ -14,11 +14,13 @@ mod chain;
 mod kmeans;
 mod pifa;
 mod tree;
+mod trie;
 
 pub use chain::{ChainLayer, ClusterChain};
 pub use kmeans::{balanced_kmeans_leaves, HierarchicalKMeans, KMeansParams};
 pub use pifa::pifa;
 pub use tree::chain_from_leaf_codes;
+pub use trie::{EmbeddedLabels, HybridIndexer, TrieIndexer};
 
 use crate::error::{Result, StopFlag};
 

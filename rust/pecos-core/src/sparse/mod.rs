@@ -3,11 +3,13 @@
 //! [`CsrView`] borrows the three arrays of a scipy `csr_matrix` without copying; [`CsrMatrix`] owns
 //! them. Both guarantee, once built: `indptr` starts at 0, never decreases and ends at `nnz`; the
 //! column indices of every row are strictly increasing and inside `0..n_cols`; all values are finite.
-//! The kernels downstream rely on these facts and never re-check them.
+//! The kernels downstream rely on these facts and never re-check them. [`RowBlock`] holds
+//! consecutive rows of a view as a matrix of their own, without copying their entries.
 //!
 //! Uses nothing else of the crate; every other stage uses it.
 
 use crate::error::{PecosError, Result};
+use std::ops::Range;
 
 mod local;
 
@@ -147,6 +149,42 @@ impl<'a> CsrView<'a> {
             data: &self.data[lo..hi],
         }
     }
+
+    /// The consecutive rows `rows` as a matrix of their own. Panics unless `rows` lies within
+    /// `0..n_rows` (an internal invariant, never user input).
+    pub fn row_block(&self, rows: Range<usize>) -> RowBlock<'a> {
+        let bounds = &self.indptr[rows.start..=rows.end];
+        let (lo, hi) = (bounds[0], bounds[bounds.len() - 1]);
+        RowBlock {
+            n_cols: self.n_cols,
+            indptr: bounds.iter().map(|&p| p - lo).collect(),
+            indices: &self.indices[lo as usize..hi as usize],
+            data: &self.data[lo as usize..hi as usize],
+        }
+    }
+}
+
+/// Consecutive rows of a [`CsrView`] ([`CsrView::row_block`]): their entries stay borrowed, only
+/// the row pointers are copied, rebased to start at 0.
+#[derive(Clone, Debug)]
+pub struct RowBlock<'a> {
+    n_cols: usize,
+    indptr: Vec<i64>,
+    indices: &'a [i32],
+    data: &'a [f32],
+}
+
+impl RowBlock<'_> {
+    /// The rows as a matrix; valid without a check, as rows of a valid matrix.
+    pub fn view(&self) -> CsrView<'_> {
+        CsrView {
+            n_rows: self.indptr.len() - 1,
+            n_cols: self.n_cols,
+            indptr: &self.indptr,
+            indices: self.indices,
+            data: self.data,
+        }
+    }
 }
 
 /// An owned CSR matrix with the same guarantees as [`CsrView`].
@@ -261,6 +299,30 @@ mod tests {
         for (i, e) in bad.iter().enumerate() {
             assert!(e.is_some(), "case {i} was accepted");
         }
+    }
+
+    #[test]
+    fn row_blocks_are_the_rows_they_cover() {
+        let m = CsrMatrix::from_rows(
+            4,
+            &[
+                vec![(0, 1.0)],
+                vec![(1, 2.0), (3, 3.0)],
+                vec![],
+                vec![(2, 4.0)],
+            ],
+        )
+        .unwrap();
+        let full = m.view();
+        let block = full.row_block(1..4);
+        let view = block.view();
+        assert_eq!((view.n_rows(), view.n_cols(), view.nnz()), (3, 4, 3));
+        assert_eq!(view.indptr(), &[0, 2, 2, 3]);
+        for i in 0..3 {
+            let (a, b) = (view.row(i), full.row(i + 1));
+            assert_eq!((a.indices, a.data), (b.indices, b.data));
+        }
+        assert_eq!(full.row_block(2..2).view().n_rows(), 0);
     }
 
     #[test]
