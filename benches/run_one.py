@@ -367,28 +367,27 @@ def run_isolated(make_runner, measure, result: dict, out: Path, name: str, headl
     record the version of its ``package`` (Python's when that is None) and its settings in
     `result`, call ``measure(runner)`` (which fills `result`), write `result` as JSON to `out`,
     print a line (`name`, the status, ``headline(result)`` when ok, the message if any) and exit.
-    Every outcome is recorded in ``result["status"]``: "ok", exit status 0; "missing"
-    (ImportError while creating the runner: the library is not installed), 2; "error" (any
-    exception while measuring, with its traceback), 1. The start time and the 1-minute load
-    average are recorded first."""
+    The start time and the 1-minute load average are recorded first. Every outcome is recorded
+    in ``result["status"]``: "ok", exit status 0; "missing" (ImportError while creating the
+    runner: the library is not installed), 2; "error" (any other exception, while creating the
+    runner or measuring, with its traceback), 1."""
     result.update(started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   loadavg_1m_at_start=os.getloadavg()[0], status="ok")
     exit_code = 0
     with tempfile.TemporaryDirectory(prefix=name.replace(" ", "-") + "-") as tmp:
         try:
-            runner = make_runner(Path(tmp) / "model")
-            result.update(version=installed_version(runner.package) if runner.package
-                          else f"Python {platform.python_version()}", settings=runner.settings)
-        except ImportError as e:  # includes PackageNotFoundError
-            result.update(status="missing", message=str(e))
-            exit_code = 2
-        else:
             try:
+                runner = make_runner(Path(tmp) / "model")
+                result.update(version=installed_version(runner.package) if runner.package
+                              else f"Python {platform.python_version()}", settings=runner.settings)
+            except ImportError as e:  # includes PackageNotFoundError
+                result.update(status="missing", message=str(e))
+                exit_code = 2
+            else:
                 measure(runner)
-            except Exception as e:  # noqa: BLE001 - every failure is reported, never dropped
-                result.update(status="error", message=f"{type(e).__name__}: {e}",
-                              traceback=traceback.format_exc())
-                exit_code = 1
+        except Exception as e:  # noqa: BLE001 - every failure is reported, never dropped
+            result.update(status="error", message=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+            exit_code = 1
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"{name}: {result['status']}" + (headline(result) if result["status"] == "ok" else "")
