@@ -16,15 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-from bench_xmc import machine_info, write_section
+from bench_xmc import load_lines, machine_line, new_run_dir, write_section
 
 BENCH_DIR = Path(__file__).resolve().parent
 DATA_ROOT = BENCH_DIR.parents[1] / "shared" / "data"
@@ -57,19 +55,12 @@ def run_all(args, out_dir: Path) -> None:
 def report(out_dir: Path) -> str:
     meta = json.loads((out_dir / "run.json").read_text())
     runs = [json.loads(p.read_text()) for p in sorted(out_dir.glob("p*.json"))]
-    mach = meta["machine"]
-    pkgs = ", ".join(f"{k} {v}" for k, v in mach["packages"].items() if k not in ("omikuji", "napkinxc"))
-    loads = sorted(r["loadavg_1m_at_start"] for r in runs)
-    lines = [f"Command: `{meta['command']}`", "",
-             f"Machine: {mach['nproc']} CPUs ({mach['cpu']}), {mach['ram_gib']} GiB RAM, "
-             f"Python {mach['python']}; {pkgs}.", "",
+    lines = [f"Command: `{meta['command']}`", "", machine_line(meta["machine"], skip=("omikuji", "napkinxc")), "",
              f"Date: {meta['started']}; {meta['passes']} passes, interleaved; threads {meta['threads']}. "
              "Fit + transform of the training texts with word 1-3-grams + character 3-grams "
              "(pecos_rs: end-of-word marker `#`; libpecos and scikit-learn: `char_wb`), TF-IDF, "
              "blocks and rows L2-normalised. Medians over the passes; spread = max/min.", ""]
-    if loads:
-        lines += [f"1-minute load average when the runs started: median {statistics.median(loads):.1f}, "
-                  f"range {loads[0]:.1f} to {loads[-1]:.1f}.", ""]
+    lines += load_lines(runs)
     lines += ["| data set | library | status | fit + transform s | spread | peak RSS MB (texts loaded) "
               "| features | nonzeros |", "|---|---|---|---|---|---|---|---|"]
     medians: dict = {}
@@ -120,13 +111,8 @@ def main() -> None:
             ap.error(f"unknown data set or library: {bad}")
         if not args.data_root.is_dir():
             sys.exit(f"skipped: {args.data_root} not found (the benchmark reads ../shared/data beside the repo)")
-        out_dir = BENCH_DIR / "out" / datetime.now().strftime("text-%Y%m%d-%H%M%S")
-        out_dir.mkdir(parents=True)
-        meta = {"command": shlex.join(["python", "benches/bench_text.py", *sys.argv[1:]]),
-                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "machine": machine_info(), "datasets": args.datasets, "libs": args.libs,
-                "passes": args.passes, "threads": args.threads}
-        (out_dir / "run.json").write_text(json.dumps(meta, indent=1) + "\n")
+        out_dir = new_run_dir("text-%Y%m%d-%H%M%S", {"datasets": args.datasets, "libs": args.libs,
+                                                      "passes": args.passes, "threads": args.threads})
         start = time.perf_counter()
         run_all(args, out_dir)
         print(f"done in {time.perf_counter() - start:.0f} s")

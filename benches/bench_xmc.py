@@ -29,10 +29,10 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import features
+from proc_stats import installed_version
 
 BENCH_DIR = Path(__file__).resolve().parent
 BENCHMARKS_MD = BENCH_DIR.parent / "BENCHMARKS.md"
@@ -52,11 +52,39 @@ def machine_info() -> dict:
     packages = {}
     for name in ("numpy", "scipy", "scikit-learn", "pecos_rs", "libpecos", "omikuji", "napkinxc"):
         try:
-            packages[name] = version(name)
-        except PackageNotFoundError:
+            packages[name] = installed_version(name)
+        except ImportError:
             packages[name] = "not installed"
     return {"nproc": os.cpu_count(), "cpu": cpu, "ram_gib": round(ram_gib, 1),
             "python": platform.python_version(), "packages": packages}
+
+
+def new_run_dir(name_format: str, settings: dict) -> Path:
+    """Create ``benches/out/<now formatted by name_format>/`` with its ``run.json``: the command
+    line, the start time, ``machine_info()`` and `settings`; return the folder."""
+    out_dir = BENCH_DIR / "out" / datetime.now().strftime(name_format)
+    out_dir.mkdir(parents=True)
+    meta = {"command": shlex.join(["python", f"benches/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine_info(), **settings}
+    (out_dir / "run.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return out_dir
+
+
+def machine_line(mach: dict, skip: tuple = ()) -> str:
+    """The machine and package versions of ``machine_info()`` as a sentence, without the packages in `skip`."""
+    pkgs = ", ".join(f"{k} {v}" for k, v in mach["packages"].items() if k not in skip)
+    return (f"Machine: {mach['nproc']} CPUs ({mach['cpu']}), {mach['ram_gib']} GiB RAM, "
+            f"Python {mach['python']}; {pkgs}.")
+
+
+def load_lines(runs: list) -> list[str]:
+    """The median and range of the 1-minute load average at the start of the runs (none: no line)."""
+    loads = sorted(r["loadavg_1m_at_start"] for r in runs if "loadavg_1m_at_start" in r)
+    if not loads:
+        return []
+    return [f"1-minute load average when the runs started: median {statistics.median(loads):.1f}, "
+            f"range {loads[0]:.1f} to {loads[-1]:.1f} (other work on the machine inflates times).", ""]
 
 
 def run_all(args, out_dir: Path) -> None:
@@ -71,26 +99,35 @@ def run_all(args, out_dir: Path) -> None:
         for name in args.datasets:
             for lib in order:
                 stem = f"p{p}-{name}-{lib}"
-                out, log = out_dir / f"{stem}.json", out_dir / f"{stem}.log"
+                out = out_dir / f"{stem}.json"
                 if out.exists():  # only with --resume: this run already finished
                     continue
                 cmd = [sys.executable, str(BENCH_DIR / "run_one.py"), "--lib", lib, "--dataset", name,
                        "--threads", str(args.threads), "--single-threads", str(args.single_threads),
                        "--n-single", str(args.n_single), "--data-root", str(args.data_root), "--out", str(out)]
-                t0 = time.perf_counter()
-                with open(log, "w") as f:
-                    try:
-                        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, timeout=args.timeout).returncode
-                    except subprocess.TimeoutExpired:
-                        code = f"timeout after {args.timeout} s"
-                wall = time.perf_counter() - t0
-                result = json.loads(out.read_text()) if out.exists() else {
-                    "lib": lib, "dataset": name, "status": "error",
-                    "message": f"run_one.py wrote no result (exit: {code}); see {log.name}"}
-                result["pass"], result["wall_s"] = p, wall
-                out.write_text(json.dumps(result, indent=1) + "\n")
+                result = run_to_json(cmd, out, args.timeout, {"lib": lib, "dataset": name, "pass": p})
                 print(f"[pass {p}/{args.passes} {time.perf_counter() - start:7.0f} s] {name:15s} {lib:9s} "
-                      f"{result['status']:8s} {wall:6.1f} s", flush=True)
+                      f"{result['status']:8s} {result['wall_s']:6.1f} s", flush=True)
+
+
+def run_to_json(cmd: list, out: Path, timeout: float, identity: dict) -> dict:
+    """Run one runner subprocess that writes its JSON result to `out` (its output goes to the
+    ``.log`` beside it) and return that result, or an error result when it wrote none (crash,
+    timeout); `identity` (which run this is) and the wall time ``wall_s`` are added, and the
+    file is rewritten with them."""
+    log = out.with_suffix(".log")
+    t0 = time.perf_counter()
+    with open(log, "w") as f:
+        try:
+            code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            code = f"timeout after {timeout} s"
+    wall = time.perf_counter() - t0
+    result = json.loads(out.read_text()) if out.exists() else {
+        "status": "error", "message": f"{Path(cmd[1]).name} wrote no result (exit: {code}); see {log.name}"}
+    result.update(identity, wall_s=wall)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    return result
 
 
 def load_results(out_dir: Path) -> dict:
@@ -112,8 +149,9 @@ def flatten(r: dict) -> dict:
             "rss_after_data_mb": r["rss_after_data_mb"], "peak_rss_mb": r["peak_rss_mb"]}
 
 
-def summarise(runs: list) -> dict:
-    """Medians over the successful runs, the timing spread (max/min) and a status string."""
+def summarise(runs: list, flatten=flatten, timings=TIMINGS) -> dict:
+    """Medians over the successful runs of the numbers ``flatten(run)`` gives, the spread
+    (max/min) of those named in `timings`, and a status string."""
     ok = [flatten(r) for r in runs if r["status"] == "ok"]
     summary = {"version": next((r["version"] for r in runs if "version" in r), "-"), "n_ok": len(ok),
                "n_runs": len(runs)}
@@ -125,7 +163,7 @@ def summarise(runs: list) -> dict:
         return summary
     summary["status"] = "ok" if len(ok) == len(runs) else f"ok in {len(ok)}/{len(runs)} passes"
     summary["median"] = {k: statistics.median(run[k] for run in ok) for k in ok[0]}
-    summary["spread"] = {k: max(run[k] for run in ok) / max(min(run[k] for run in ok), 1e-12) for k in TIMINGS}
+    summary["spread"] = {k: max(run[k] for run in ok) / max(min(run[k] for run in ok), 1e-12) for k in timings}
     return summary
 
 
@@ -185,21 +223,14 @@ def report(out_dir: Path) -> str:
     for name in datasets:
         for lib in libs:
             summaries.setdefault((name, lib), {"version": "-", "status": "not run", "n_ok": 0, "n_runs": 0})
-    mach = meta["machine"]
-    pkgs = ", ".join(f"{k} {v}" for k, v in mach["packages"].items())
     passes = max((s["n_runs"] for s in summaries.values()), default=0)
     passes = f"{passes} pass" + ("es" if passes != 1 else "")
-    lines = [f"Command: `{meta['command']}`", "",
-             f"Machine: {mach['nproc']} CPUs ({mach['cpu']}), {mach['ram_gib']} GiB RAM, Python {mach['python']}; "
-             f"{pkgs}.", "",
+    lines = [f"Command: `{meta['command']}`", "", machine_line(meta["machine"]), "",
              f"Date: {meta['started']}; {passes}, interleaved; threads {meta['threads']} for training "
              f"and batch prediction, {meta['single_threads']} for single queries ({meta['n_single']} test rows); "
              "beam 10, top 10. Every number is the median over the passes; "
              "spread = max/min over the passes.", ""]
-    loads = sorted(r["loadavg_1m_at_start"] for runs in grouped.values() for r in runs if "loadavg_1m_at_start" in r)
-    if loads:
-        lines += [f"1-minute load average when the runs started: median {statistics.median(loads):.1f}, "
-                  f"range {loads[0]:.1f} to {loads[-1]:.1f} (other work on the machine inflates times).", ""]
+    lines += load_lines([r for runs in grouped.values() for r in runs])
     if "pecos_rs" in libs and all(summaries[(d, "pecos_rs")].get("n_ok", 0) == 0 for d in datasets):
         lines += ["**Peers only: pecos_rs had no result in this run** (see its status); "
                   "the ratio table is empty until it is built.", ""]
@@ -243,17 +274,9 @@ def main() -> None:
             parser.error(f"unknown data set or library: {bad}")
         if not args.data_root.is_dir():
             sys.exit(f"skipped: {args.data_root} not found (the benchmark reads ../shared/data beside the repo)")
-        if args.resume:
-            out_dir = args.resume
-        else:
-            out_dir = BENCH_DIR / "out" / datetime.now().strftime("%Y%m%d-%H%M%S")
-            out_dir.mkdir(parents=True)
-        meta = {"command": shlex.join(["python", "benches/bench_xmc.py", *sys.argv[1:]]),
-                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "machine": machine_info(), "datasets": args.datasets, "libs": args.libs,
-                "threads": args.threads, "single_threads": args.single_threads, "n_single": args.n_single}
-        if not (out_dir / "run.json").exists():
-            (out_dir / "run.json").write_text(json.dumps(meta, indent=1) + "\n")
+        out_dir = args.resume or new_run_dir("%Y%m%d-%H%M%S", {
+            "datasets": args.datasets, "libs": args.libs, "threads": args.threads,
+            "single_threads": args.single_threads, "n_single": args.n_single})
         run_all(args, out_dir)
     text = report(out_dir)
     print(text)

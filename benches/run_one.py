@@ -24,19 +24,19 @@ import argparse
 import gc
 import json
 import os
+import platform
 import sys
 import tempfile
 import time
 import traceback
 from datetime import datetime, timezone
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
 import features
-from proc_stats import peak_rss_mb, rss_mb
+from proc_stats import installed_version, peak_rss_mb, rss_mb
 from pecos_rs.metrics import precision_recall_at_k
 
 BEAM = 10
@@ -118,7 +118,7 @@ class PecosRsRunner(Runner):
         try:
             from pecos_rs import XRLinearClassifier
         except ImportError as e:
-            raise ImportError(f"not installed: {e}; run benches/setup_env.sh --with-pecos-rs") from e
+            raise ImportError(f"not installed: {e}; run benches/setup_env.sh") from e
         self.cls = XRLinearClassifier
 
     def fit(self):
@@ -362,6 +362,39 @@ def run(args, runner: Runner, result: dict) -> None:
     result["peak_rss_mb"] = peak_rss_mb()
 
 
+def run_isolated(make_runner, measure, result: dict, out: Path, name: str, headline) -> None:
+    """Create a runner with ``make_runner(model_dir)`` (model_dir inside a temporary folder),
+    record the version of its ``package`` (Python's when that is None) and its settings in
+    `result`, call ``measure(runner)`` (which fills `result`), write `result` as JSON to `out`,
+    print a line (`name`, the status, ``headline(result)`` when ok, the message if any) and exit.
+    The start time and the 1-minute load average are recorded first. Every outcome is recorded
+    in ``result["status"]``: "ok", exit status 0; "missing" (ImportError while creating the
+    runner: the library is not installed), 2; "error" (any other exception, while creating the
+    runner or measuring, with its traceback), 1."""
+    result.update(started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  loadavg_1m_at_start=os.getloadavg()[0], status="ok")
+    exit_code = 0
+    with tempfile.TemporaryDirectory(prefix=name.replace(" ", "-") + "-") as tmp:
+        try:
+            try:
+                runner = make_runner(Path(tmp) / "model")
+                result.update(version=installed_version(runner.package) if runner.package
+                              else f"Python {platform.python_version()}", settings=runner.settings)
+            except ImportError as e:  # includes PackageNotFoundError
+                result.update(status="missing", message=str(e))
+                exit_code = 2
+            else:
+                measure(runner)
+        except Exception as e:  # noqa: BLE001 - every failure is reported, never dropped
+            result.update(status="error", message=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+            exit_code = 1
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"{name}: {result['status']}" + (headline(result) if result["status"] == "ok" else "")
+          + (f" ({result['message']})" if "message" in result else ""))
+    sys.exit(exit_code)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lib", required=True, choices=sorted(RUNNERS))
@@ -374,31 +407,10 @@ def main() -> None:
     args = parser.parse_args()
 
     result = {"lib": args.lib, "dataset": args.dataset, "threads": args.threads,
-              "single_threads": args.single_threads, "beam_size": BEAM, "topk": TOPK,
-              "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "loadavg_1m_at_start": os.getloadavg()[0], "status": "ok"}
-    exit_code = 0
-    with tempfile.TemporaryDirectory(prefix=f"xmc-{args.lib}-") as tmp:
-        try:
-            runner = RUNNERS[args.lib](args.threads, Path(tmp) / "model")
-            result.update(version=version(runner.package), settings=runner.settings)
-        except ImportError as e:  # includes PackageNotFoundError
-            result.update(status="missing", message=str(e))
-            exit_code = 2
-        else:
-            try:
-                run(args, runner, result)
-            except Exception as e:  # noqa: BLE001 - every failure is reported, never dropped
-                result.update(status="error", message=f"{type(e).__name__}: {e}",
-                              traceback=traceback.format_exc())
-                exit_code = 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    summary = result.get("metrics", {}).get("P@1")
-    print(f"{args.lib} {args.dataset}: {result['status']}"
-          + (f", P@1 {summary:.2f}, train {result['train_s']:.2f} s" if summary is not None else "")
-          + (f" ({result['message']})" if "message" in result else ""))
-    sys.exit(exit_code)
+              "single_threads": args.single_threads, "beam_size": BEAM, "topk": TOPK}
+    run_isolated(lambda model_dir: RUNNERS[args.lib](args.threads, model_dir),
+                 lambda runner: run(args, runner, result), result, args.out, f"{args.lib} {args.dataset}",
+                 lambda r: f", P@1 {r['metrics']['P@1']:.2f}, train {r['train_s']:.2f} s")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Create the benchmark virtualenv <repo>/.bench-venv with pecos_rs and its peers.
 #
-# Usage: benches/setup_env.sh
+# Usage: benches/setup_env.sh [--no-build]
 #   installs the peers, then builds pecos_rs from the repo root (its metrics score every library).
+#   --no-build: no maturin build; a .pth file puts <repo>/python on the venv's path instead, so the
+#   work tree's pecos_rs is imported with the extension already built there
+#   (python/pecos_rs/_pecos_rs.abi3.so); the last step checks that it imports with the venv's numpy.
 # Environment: PYTHON (default python3) picks the interpreter the venv is made from.
 #
 # libpecos 1.2.8 is installed with --no-deps: it declares torch/transformers, which XR-Linear
@@ -10,9 +13,11 @@
 # was checked to train, save, load predict-only and predict with numpy 1.26.4 and scipy 1.13.1.
 set -euo pipefail
 
+build=1
 case "${1:-}" in
     "") ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --no-build) build=0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
 esac
 
@@ -46,6 +51,15 @@ for name in ["numpy", "scipy", "scikit-learn", "libpecos", "omikuji", "napkinxc"
     print(f"  {name:13s} {version(name)}")
 EOF
 
-echo "== pecos_rs from $repo (maturin, release build)"
-"${pip[@]}" install "$repo"
-"$venv/bin/python" -c "import pecos_rs; print('  pecos_rs', pecos_rs.__version__, pecos_rs.__file__)"
+site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+if [[ $build == 1 ]]; then
+    echo "== pecos_rs from $repo (maturin, release build)"
+    rm -f "$site/pecos_rs-worktree.pth"
+    "${pip[@]}" install "$repo"
+else
+    echo "== pecos_rs from $repo/python as it is (no build)"
+    "${pip[@]}" uninstall --quiet --yes pecos_rs 2>/dev/null || true
+    echo "$repo/python" > "$site/pecos_rs-worktree.pth"
+fi
+"$venv/bin/python" -c "import numpy, pecos_rs; print('  pecos_rs', pecos_rs.__version__, pecos_rs.__file__,
+      'imports under numpy', numpy.__version__)"
