@@ -398,7 +398,10 @@ impl Vocabulary {
                 let offsets = r.u64s(n + 1)?;
                 let names = std::str::from_utf8(r.bytes(header.names_len)?)
                     .map_err(|_| fail("n-grams are not valid UTF-8"))?;
-                check_names(names, &offsets).map_err(|m| fail(&m))?;
+                envelope::check_sorted_strings(names, &offsets, "n-grams")?;
+                if offsets.get(1) == Some(&0) {
+                    return Err(fail("an n-gram is empty"));
+                }
                 let keys = offsets
                     .windows(2)
                     .map(|w| names.as_bytes()[w[0] as usize..w[1] as usize].to_vec())
@@ -421,27 +424,6 @@ impl Vocabulary {
 /// The bucket number stored in a hashing-mode key.
 fn decode_bucket(key: &[u8]) -> u32 {
     key.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b))
-}
-
-/// Checks that `offsets` cut `names` into non-empty, strictly increasing n-grams at character
-/// boundaries (what the lookup table relies on).
-fn check_names(names: &str, offsets: &[u64]) -> std::result::Result<(), String> {
-    if offsets.first() != Some(&0) || offsets.last() != Some(&(names.len() as u64)) {
-        return Err("n-gram offsets do not span the names".into());
-    }
-    let mut previous: Option<&str> = None;
-    for w in offsets.windows(2) {
-        let (a, b) = (w[0] as usize, w[1] as usize);
-        let name = names
-            .get(a..b)
-            .filter(|s| !s.is_empty())
-            .ok_or("n-gram offsets are not increasing character boundaries")?;
-        if previous.is_some_and(|p| p >= name) {
-            return Err("n-grams are not sorted and unique".into());
-        }
-        previous = Some(name);
-    }
-    Ok(())
 }
 
 /// The key tables of `keys` (rank `i` is the `i`-th), built in parallel.
