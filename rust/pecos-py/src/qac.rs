@@ -8,6 +8,7 @@ use crate::convert::{count_arg, floats_arg, parse_metadata, reduce_by_bytes, str
 use crate::error::core;
 use crate::threads::run_detached;
 use numpy::PyArray1;
+use pecos_core::io::Artifact;
 use pecos_core::qac::{CompletionIndex, Suggestions};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};

@@ -10,6 +10,7 @@ use crate::convert::{
 use crate::error::core;
 use crate::threads::run_detached;
 use numpy::PyArray1;
+use pecos_core::io::Artifact;
 use pecos_core::params::Params;
 use pecos_core::text::{
     read_norm, stack_blocks, CombineParams, FeaturizerParams, NgramCounter, Vocabulary,

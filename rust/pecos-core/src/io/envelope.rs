@@ -113,6 +113,31 @@ pub(crate) fn open<'a>(bytes: &'a [u8], magic: &[u8; 8], foreign: &str) -> Resul
     Ok(Opened { bytes, version })
 }
 
+/// As [`open`], for an artifact of which this build reads one format `version`: a file of another
+/// version is refused. `what` names the artifact in the messages ("text featurizer").
+///
+/// # Errors
+/// [`PecosError::Format`] if the file is too short, foreign, or of another version.
+pub(crate) fn open_version<'a>(
+    bytes: &'a [u8],
+    magic: &[u8; 8],
+    what: &str,
+    version: u32,
+) -> Result<Opened<'a>> {
+    let file = open(
+        bytes,
+        magic,
+        &format!("not a pecos_rs {what} (bad magic bytes)"),
+    )?;
+    if file.version != version {
+        return Err(PecosError::Format(format!(
+            "{what} format version {} is not supported (this build reads version {version})",
+            file.version
+        )));
+    }
+    Ok(file)
+}
+
 impl<'a> Opened<'a> {
     pub(crate) fn version(&self) -> u32 {
         self.version

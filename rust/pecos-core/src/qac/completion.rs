@@ -36,12 +36,11 @@
 use super::range_min::RangeMin;
 use crate::error::{PecosError, Result};
 use crate::io::envelope::{self, Writer};
-use crate::io::write_atomically;
+use crate::io::Artifact;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"PECOSQAC";
 /// Bump when the layout changes; loading refuses versions it does not know.
@@ -379,9 +378,10 @@ impl CompletionIndex {
             heap.push(Reverse((rank, lo as u32, hi as u32)));
         }
     }
+}
 
-    /// Serialises the index with caller metadata.
-    pub fn to_bytes(&self, metadata: &serde_json::Value) -> Vec<u8> {
+impl Artifact for CompletionIndex {
+    fn to_bytes(&self, metadata: &serde_json::Value) -> Vec<u8> {
         let header = Header {
             n_queries: self.len(),
             text_len: self.text.len(),
@@ -394,42 +394,11 @@ impl CompletionIndex {
         w.finish()
     }
 
-    /// Writes the index and `metadata` to `path` (through a temporary file).
-    ///
-    /// # Errors
-    /// [`PecosError::Io`] if the file cannot be written.
-    pub fn save(&self, metadata: &serde_json::Value, path: &Path) -> Result<()> {
-        write_atomically(path, &self.to_bytes(metadata))
-    }
-
-    /// Reads an index written by [`CompletionIndex::save`], with its metadata.
-    ///
-    /// # Errors
-    /// [`PecosError::Io`] if the file cannot be read, [`PecosError::Format`] if it is not valid.
-    pub fn load(path: &Path) -> Result<(Self, serde_json::Value)> {
-        Self::from_bytes(&std::fs::read(path)?)
-    }
-
-    /// Parses bytes written by [`CompletionIndex::to_bytes`], returning it and its metadata.
     /// The file's size is checked against its header before anything is allocated, then every
     /// invariant of the index.
-    ///
-    /// # Errors
-    /// [`PecosError::Format`] for a foreign, truncated, corrupt or newer-version file.
-    pub fn from_bytes(bytes: &[u8]) -> Result<(Self, serde_json::Value)> {
+    fn from_bytes(bytes: &[u8]) -> Result<(Self, serde_json::Value)> {
         let fail = |msg: &str| PecosError::Format(msg.to_string());
-        let file = envelope::open(
-            bytes,
-            MAGIC,
-            "not a pecos_rs completion index (bad magic bytes)",
-        )?;
-        let version = file.version();
-        if version != QAC_FORMAT_VERSION {
-            return Err(PecosError::Format(format!(
-                "completion index format version {version} is not supported (this build reads \
-                 version {QAC_FORMAT_VERSION})"
-            )));
-        }
+        let file = envelope::open_version(bytes, MAGIC, "completion index", QAC_FORMAT_VERSION)?;
         let header: Header = file.header()?;
         let n = header.n_queries;
         let mut layout = file.layout(true)?;
