@@ -66,11 +66,8 @@ impl PyCompletionIndex {
         prefix: &Bound<'py, PyAny>,
         k: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let (prefix, k) = (prefix_arg(prefix)?, count_arg("k", k, 1)?);
-        SUGGESTIONS.with_borrow_mut(|buffer| {
-            self.index.top_k_into(prefix, k, buffer);
-            self.pairs(py, buffer.ids())
-        })
+        let ids = self.lookup(prefix_arg(prefix)?, count_arg("k", k, 1)?);
+        self.pairs(py, &ids)
     }
 
     /// The top-`k` suggestions for `prefix` as `(ids int64, counts float64)` arrays.
@@ -80,16 +77,12 @@ impl PyCompletionIndex {
         prefix: &Bound<'py, PyAny>,
         k: &Bound<'py, PyAny>,
     ) -> PyResult<IdsAndCounts<'py>> {
-        let (prefix, k) = (prefix_arg(prefix)?, count_arg("k", k, 1)?);
-        SUGGESTIONS.with_borrow_mut(|buffer| {
-            self.index.top_k_into(prefix, k, buffer);
-            let ids = buffer.ids();
-            let counts = ids.iter().map(|&id| self.index.counts()[id as usize]);
-            Ok((
-                PyArray1::from_iter(py, ids.iter().map(|&id| i64::from(id))),
-                PyArray1::from_iter(py, counts),
-            ))
-        })
+        let ids = self.lookup(prefix_arg(prefix)?, count_arg("k", k, 1)?);
+        let counts = ids.iter().map(|&id| self.index.count(id as usize));
+        Ok((
+            PyArray1::from_iter(py, ids.iter().map(|&id| i64::from(id))),
+            PyArray1::from_iter(py, counts.map(Option::unwrap_or_default)),
+        ))
     }
 
     /// `top_k` of every prefix of a list, on `n_threads` threads with the GIL released (the
@@ -184,6 +177,16 @@ impl PyCompletionIndex {
 }
 
 impl PyCompletionIndex {
+    /// The ids of the top-`k` suggestions for `prefix`, found with this thread's buffers. They
+    /// are copied out before any Python object is made: making one can run Python code (a
+    /// finalizer) that looks up again on this thread.
+    fn lookup(&self, prefix: &str, k: usize) -> Vec<u32> {
+        SUGGESTIONS.with_borrow_mut(|buffer| {
+            self.index.top_k_into(prefix, k, buffer);
+            buffer.ids().to_vec()
+        })
+    }
+
     /// `[(query, count), ...]` of the ids.
     fn pairs<'py>(&self, py: Python<'py>, ids: &[u32]) -> PyResult<Bound<'py, PyList>> {
         let index = &self.index;
