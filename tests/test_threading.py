@@ -173,6 +173,16 @@ def test_train_releases_the_gil():
     _check_overlap([train], lambda c: c[0] >= 20, "train")
 
 
+def test_completion_batch_releases_the_gil():
+    """The main thread counts during a batch of 100,000 completion lookups (~0.1 s of Rust, then
+    the lists of answers are built holding the GIL): at least 20 times."""
+    rng = np.random.default_rng(0)
+    queries = ["".join(rng.choice(list("abcdefgh "), size=rng.integers(1, 12))) for _ in range(50_000)]
+    index = _pecos_rs.CompletionIndex(queries, rng.random(50_000))
+    prefixes = [q[:4] for q in queries] * 2
+    _check_overlap([lambda: index.top_k_batch(prefixes, 10)], lambda c: c[0] >= 20, "completion batch")
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Python >= 3.12 warns about fork with threads
 def test_predict_in_forked_child_does_not_hang(big):

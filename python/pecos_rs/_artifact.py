@@ -5,7 +5,8 @@ artifact>}``. A saved directory keeps it in a JSON file (``estimator.json`` of
 :class:`~pecos_rs.XRLinearClassifier`, ``featurizer.json`` of
 :class:`~pecos_rs.text.TextFeaturizer`), read back with :func:`read_metadata` so that ``load``
 refuses a foreign directory or an unsupported version with a clear error instead of misreading it;
-the file of a text featurizer keeps it in its header.
+the file of a text featurizer keeps it in its header, as does that of a completion index (checked on
+load by :func:`check_metadata`).
 """
 
 from __future__ import annotations
@@ -46,20 +47,33 @@ def read_metadata(file: Path, format_name: str, format_version: int) -> dict:
     """
     try:
         meta = json.loads(file.read_text(encoding="utf-8"))
-        kind, version = meta.get("format"), meta.get("format_version")
-    except (ValueError, AttributeError) as e:
-        # ValueError covers malformed JSON and non-UTF-8 bytes; AttributeError JSON that is not an
-        # object.
+        if not isinstance(meta, dict):
+            raise ValueError(f"a JSON {type(meta).__name__}, not an object")
+    except ValueError as e:
+        # ValueError covers malformed JSON and non-UTF-8 bytes.
         raise corrupt(file, e) from e
-    if kind != format_name:
+    # "estimator.json" -> "estimator format version 2 is not supported ..."
+    return check_metadata(meta, format_name, format_version, holder=file.parent, label=file.stem)
+
+
+def check_metadata(meta, format_name: str, format_version: int, *, holder, label: str) -> dict:
+    """`meta` (parsed JSON), checked to be the :func:`metadata` of `format_name` in version
+    `format_version`. Errors name `holder` (the directory or file holding it) and `label` (what
+    to call the format in the version message).
+
+    Raises
+    ------
+    ModelFormatError
+        If `meta` is not an object, holds another format, or another version.
+    """
+    if not isinstance(meta, dict) or meta.get("format") != format_name:
         # "pecos_rs.text.TextFeaturizer" -> "... does not hold a pecos_rs TextFeaturizer"
         what = format_name.rpartition(".")[2]
-        raise ModelFormatError(f"{file.parent} does not hold a pecos_rs {what}")
+        raise ModelFormatError(f"{holder} does not hold a pecos_rs {what}")
+    version = meta.get("format_version")
     if version != format_version:
-        # "estimator.json" -> "estimator format version 2 is not supported ..."
         raise ModelFormatError(
-            f"{file.stem} format version {version!r} is not supported "
-            f"(this build reads {format_version})"
+            f"{label} format version {version!r} is not supported (this build reads {format_version})"
         )
     return meta
 

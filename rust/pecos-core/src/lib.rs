@@ -10,6 +10,7 @@
 //! * [`train`]: matching and ranking training: parameters, TFN/MAN targets, solvers, pruning;
 //! * [`io`]: the file envelope of every saved artifact and the model file format;
 //! * [`text`]: featurization of raw text into word / character n-gram TF-IDF rows;
+//! * [`qac`]: query autocompletion: the prefix top-k completion index (most frequent queries);
 //! * [`params`]: the parameter contract: every user-facing parameter validated once, here.
 
 pub mod error;
@@ -18,6 +19,7 @@ pub mod infer;
 pub mod io;
 pub mod model;
 pub mod params;
+pub mod qac;
 pub mod rng;
 pub mod sparse;
 pub mod text;

@@ -1,5 +1,6 @@
 //! Every conversion between Python objects and core types: sparse matrices (borrowed, never
-//! copied), label trees, top-k results, parameter maps and strings (documents, labels).
+//! copied), label trees, top-k results, parameter maps and call arguments, lists of strings and of
+//! numbers.
 
 use crate::error::core;
 use numpy::{
@@ -12,6 +13,7 @@ use pecos_core::sparse::CsrView;
 use pecos_core::PecosError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use std::borrow::Cow;
 
 /// A scipy CSR matrix passed as `(indptr int64, indices int32, data float32, n_rows, n_cols)`;
 /// the arrays are borrowed, not copied.
@@ -155,48 +157,25 @@ fn param_value(v: &Bound<'_, PyAny>) -> PyResult<Value> {
     })
 }
 
-/// A batch of strings (documents, labels) copied out of Python: one buffer and the end offset
-/// of each string, so that the GIL can be released while they are read.
-pub struct Docs {
+/// A batch of strings (documents, queries, prefixes) copied out of a Python list: one buffer and
+/// the end offset of each, so that the GIL can be released while they are read.
+pub struct StrList {
     text: String,
     ends: Vec<usize>,
 }
 
-impl Docs {
-    /// Copies a list of documents (`str`); anything else in it is an `InvalidInputError` naming
-    /// the document's position, counted from `first_doc` (the list may be one batch of many).
-    pub fn from_list(docs: &Bound<'_, PyList>, first_doc: usize) -> PyResult<Self> {
-        Self::copy(docs, first_doc, "document")
-    }
-
-    /// Copies a list of label strings; anything else in it is an `InvalidInputError` naming the
-    /// label's position.
-    pub fn labels(labels: &Bound<'_, PyList>) -> PyResult<Self> {
-        Self::copy(labels, 0, "label")
-    }
-
-    /// Copies `items`, named `what` in error messages, the first one at position `first`.
-    fn copy(items: &Bound<'_, PyList>, first: usize, what: &str) -> PyResult<Self> {
+impl StrList {
+    /// Copies a list of `str`; anything else in it is an `InvalidInputError` naming the item by
+    /// `what` ("document") and its position, counted from `first` (the list may be one batch of
+    /// many).
+    pub fn from_list(items: &Bound<'_, PyList>, what: &str, first: usize) -> PyResult<Self> {
         let mut text = String::new();
         let mut ends = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            let i = first + i;
-            let s = item.cast::<PyString>().map_err(|_| {
-                let kind = item
-                    .get_type()
-                    .name()
-                    .map_or_else(|_| "?".to_string(), |n| n.to_string());
-                invalid(format!("{what} {i} is a {kind}, not a str"))
-            })?;
-            let s = s.to_str().map_err(|_| {
-                invalid(format!(
-                    "{what} {i} is not valid Unicode (it contains a lone surrogate)"
-                ))
-            })?;
-            text.push_str(s);
+            text.push_str(str_arg(&item, || format!("{what} {}", first + i))?);
             ends.push(text.len());
         }
-        Ok(Docs { text, ends })
+        Ok(StrList { text, ends })
     }
 
     pub fn slices(&self) -> Vec<&str> {
@@ -210,6 +189,74 @@ impl Docs {
             })
             .collect()
     }
+}
+
+/// The text of a Python `str`; anything else is an `InvalidInputError` naming it by `name()`
+/// ("document 3", "prefix"), built only then.
+pub fn str_arg<'a>(item: &'a Bound<'_, PyAny>, name: impl Fn() -> String) -> PyResult<&'a str> {
+    let s = item.cast::<PyString>().map_err(|_| {
+        let kind = item
+            .get_type()
+            .name()
+            .map_or_else(|_| "?".to_string(), |n| n.to_string());
+        invalid(format!("{} is a {kind}, not a str", name()))
+    })?;
+    s.to_str().map_err(|_| {
+        invalid(format!(
+            "{} is not valid Unicode (it contains a lone surrogate)",
+            name()
+        ))
+    })
+}
+
+/// Numbers given as a 1-D float64 array (borrowed when contiguous) or a sequence of numbers
+/// (copied).
+pub enum Floats<'py> {
+    Array(PyReadonlyArray1<'py, f64>),
+    List(Vec<f64>),
+}
+
+/// The numbers of argument `name`; anything else is an `InvalidInputError` naming it.
+pub fn floats_arg<'py>(value: &Bound<'py, PyAny>, name: &str) -> PyResult<Floats<'py>> {
+    if let Ok(array) = value.extract::<PyReadonlyArray1<'py, f64>>() {
+        return Ok(Floats::Array(array));
+    }
+    let numbers = if value.is_instance_of::<PyString>() {
+        None
+    } else {
+        value.extract::<Vec<f64>>().ok()
+    };
+    numbers.map(Floats::List).ok_or_else(|| {
+        invalid(format!(
+            "{name} must be a 1-D float64 array or a sequence of numbers"
+        ))
+    })
+}
+
+impl Floats<'_> {
+    pub fn values(&self) -> Cow<'_, [f64]> {
+        match self {
+            Floats::Array(a) => a
+                .as_slice()
+                .map_or_else(|_| Cow::Owned(a.as_array().to_vec()), Cow::Borrowed),
+            Floats::List(v) => Cow::Borrowed(v),
+        }
+    }
+}
+
+/// A count given as a call argument (`k`): an int `>= min`, checked by the core's parameter
+/// contract (its checks and wording: bools refused, "k must be an integer >= 1, got 0").
+pub fn count_arg(name: &str, value: &Bound<'_, PyAny>, min: usize) -> PyResult<usize> {
+    // The common case without building a parameter map: a plain int in range.
+    if value.is_exact_instance_of::<PyInt>() {
+        if let Ok(v) = value.extract::<usize>() {
+            if v >= min {
+                return Ok(v);
+            }
+        }
+    }
+    let mut params = Params::new([(name.to_string(), param_value(value)?)]);
+    core(params.count(name, min))
 }
 
 fn invalid(msg: String) -> PyErr {

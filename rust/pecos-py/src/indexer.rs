@@ -1,7 +1,7 @@
 //! Indexing: PIFA embeddings, the balanced 2-means kernel, and the indexers that build the label
 //! tree: hierarchical k-means, the trie and the hybrid (trie + k-means).
 
-use crate::convert::{chain_arrays, csr_arrays, CsrArgs, CsrArrays, Docs, ParamsArg};
+use crate::convert::{chain_arrays, csr_arrays, CsrArgs, CsrArrays, ParamsArg, StrList};
 use crate::error::core;
 use crate::threads::{run_detached, run_interruptible};
 use numpy::PyArray1;
@@ -79,7 +79,7 @@ pub fn py_trie_chain<'py>(
     params: ParamsArg,
 ) -> PyResult<Vec<Bound<'py, PyArray1<u32>>>> {
     let indexer = params.read(TrieIndexer::from_params)?;
-    let labels = Docs::labels(labels)?;
+    let labels = StrList::from_list(labels, "label", 0)?;
     let strings = labels.slices();
     // The trie is built in one pass per level, on one thread.
     let chain = run_interruptible(py, 1, |stop| indexer.build(&strings, stop))?;
@@ -99,7 +99,7 @@ pub fn py_hybrid_chain<'py>(
     n_threads: usize,
 ) -> PyResult<Vec<Bound<'py, PyArray1<u32>>>> {
     let indexer = params.read(HybridIndexer::from_params)?;
-    let labels = Docs::labels(labels)?;
+    let labels = StrList::from_list(labels, "label", 0)?;
     let input = EmbeddedLabels {
         strings: &labels.slices(),
         embeddings: z.view()?,

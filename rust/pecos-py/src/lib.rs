@@ -7,6 +7,7 @@ mod convert;
 mod error;
 mod indexer;
 mod model;
+mod qac;
 mod text;
 mod threads;
 
@@ -22,6 +23,9 @@ mod _pecos_rs {
         py_balanced_kmeans_leaves, py_check_xlinear_params, py_hierarchical_kmeans,
         py_hybrid_chain, py_pifa, py_trie_chain,
     };
+
+    #[pymodule_export]
+    use super::qac::PyCompletionIndex;
 
     #[pymodule_export]
     use super::text::{py_combine_params, py_stack_blocks, PyNgramCounter, PyVocabulary};
@@ -41,6 +45,7 @@ mod _pecos_rs {
         )?;
         m.add("FORMAT_VERSION", pecos_core::io::FORMAT_VERSION)?;
         m.add("TEXT_FORMAT_VERSION", pecos_core::text::TEXT_FORMAT_VERSION)?;
+        m.add("QAC_FORMAT_VERSION", pecos_core::qac::QAC_FORMAT_VERSION)?;
         m.add(
             "DEFAULT_TOKEN_PATTERN",
             pecos_core::text::DEFAULT_TOKEN_PATTERN,

@@ -5,11 +5,12 @@
 //! Rust buffer so that the GIL can be released.
 
 use crate::convert::{
-    csr_arrays, parse_metadata, reduce_by_bytes, CsrArgs, CsrArrays, Docs, ParamsArg, ValueArg,
+    csr_arrays, parse_metadata, reduce_by_bytes, CsrArgs, CsrArrays, ParamsArg, StrList, ValueArg,
 };
 use crate::error::core;
 use crate::threads::run_detached;
 use numpy::PyArray1;
+use pecos_core::io::Artifact;
 use pecos_core::params::Params;
 use pecos_core::text::{
     read_norm, stack_blocks, CombineParams, FeaturizerParams, NgramCounter, Vocabulary,
@@ -56,7 +57,7 @@ impl PyNgramCounter {
         first_doc: usize,
         n_threads: usize,
     ) -> PyResult<()> {
-        let docs = Docs::from_list(docs, first_doc)?;
+        let docs = StrList::from_list(docs, "document", first_doc)?;
         let counter = self.counter_mut()?;
         run_detached(py, n_threads, || counter.update(&docs.slices()))
     }
@@ -137,7 +138,7 @@ impl PyVocabulary {
         first_doc: usize,
         n_threads: usize,
     ) -> PyResult<CsrArrays<'py>> {
-        let docs = Docs::from_list(docs, first_doc)?;
+        let docs = StrList::from_list(docs, "document", first_doc)?;
         let x = run_detached(py, n_threads, || Ok(self.vocab.transform(&docs.slices())))?;
         let shape = (x.indptr.len() - 1, x.n_cols);
         Ok(csr_arrays(py, x.indptr, x.indices, x.data, shape))

@@ -113,6 +113,31 @@ pub(crate) fn open<'a>(bytes: &'a [u8], magic: &[u8; 8], foreign: &str) -> Resul
     Ok(Opened { bytes, version })
 }
 
+/// As [`open`], for an artifact of which this build reads one format `version`: a file of another
+/// version is refused. `what` names the artifact in the messages ("text featurizer").
+///
+/// # Errors
+/// [`PecosError::Format`] if the file is too short, foreign, or of another version.
+pub(crate) fn open_version<'a>(
+    bytes: &'a [u8],
+    magic: &[u8; 8],
+    what: &str,
+    version: u32,
+) -> Result<Opened<'a>> {
+    let file = open(
+        bytes,
+        magic,
+        &format!("not a pecos_rs {what} (bad magic bytes)"),
+    )?;
+    if file.version != version {
+        return Err(PecosError::Format(format!(
+            "{what} format version {} is not supported (this build reads version {version})",
+            file.version
+        )));
+    }
+    Ok(file)
+}
+
 impl<'a> Opened<'a> {
     pub(crate) fn version(&self) -> u32 {
         self.version
@@ -266,6 +291,35 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Checks a sorted string table as bodies store one (`offsets u64[n + 1] | text u8[..]`): the
+/// offsets cut `text` at character boundaries into strictly increasing strings (sorted, no two
+/// equal; so only the first may be empty). `what` names the strings in the messages ("n-grams").
+///
+/// # Errors
+/// [`PecosError::Format`] naming what is wrong.
+pub(crate) fn check_sorted_strings(text: &str, offsets: &[u64], what: &str) -> Result<()> {
+    if offsets.first() != Some(&0) || offsets.last() != Some(&(text.len() as u64)) {
+        return Err(PecosError::Format(format!(
+            "the offsets of the {what} do not span their text"
+        )));
+    }
+    let mut previous: Option<&str> = None;
+    for w in offsets.windows(2) {
+        let s = text.get(w[0] as usize..w[1] as usize).ok_or_else(|| {
+            PecosError::Format(format!(
+                "the offsets of the {what} are not increasing character boundaries"
+            ))
+        })?;
+        if previous.is_some_and(|p| p >= s) {
+            return Err(PecosError::Format(format!(
+                "{what} are not sorted and unique"
+            )));
+        }
+        previous = Some(s);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,6 +383,26 @@ mod tests {
             open(b"PK\x03\x04 zip", MAGIC, "not ours"),
             Err(PecosError::Format(m)) if m == "not ours"
         ));
+    }
+
+    #[test]
+    fn sorted_string_tables_are_checked() {
+        assert!(check_sorted_strings("abb", &[0, 1, 3], "names").is_ok());
+        assert!(
+            check_sorted_strings("ab", &[0, 0, 2], "names").is_ok(),
+            "one empty, first"
+        );
+        for (text, offsets) in [
+            ("abb", &[0u64, 1][..]),
+            ("abb", &[1, 3]),
+            ("ba", &[0, 1, 2]),
+            ("aa", &[0, 1, 2]),
+            ("ab", &[0, 2, 1, 2]),
+            ("\u{e9}", &[0, 1, 2]),
+        ] {
+            let err = check_sorted_strings(text, offsets, "names");
+            assert!(matches!(err, Err(PecosError::Format(m)) if m.contains("names")));
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Files: the one `envelope` every saved artifact is wrapped in, the model file format
-//! (`model_file`), and writing through a temporary file. The text vocabulary's format lives
-//! with the vocabulary ([`crate::text`]) and uses the same envelope.
+//! (`model_file`), writing through a temporary file, and [`Artifact`], what saving and loading
+//! mean for the artifacts whose formats live beside their types and use the same envelope (the
+//! text vocabulary in [`crate::text`], the completion index in [`crate::qac`]).
 //!
 //! Uses [`crate::model`] (the arrays a model file holds) and [`crate::index`] (the chain).
 
@@ -31,8 +32,39 @@ pub fn load(path: &Path) -> Result<(XLinearModel, serde_json::Value)> {
     from_bytes(&fs::read(path)?)
 }
 
+/// An artifact with a file format of its own (in the envelope) that keeps caller metadata (e.g.
+/// the Python class's parameters): it is written to one file, or to bytes for pickling.
+pub trait Artifact: Sized {
+    /// Serialises the artifact with caller metadata.
+    fn to_bytes(&self, metadata: &serde_json::Value) -> Vec<u8>;
+
+    /// Parses bytes written by [`Artifact::to_bytes`], returning the artifact and its metadata.
+    ///
+    /// # Errors
+    /// [`crate::PecosError::Format`] for a foreign, truncated, corrupt or unsupported-version
+    /// file.
+    fn from_bytes(bytes: &[u8]) -> Result<(Self, serde_json::Value)>;
+
+    /// Writes the artifact and `metadata` to `path` (through a temporary file).
+    ///
+    /// # Errors
+    /// [`crate::PecosError::Io`] if the file cannot be written.
+    fn save(&self, metadata: &serde_json::Value, path: &Path) -> Result<()> {
+        write_atomically(path, &self.to_bytes(metadata))
+    }
+
+    /// Reads an artifact written by [`Artifact::save`], with its metadata.
+    ///
+    /// # Errors
+    /// [`crate::PecosError::Io`] if the file cannot be read, [`crate::PecosError::Format`] if it
+    /// is not valid.
+    fn load(path: &Path) -> Result<(Self, serde_json::Value)> {
+        Self::from_bytes(&fs::read(path)?)
+    }
+}
+
 /// Writes `bytes` to `path` through a temporary file, so a crash never leaves half a file.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, bytes)?;
     fs::rename(&tmp, path)?;

@@ -21,10 +21,9 @@ use super::table::{buffer_chunk, key_hash, shard_of, KeyTable, Occurrences, DROP
 use super::{Norm, TfidfConfig};
 use crate::error::{PecosError, Result};
 use crate::io::envelope::{self, Writer};
-use crate::io::write_atomically;
+use crate::io::Artifact;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"PECOSTXT";
 /// Bump when the layout changes; loading refuses versions it does not know.
@@ -299,9 +298,11 @@ impl Vocabulary {
         }
         piece.lens.push(piece.indices.len() - before);
     }
+}
 
+impl Artifact for Vocabulary {
     /// Serialises the vocabulary with caller metadata (e.g. the featurizer's parameters).
-    pub fn to_bytes(&self, metadata: &serde_json::Value) -> Vec<u8> {
+    fn to_bytes(&self, metadata: &serde_json::Value) -> Vec<u8> {
         let mut names = String::new();
         let mut offsets = Vec::new();
         if let Some(list) = self.feature_names() {
@@ -331,40 +332,9 @@ impl Vocabulary {
         w.finish()
     }
 
-    /// Writes the vocabulary and `metadata` to `path` (through a temporary file).
-    ///
-    /// # Errors
-    /// [`PecosError::Io`] if the file cannot be written.
-    pub fn save(&self, metadata: &serde_json::Value, path: &Path) -> Result<()> {
-        write_atomically(path, &self.to_bytes(metadata))
-    }
-
-    /// Reads a vocabulary written by [`Vocabulary::save`], with its metadata.
-    ///
-    /// # Errors
-    /// [`PecosError::Io`] if the file cannot be read, [`PecosError::Format`] if it is not valid.
-    pub fn load(path: &Path) -> Result<(Self, serde_json::Value)> {
-        Self::from_bytes(&std::fs::read(path)?)
-    }
-
-    /// Parses bytes written by [`Vocabulary::to_bytes`], returning it and its metadata.
-    ///
-    /// # Errors
-    /// [`PecosError::Format`] for a foreign, truncated, corrupt or newer-version file.
-    pub fn from_bytes(bytes: &[u8]) -> Result<(Self, serde_json::Value)> {
+    fn from_bytes(bytes: &[u8]) -> Result<(Self, serde_json::Value)> {
         let fail = |msg: &str| PecosError::Format(msg.to_string());
-        let file = envelope::open(
-            bytes,
-            MAGIC,
-            "not a pecos_rs text featurizer (bad magic bytes)",
-        )?;
-        let version = file.version();
-        if version != TEXT_FORMAT_VERSION {
-            return Err(PecosError::Format(format!(
-                "text format version {version} is not supported (this build reads version \
-                 {TEXT_FORMAT_VERSION})"
-            )));
-        }
+        let file = envelope::open_version(bytes, MAGIC, "text featurizer", TEXT_FORMAT_VERSION)?;
         let header: Header = file.header()?;
         let n = header.n_kept;
         let mut layout = file.layout(false)?;
@@ -398,7 +368,10 @@ impl Vocabulary {
                 let offsets = r.u64s(n + 1)?;
                 let names = std::str::from_utf8(r.bytes(header.names_len)?)
                     .map_err(|_| fail("n-grams are not valid UTF-8"))?;
-                check_names(names, &offsets).map_err(|m| fail(&m))?;
+                envelope::check_sorted_strings(names, &offsets, "n-grams")?;
+                if offsets.get(1) == Some(&0) {
+                    return Err(fail("an n-gram is empty"));
+                }
                 let keys = offsets
                     .windows(2)
                     .map(|w| names.as_bytes()[w[0] as usize..w[1] as usize].to_vec())
@@ -421,27 +394,6 @@ impl Vocabulary {
 /// The bucket number stored in a hashing-mode key.
 fn decode_bucket(key: &[u8]) -> u32 {
     key.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b))
-}
-
-/// Checks that `offsets` cut `names` into non-empty, strictly increasing n-grams at character
-/// boundaries (what the lookup table relies on).
-fn check_names(names: &str, offsets: &[u64]) -> std::result::Result<(), String> {
-    if offsets.first() != Some(&0) || offsets.last() != Some(&(names.len() as u64)) {
-        return Err("n-gram offsets do not span the names".into());
-    }
-    let mut previous: Option<&str> = None;
-    for w in offsets.windows(2) {
-        let (a, b) = (w[0] as usize, w[1] as usize);
-        let name = names
-            .get(a..b)
-            .filter(|s| !s.is_empty())
-            .ok_or("n-gram offsets are not increasing character boundaries")?;
-        if previous.is_some_and(|p| p >= name) {
-            return Err("n-grams are not sorted and unique".into());
-        }
-        previous = Some(name);
-    }
-    Ok(())
 }
 
 /// The key tables of `keys` (rank `i` is the `i`-th), built in parallel.
