@@ -1,0 +1,269 @@
+"""Session-aware query autocompletion (PECOS's qp2q, Yadav et al. KDD 2021).
+
+From the previous query of a session and the prefix typed so far, suggest the next queries. The
+labels are the training next-queries, sorted as strings, so that the labels starting with a prefix
+are one range of label ids: the XR-Linear model searches only tree nodes holding such labels
+(prefix-aware search), and a most-frequent-completion index fills what the model leaves
+(:class:`CompletionIndex`), so that an answer is never empty while a training query starts with
+the prefix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, clone
+from sklearn.preprocessing import normalize
+from sklearn.utils.validation import check_is_fitted
+
+from .._artifact import read_metadata, write_metadata
+from .._params import check_param, is_int
+from ..exceptions import InvalidInputError
+from ..indexer import HierarchicalKMeans, HybridIndexer, TrieIndexer, pifa
+from ..text import PositionWeightedCharTfidf, WordTfidf
+from ..xlinear import XRLinearClassifier
+from ._completion import CompletionIndex
+
+_FORMAT_NAME = "pecos_rs.qac.SessionAutocompleter"
+_FORMAT_VERSION = 1
+_META_FILE = "autocompleter.json"
+_INDEXERS = ("hybrid", "trie", "kmeans")
+#: Trie depth by indexer when `trie_depth` is None: the paper's hybrid and pure-trie settings.
+_DEFAULT_TRIE_DEPTH = {"hybrid": 2, "trie": 16}
+
+
+def _strings(values, name: str) -> list:
+    """`values` as a list of str, or InvalidInputError naming the first element that is not."""
+    if isinstance(values, str):
+        raise InvalidInputError(f"{name} must be a sequence of str, got a single str")
+    values = list(values)
+    for i, v in enumerate(values):
+        if not isinstance(v, str):
+            raise InvalidInputError(f"{name}[{i}] must be a str, got {type(v).__name__}")
+    return values
+
+
+class SessionAutocompleter(BaseEstimator):
+    """Suggest the next query from the previous one and the typed prefix.
+
+    The input of the model is the word TF-IDF of the previous query next to the
+    position-weighted character TF-IDF of the prefix (its first characters weigh most); the labels
+    are the distinct training next-queries. The label tree follows the label strings: a trie on the
+    top characters and balanced 2-means below (``"hybrid"``), a pure trie (``"trie"``), or PECOS's
+    default k-means tree (``"kmeans"``). Suggestions start with the prefix whenever training
+    queries do: the search enters only tree nodes holding such labels, and when the model finds
+    fewer than ``k`` the most frequent completions of the prefix follow, backing off one character
+    at a time (PECOS's most-frequent-query baseline), so the answer is empty only when no training
+    query at all exists.
+
+    Parameters
+    ----------
+    indexer : {"hybrid", "trie", "kmeans"}, default="hybrid"
+    trie_depth : int or None, default=None
+        Character levels of the trie: the hybrid's top levels (2 if None) or the pure trie's
+        depth (16 if None); not used by ``"kmeans"``.
+    label_features : {"prefix", "pifa"}, default="prefix"
+        What the 2-means splits cluster: the prefix featurizer applied to the label strings (as
+        the paper does), or PIFA embeddings.
+    query_features, prefix_features : text featurizer or None
+        Featurizers of the previous query and of the prefix; None means
+        ``WordTfidf(ngram_range=(1, 1), strip_accents="unicode")`` and
+        ``PositionWeightedCharTfidf(ngram_range=(1, 3))``.
+    n_splits, max_leaf_size, beam_size, threshold : as in :class:`pecos_rs.XRLinearClassifier`
+        Defaults 2, 100, 10, 0.1 (the paper's binary tree).
+    candidates : int, default=10
+        Labels taken from the model per query before the frequency re-ranking (at least ``k``
+        are taken).
+    frequency_weight : float in [0, 1], default=0.0
+        Ranks the model's candidates by ``score ** (1 - w) * (count / max count) ** w``, the counts
+        being training frequencies of the candidates; 0 keeps the model's order.
+    n_jobs : int or None, default=None
+    random_state : int, default=0
+    """
+
+    def __init__(
+        self,
+        *,
+        indexer="hybrid",
+        trie_depth=None,
+        label_features="prefix",
+        query_features=None,
+        prefix_features=None,
+        n_splits=2,
+        max_leaf_size=100,
+        beam_size=10,
+        threshold=0.1,
+        candidates=10,
+        frequency_weight=0.0,
+        n_jobs=None,
+        random_state=0,
+    ):
+        self.indexer = indexer
+        self.trie_depth = trie_depth
+        self.label_features = label_features
+        self.query_features = query_features
+        self.prefix_features = prefix_features
+        self.n_splits = n_splits
+        self.max_leaf_size = max_leaf_size
+        self.beam_size = beam_size
+        self.threshold = threshold
+        self.candidates = candidates
+        self.frequency_weight = frequency_weight
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ training
+
+    def _check_own_params(self):
+        """The parameters this class handles itself; the rest are checked by the parts that use them."""
+        check_param(self, "indexer", self.indexer in _INDEXERS, f"one of {_INDEXERS}")
+        check_param(self, "label_features", self.label_features in ("prefix", "pifa"), '"prefix" or "pifa"')
+        check_param(self, "candidates", is_int(self.candidates) and self.candidates >= 1, "an int >= 1")
+        w = self.frequency_weight
+        check_param(self, "frequency_weight",
+                    isinstance(w, (int, float)) and not isinstance(w, bool) and 0.0 <= w <= 1.0,
+                    "a number in [0, 1]")
+
+    def fit(self, prev_queries, prefixes, next_queries):
+        """Learn from ``(previous query, prefix, next query)`` triples; an empty previous query
+        (the first query of a session) is a normal input.
+
+        Returns
+        -------
+        self : SessionAutocompleter
+        """
+        self._check_own_params()
+        prev_queries = _strings(prev_queries, "prev_queries")
+        prefixes = _strings(prefixes, "prefixes")
+        next_queries = _strings(next_queries, "next_queries")
+        if not (len(prev_queries) == len(prefixes) == len(next_queries)):
+            raise InvalidInputError(
+                "prev_queries, prefixes and next_queries must have the same length, got "
+                f"{len(prev_queries)}, {len(prefixes)} and {len(next_queries)}"
+            )
+        if not next_queries:
+            raise InvalidInputError("cannot fit on no examples")
+        self.completion_ = CompletionIndex(n_jobs=self.n_jobs).fit(next_queries)
+        # The index sorts its queries as the labels must be (code point order): label i is query i.
+        self.labels_ = np.array(self.completion_.queries_, dtype=object)
+        label_id = {q: i for i, q in enumerate(self.labels_)}
+        rows = np.arange(len(next_queries) + 1)
+        Y = sp.csr_matrix(
+            (np.ones(len(next_queries), np.float32), [label_id[q] for q in next_queries], rows),
+            shape=(len(next_queries), len(self.labels_)),
+        )
+        query_f = self.query_features
+        if query_f is None:
+            query_f = WordTfidf(ngram_range=(1, 1), strip_accents="unicode")
+        prefix_f = self.prefix_features
+        if prefix_f is None:
+            prefix_f = PositionWeightedCharTfidf(ngram_range=(1, 3))
+        self.query_features_ = clone(query_f).fit(sorted(set(prev_queries)) or [""])
+        self.prefix_features_ = clone(prefix_f).fit(prefixes)
+        X = self._features(prev_queries, prefixes)
+        chain = self._label_tree(Y, X)
+        self.model_ = XRLinearClassifier(
+            n_splits=self.n_splits, max_leaf_size=self.max_leaf_size, beam_size=self.beam_size,
+            threshold=self.threshold, n_jobs=self.n_jobs, random_state=self.random_state,
+        ).fit(X, Y, cluster_chain=chain)
+        return self
+
+    def _features(self, prev_queries, prefixes) -> sp.csr_matrix:
+        """Model input rows: previous-query features beside prefix features, rows L2-normalised."""
+        blocks = [self.query_features_.transform(prev_queries), self.prefix_features_.transform(prefixes)]
+        return normalize(sp.hstack(blocks, format="csr"), norm="l2").astype(np.float32)
+
+    def _label_tree(self, Y, X):
+        labels = list(self.labels_)
+        depth = self.trie_depth if self.trie_depth is not None else _DEFAULT_TRIE_DEPTH.get(self.indexer)
+        if self.indexer == "trie":
+            return TrieIndexer(depth=depth).fit(labels)
+        Z = self.prefix_features_.transform(labels) if self.label_features == "prefix" else pifa(Y, X)
+        if self.indexer == "hybrid":
+            return HybridIndexer(
+                trie_depth=depth, n_splits=self.n_splits, max_leaf_size=self.max_leaf_size,
+                random_state=self.random_state, n_jobs=self.n_jobs,
+            ).fit(labels, Z)
+        return HierarchicalKMeans(
+            n_splits=self.n_splits, max_leaf_size=self.max_leaf_size, random_state=self.random_state,
+            n_jobs=self.n_jobs,
+        ).fit(Z)
+
+    # ---------------------------------------------------------------- suggestions
+
+    def suggest(self, prev_query: str, prefix: str, k: int = 10) -> list:
+        """Up to `k` ``(query, score)`` suggestions, best first: the model's (scores in (0, 1]
+        with the default post-processor), then completions of the prefix by frequency (score 0)."""
+        return self.suggest_batch([prev_query], [prefix], k)[0]
+
+    def suggest_batch(self, prev_queries, prefixes, k: int = 10) -> list:
+        """:meth:`suggest` for many ``(previous query, prefix)`` pairs: one list per pair."""
+        check_is_fitted(self, "model_")
+        prev_queries = _strings(prev_queries, "prev_queries")
+        prefixes = _strings(prefixes, "prefixes")
+        if len(prev_queries) != len(prefixes):
+            raise InvalidInputError(
+                f"prev_queries and prefixes must have the same length, got {len(prev_queries)} and {len(prefixes)}"
+            )
+        if not is_int(k) or k < 1:
+            raise InvalidInputError(f"k must be an int >= 1, got {k!r}")
+        if not prefixes:
+            return []
+        ranges = np.array([self.completion_.prefix_range(p) for p in prefixes], dtype=np.int64)
+        labels, scores = self.model_.predict_topk(
+            self._features(prev_queries, prefixes), max(k, self.candidates), label_ranges=ranges
+        )
+        return [self._answer(prefix, row_labels, row_scores, k)
+                for prefix, row_labels, row_scores in zip(prefixes, labels, scores)]
+
+    def _answer(self, prefix, row_labels, row_scores, k):
+        found = row_labels >= 0
+        ids, scores = row_labels[found], row_scores[found].astype(np.float64)
+        w = self.frequency_weight
+        if w > 0 and ids.size:
+            counts = self.completion_.counts_[ids]
+            scores = scores ** (1 - w) * (counts / counts.max()) ** w
+            order = np.argsort(-scores, kind="stable")
+            ids, scores = ids[order], scores[order]
+        ranked = [(self.labels_[i], float(s)) for i, s in zip(ids, scores)]
+        answer = ranked[:k]
+        if len(answer) < k:
+            seen = {query for query, _ in answer}
+            for query, _ in self.completion_.suggest(prefix, k):
+                if query not in seen and len(answer) < k:
+                    answer.append((query, 0.0))
+                    seen.add(query)
+        return answer
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path):
+        """Write the fitted autocompleter to directory `path`: its parameters, the two
+        featurizers, the model and the completion index, in the package's validated formats."""
+        check_is_fitted(self, "model_")
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.query_features_.save(path / "query_features.bin")
+        self.prefix_features_.save(path / "prefix_features.bin")
+        self.model_.save(path / "model")
+        self.completion_.save(path / "completion")
+        params = {k: v for k, v in self.get_params(deep=False).items()
+                  if k not in ("query_features", "prefix_features")}
+        write_metadata(path / _META_FILE, _FORMAT_NAME, _FORMAT_VERSION, params=params)
+
+    @classmethod
+    def load(cls, path):
+        """Load an autocompleter written by :meth:`save` (ModelFormatError if corrupt)."""
+        from ..text import load as load_featurizer
+
+        path = Path(path)
+        meta = read_metadata(path / _META_FILE, _FORMAT_NAME, _FORMAT_VERSION)
+        est = cls(**meta["params"])
+        est.query_features_ = load_featurizer(path / "query_features.bin")
+        est.prefix_features_ = load_featurizer(path / "prefix_features.bin")
+        est.model_ = XRLinearClassifier.load(path / "model")
+        est.completion_ = CompletionIndex.load(path / "completion")
+        est.labels_ = np.array(est.completion_.queries_, dtype=object)
+        return est

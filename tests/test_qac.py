@@ -1,0 +1,138 @@
+"""SessionAutocompleter: prefix-aware suggestions from (previous query, prefix) pairs."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from pecos_rs import InvalidInputError, InvalidParameterError, ModelFormatError
+from pecos_rs.qac import SessionAutocompleter
+
+# Topics share first letters, so that only the previous query tells which completion is meant.
+TOPICS = {
+    "weather": ["weather radar", "rain forecast", "wind speed", "temperature map"],
+    "weddings": ["wedding dresses", "ring sizes", "wine pairing", "table plans"],
+    "travel": ["train tickets", "map of rome", "travel insurance", "rail pass"],
+    "music": ["tour dates", "metal bands", "mp3 converter", "radio stations"],
+}
+
+
+def sessions(n, seed):
+    """Synthetic (prev, prefix, next) triples: the previous query names a topic, the next query
+    is one of the topic's queries (some more frequent than others), the prefix a random cut."""
+    rng = np.random.default_rng(seed)
+    names = sorted(TOPICS)
+    prev, prefix, nxt = [], [], []
+    for _ in range(n):
+        topic = names[rng.integers(len(names))]
+        queries = TOPICS[topic]
+        q = queries[min(rng.geometric(0.5) - 1, len(queries) - 1)]
+        prev.append(f"{topic} {rng.integers(3)}")
+        nxt.append(q)
+        prefix.append(q[: rng.integers(1, len(q) + 1)])
+    return prev, prefix, nxt
+
+
+@pytest.fixture(scope="module")
+def data():
+    return sessions(600, seed=0), sessions(200, seed=1)
+
+
+@pytest.fixture(scope="module", params=["hybrid", "trie", "kmeans"])
+def fitted(request, data):
+    (prev, prefix, nxt), _ = data
+    return SessionAutocompleter(indexer=request.param, max_leaf_size=4).fit(prev, prefix, nxt)
+
+
+def test_suggestions_start_with_the_prefix(fitted, data):
+    _, (prev, prefix, nxt) = data
+    labels = set(fitted.labels_)
+    for p, q in zip(prev, prefix):
+        got = fitted.suggest(p, q, k=3)
+        starting = sorted(label for label in labels if label.startswith(q))
+        assert len(got) == 3
+        n_match = min(3, len(starting))
+        assert all(s.startswith(q) for s, _ in got[:n_match]), (q, got)
+        assert len({s for s, _ in got}) == 3
+
+
+def test_the_model_uses_the_previous_query(fitted):
+    """The same prefix suggests the previous query's topic first."""
+    for topic, queries in TOPICS.items():
+        for first in {q[0] for q in queries}:
+            best = fitted.suggest(f"{topic} 1", first, k=1)[0][0]
+            assert best in queries, (topic, first, best)
+
+
+def test_accuracy_beats_chance(fitted, data):
+    _, (prev, prefix, nxt) = data
+    suggestions = fitted.suggest_batch(prev, prefix, k=1)
+    hits = np.mean([s[0][0] == q for s, q in zip(suggestions, nxt)])
+    assert hits > 0.8
+
+
+def test_empty_previous_query_and_unseen_prefix(fitted):
+    got = fitted.suggest("", "wea", k=2)
+    assert got[0][0] == "weather radar"
+    # No training query starts with "zz": the back-off fills the list with frequent queries.
+    fallback = fitted.suggest("weather 0", "zz", k=4)
+    assert len(fallback) == 4 and all(score == 0.0 for _, score in fallback)
+
+
+def test_batch_equals_single(fitted, data):
+    _, (prev, prefix, _) = data
+    batch = fitted.suggest_batch(prev[:50], prefix[:50], k=5)
+    assert batch == [fitted.suggest(p, q, k=5) for p, q in zip(prev[:50], prefix[:50])]
+
+
+def test_save_load_round_trip(fitted, data, tmp_path):
+    _, (prev, prefix, _) = data
+    fitted.save(tmp_path / "m")
+    back = SessionAutocompleter.load(tmp_path / "m")
+    assert back.suggest_batch(prev[:40], prefix[:40]) == fitted.suggest_batch(prev[:40], prefix[:40])
+    assert back.get_params()["indexer"] == fitted.indexer
+
+
+def test_corrupt_save_is_refused(fitted, tmp_path):
+    fitted.save(tmp_path / "m")
+    (tmp_path / "m" / "autocompleter.json").write_text("{not json")
+    with pytest.raises(ModelFormatError):
+        SessionAutocompleter.load(tmp_path / "m")
+
+
+def test_frequency_weight_reorders_towards_frequent_queries(data):
+    (prev, prefix, nxt), _ = data
+    ac = SessionAutocompleter(max_leaf_size=4, frequency_weight=1.0, candidates=8).fit(prev, prefix, nxt)
+    got = ac.suggest("weather 0", "w", k=4)
+    counts = [nxt.count(s) for s, _ in got]
+    assert counts == sorted(counts, reverse=True)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(indexer="tree"), dict(label_features="both"), dict(candidates=0), dict(frequency_weight=1.5),
+    dict(frequency_weight=True), dict(trie_depth=0), dict(max_leaf_size=0),
+])
+def test_bad_parameters(data, kwargs):
+    (prev, prefix, nxt), _ = data
+    with pytest.raises(InvalidParameterError):
+        SessionAutocompleter(**kwargs).fit(prev[:50], prefix[:50], nxt[:50])
+
+
+def test_bad_input(fitted, data):
+    (prev, prefix, nxt), _ = data
+    with pytest.raises(InvalidInputError, match="same length"):
+        SessionAutocompleter().fit(prev, prefix[:-1], nxt)
+    with pytest.raises(InvalidInputError, match=r"next_queries\[2\]"):
+        SessionAutocompleter().fit(prev[:3], prefix[:3], ["a", "b", 3])
+    with pytest.raises(InvalidInputError, match="single str"):
+        fitted.suggest_batch("weather", ["w"])
+    with pytest.raises(InvalidInputError, match="k must be"):
+        fitted.suggest("weather 0", "w", k=0)
+
+
+def test_pickle(fitted, data):
+    _, (prev, prefix, _) = data
+    back = pickle.loads(pickle.dumps(fitted))
+    assert back.suggest_batch(prev[:20], prefix[:20]) == fitted.suggest_batch(prev[:20], prefix[:20])
