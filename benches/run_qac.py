@@ -273,9 +273,8 @@ class LibpecosRunner(Runner):
 class PecosRsQacRunner(Runner):
     """Base of the pecos_rs runners: they need ``pecos_rs.qac`` and are "missing" until it imports.
 
-    To connect one, implement ``fit`` / ``save`` / ``load`` / ``suggest`` against the
-    ``pecos_rs.qac`` API (training on the same rows and answering one raw query per call with
-    one thread, as the peers do) and describe the calls in ``settings``."""
+    They train on the same rows and answer one raw query per call with one thread, as the peers
+    do."""
 
     package = "pecos_rs"
     model_attrs = ("model",)
@@ -285,18 +284,49 @@ class PecosRsQacRunner(Runner):
         import pecos_rs.qac as qac  # ImportError (status "missing") until that module exists
         self.qac = qac
 
-    def fit(self, train):
-        raise NotImplementedError(f"pecos_rs.qac imports, but the {type(self).__name__} runner "
-                                  "is not connected to its API yet (benches/run_qac.py)")
 
 
 class PecosRsMfqRunner(PecosRsQacRunner):
     settings = {"method": "pecos_rs.qac.CompletionIndex: most frequent completions of the prefix with "
                           "the back-off of mfq; its suggestions should hash like mfq's"}
 
+    def fit(self, train):
+        self.model = self.qac.CompletionIndex().fit([row["next_query"] for row in train])
+        return {}
+
+    def save(self):
+        self.model.save(self.model_dir / "mfq.bin")
+
+    def load(self):
+        self.model = self.qac.CompletionIndex.load(self.model_dir / "mfq.bin")
+
+    def suggest(self, prev_query, prefix):
+        return [query for query, _ in self.model.suggest(prefix, K)]
+
 
 class PecosRsRunner(PecosRsQacRunner):
-    settings = {"method": "pecos_rs.qac autocompleter (previous query + prefix)"}
+    """pecos_rs.qac.SessionAutocompleter with its defaults, or the parameters given (``--params``)."""
+
+    def __init__(self, threads, model_dir, params=None):
+        super().__init__(threads, model_dir)
+        self.params = params or {}
+        self.settings = {"method": "pecos_rs.qac.SessionAutocompleter (previous query + prefix)",
+                         "params": self.params, "train_rows": "every train row"}
+
+    def fit(self, train):
+        self.model = self.qac.SessionAutocompleter(n_jobs=self.threads, **self.params)
+        self.model.fit([r["prev_query"] for r in train], [r["prefix"] for r in train],
+                       [r["next_query"] for r in train])
+        return {}
+
+    def save(self):
+        self.model.save(self.model_dir / "autocompleter")
+
+    def load(self):
+        self.model = self.qac.SessionAutocompleter.load(self.model_dir / "autocompleter")
+
+    def suggest(self, prev_query, prefix):
+        return [query for query, _ in self.model.suggest(prev_query, prefix, K)]
 
 
 RUNNERS = {"mfq": MfqRunner, "libpecos": LibpecosRunner,
@@ -354,10 +384,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads for training (queries use one)")
     parser.add_argument("--data-root", type=Path, default=features.DATA_ROOT)
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON result")
+    parser.add_argument("--params", type=json.loads, default=None,
+                        help="pecos_rs only: SessionAutocompleter parameters as a JSON object")
     args = parser.parse_args()
+    if args.params is not None and args.method != "pecos_rs":
+        parser.error("--params applies to --method pecos_rs only")
+    extra = {} if args.params is None else {"params": args.params}
 
     result = {"method": args.method, "split": args.split, "threads": args.threads, "k": K}
-    run_isolated(lambda model_dir: RUNNERS[args.method](args.threads, model_dir),
+    run_isolated(lambda model_dir: RUNNERS[args.method](args.threads, model_dir, **extra),
                  lambda runner: run(args, runner, result), result, args.out, f"qac {args.method} {args.split}",
                  lambda r: f", MRR@{K} {r['metrics']['all'][f'MRR@{K}']:.4f}, train {r['train_s']:.1f} s")
 

@@ -15,15 +15,16 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, clone
-from sklearn.preprocessing import normalize
 from sklearn.utils.validation import check_is_fitted
 
+from .. import _pecos_rs
 from .._artifact import read_metadata, write_metadata
 from .._params import check_param, is_int
+from .._sparse import csr_args
 from ..exceptions import InvalidInputError
 from ..indexer import HierarchicalKMeans, HybridIndexer, TrieIndexer, pifa
 from ..text import PositionWeightedCharTfidf, WordTfidf
-from ..xlinear import XRLinearClassifier
+from ..xlinear import XRLinearClassifier, _search_params
 from ._completion import CompletionIndex
 
 _FORMAT_NAME = "pecos_rs.qac.SessionAutocompleter"
@@ -73,6 +74,11 @@ class SessionAutocompleter(BaseEstimator):
         ``PositionWeightedCharTfidf(ngram_range=(1, 3))``.
     n_splits, max_leaf_size, beam_size, threshold : as in :class:`pecos_rs.XRLinearClassifier`
         Defaults 2, 100, 10, 0.1 (the paper's binary tree).
+    prefix_samples : int, default=1
+        Training rows per example: the example's own prefix, plus ``prefix_samples - 1`` other
+        prefixes of its next query (lengths drawn without replacement, seeded by
+        ``random_state``), so that the model learns the next query from any prefix, as a user may
+        stop typing anywhere.
     candidates : int, default=10
         Labels taken from the model per query before the frequency re-ranking (at least ``k``
         are taken).
@@ -95,6 +101,7 @@ class SessionAutocompleter(BaseEstimator):
         max_leaf_size=100,
         beam_size=10,
         threshold=0.1,
+        prefix_samples=1,
         candidates=10,
         frequency_weight=0.0,
         n_jobs=None,
@@ -109,6 +116,7 @@ class SessionAutocompleter(BaseEstimator):
         self.max_leaf_size = max_leaf_size
         self.beam_size = beam_size
         self.threshold = threshold
+        self.prefix_samples = prefix_samples
         self.candidates = candidates
         self.frequency_weight = frequency_weight
         self.n_jobs = n_jobs
@@ -121,6 +129,8 @@ class SessionAutocompleter(BaseEstimator):
         check_param(self, "indexer", self.indexer in _INDEXERS, f"one of {_INDEXERS}")
         check_param(self, "label_features", self.label_features in ("prefix", "pifa"), '"prefix" or "pifa"')
         check_param(self, "candidates", is_int(self.candidates) and self.candidates >= 1, "an int >= 1")
+        check_param(self, "prefix_samples", is_int(self.prefix_samples) and self.prefix_samples >= 1,
+                    "an int >= 1")
         w = self.frequency_weight
         check_param(self, "frequency_weight",
                     isinstance(w, (int, float)) and not isinstance(w, bool) and 0.0 <= w <= 1.0,
@@ -149,6 +159,8 @@ class SessionAutocompleter(BaseEstimator):
         # The index sorts its queries as the labels must be (code point order): label i is query i.
         self.labels_ = np.array(self.completion_.queries_, dtype=object)
         label_id = {q: i for i, q in enumerate(self.labels_)}
+        # After the index, whose counts are those of the examples given.
+        prev_queries, prefixes, next_queries = self._more_prefixes(prev_queries, prefixes, next_queries)
         rows = np.arange(len(next_queries) + 1)
         Y = sp.csr_matrix(
             (np.ones(len(next_queries), np.float32), [label_id[q] for q in next_queries], rows),
@@ -170,10 +182,29 @@ class SessionAutocompleter(BaseEstimator):
         ).fit(X, Y, cluster_chain=chain)
         return self
 
+    def _more_prefixes(self, prev_queries, prefixes, next_queries):
+        """The examples, each followed by ``prefix_samples - 1`` rows with other prefixes of its
+        next query (fewer when it has fewer other prefixes)."""
+        extra = self.prefix_samples - 1
+        if extra == 0:
+            return prev_queries, prefixes, next_queries
+        rng = np.random.default_rng(self.random_state)
+        rows = ([], [], [])
+        for prev, prefix, query in zip(prev_queries, prefixes, next_queries):
+            others = [n for n in range(1, len(query) + 1) if n != len(prefix)]
+            lengths = rng.permutation(others)[:extra] if others else []
+            for p in [prefix] + [query[:n] for n in lengths]:
+                rows[0].append(prev)
+                rows[1].append(p)
+                rows[2].append(query)
+        return rows
+
     def _features(self, prev_queries, prefixes) -> sp.csr_matrix:
-        """Model input rows: previous-query features beside prefix features, rows L2-normalised."""
+        """Model input rows: previous-query features beside prefix features, rows L2-normalised
+        (stacked in Rust: scipy's hstack and normalize took most of a query's time)."""
         blocks = [self.query_features_.transform(prev_queries), self.prefix_features_.transform(prefixes)]
-        return normalize(sp.hstack(blocks, format="csr"), norm="l2").astype(np.float32)
+        indptr, indices, data, shape = _pecos_rs.stack_blocks([csr_args(b) for b in blocks], [1.0, 1.0], "l2")
+        return sp.csr_matrix((data, indices, indptr), shape=shape)
 
     def _label_tree(self, Y, X):
         labels = list(self.labels_)
@@ -195,8 +226,27 @@ class SessionAutocompleter(BaseEstimator):
 
     def suggest(self, prev_query: str, prefix: str, k: int = 10) -> list:
         """Up to `k` ``(query, score)`` suggestions, best first: the model's (scores in (0, 1]
-        with the default post-processor), then completions of the prefix by frequency (score 0)."""
-        return self.suggest_batch([prev_query], [prefix], k)[0]
+        with the default post-processor), then completions of the prefix by frequency (score 0).
+
+        The real-time path: the featurizers' and the model's Rust kernels are called directly on
+        one row (no scipy matrix, no batch machinery), on the calling thread."""
+        check_is_fitted(self, "model_")
+        for name, value in (("prev_query", prev_query), ("prefix", prefix)):
+            if not isinstance(value, str):
+                raise InvalidInputError(f"{name} must be a str, got {type(value).__name__}")
+        k = self._check_k(k)
+        row = _pecos_rs.stack_blocks(
+            [self.query_features_._row_arrays(prev_query), self.prefix_features_._row_arrays(prefix)],
+            [1.0, 1.0], "l2",
+        )
+        indptr, indices, data, (n_rows, n_cols) = row
+        ranges = np.array([self.completion_.prefix_range(prefix)], dtype=np.uint32)
+        model = self.model_
+        params = _search_params(model.beam_size, max(k, self.candidates), model.post_processor)
+        labels, scores = model.model_.predict_topk(
+            (indptr, indices, data, n_rows, n_cols), params, n_threads=1, label_ranges=ranges
+        )
+        return self._answer(prefix, labels[0], scores[0], k)
 
     def suggest_batch(self, prev_queries, prefixes, k: int = 10) -> list:
         """:meth:`suggest` for many ``(previous query, prefix)`` pairs: one list per pair."""
@@ -207,8 +257,7 @@ class SessionAutocompleter(BaseEstimator):
             raise InvalidInputError(
                 f"prev_queries and prefixes must have the same length, got {len(prev_queries)} and {len(prefixes)}"
             )
-        if not is_int(k) or k < 1:
-            raise InvalidInputError(f"k must be an int >= 1, got {k!r}")
+        k = self._check_k(k)
         if not prefixes:
             return []
         ranges = np.array([self.completion_.prefix_range(p) for p in prefixes], dtype=np.int64)
@@ -217,6 +266,12 @@ class SessionAutocompleter(BaseEstimator):
         )
         return [self._answer(prefix, row_labels, row_scores, k)
                 for prefix, row_labels, row_scores in zip(prefixes, labels, scores)]
+
+    @staticmethod
+    def _check_k(k) -> int:
+        if not is_int(k) or k < 1:
+            raise InvalidInputError(f"k must be an int >= 1, got {k!r}")
+        return int(k)
 
     def _answer(self, prefix, row_labels, row_scores, k):
         found = row_labels >= 0

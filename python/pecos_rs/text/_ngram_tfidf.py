@@ -104,6 +104,15 @@ class NgramTfidf(DocumentsInputMixin, TransformerMixin, BaseEstimator):
             seen += len(batch)
         return stack_rows(parts, self.tfidf_model_.n_columns)
 
+    def _row_arrays(self, doc: str) -> tuple:
+        """The TF-IDF row of one document as the core's ``(indptr, indices, data, n_rows, n_cols)``,
+        on the calling thread, without a scipy matrix: the real-time path of the autocompleter
+        (a fitted featurizer and a str are the caller's to guarantee)."""
+        indptr, indices, data, (n_rows, n_cols) = self.tfidf_model_.transform(
+            self._prepare([doc], 0), first_doc=0, n_threads=1
+        )
+        return indptr, indices, data, n_rows, n_cols
+
     def fit_transform(self, raw_documents, y=None):
         """Fit and return the rows of the same documents, tokenizing them once.
 
