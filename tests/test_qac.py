@@ -130,6 +130,10 @@ def test_bad_input(fitted, data):
         fitted.suggest_batch("weather", ["w"])
     with pytest.raises(InvalidInputError, match="k must be"):
         fitted.suggest("weather 0", "w", k=0)
+    with pytest.raises(InvalidInputError, match="prefix must be a str"):
+        fitted.suggest("weather 0", None)
+    with pytest.raises(InvalidInputError, match="prev_query must be a str"):
+        fitted.suggest(3, "w")
 
 
 def test_pickle(fitted, data):

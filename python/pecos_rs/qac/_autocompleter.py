@@ -74,17 +74,20 @@ class SessionAutocompleter(BaseEstimator):
         ``PositionWeightedCharTfidf(ngram_range=(1, 3))``.
     n_splits, max_leaf_size, beam_size, threshold : as in :class:`pecos_rs.XRLinearClassifier`
         Defaults 2, 100, 10, 0.1 (the paper's binary tree).
-    prefix_samples : int, default=1
+    prefix_samples : int, default=4
         Training rows per example: the example's own prefix, plus ``prefix_samples - 1`` other
         prefixes of its next query (lengths drawn without replacement, seeded by
         ``random_state``), so that the model learns the next query from any prefix, as a user may
         stop typing anywhere.
-    candidates : int, default=10
+    candidates : int, default=30
         Labels taken from the model per query before the frequency re-ranking (at least ``k``
         are taken).
-    frequency_weight : float in [0, 1], default=0.0
+    frequency_weight : float in [0, 1], default=0.3
         Ranks the model's candidates by ``score ** (1 - w) * (count / max count) ** w``, the counts
         being training frequencies of the candidates; 0 keeps the model's order.
+
+    The defaults were chosen on the validation split of AOL QAC (BENCHMARKS.md lists every
+    configuration tried).
     n_jobs : int or None, default=None
     random_state : int, default=0
     """
@@ -101,9 +104,9 @@ class SessionAutocompleter(BaseEstimator):
         max_leaf_size=100,
         beam_size=10,
         threshold=0.1,
-        prefix_samples=1,
-        candidates=10,
-        frequency_weight=0.0,
+        prefix_samples=4,
+        candidates=30,
+        frequency_weight=0.3,
         n_jobs=None,
         random_state=0,
     ):
