@@ -126,7 +126,7 @@ def test_bad_input(fitted, data):
         SessionAutocompleter().fit(prev, prefix[:-1], nxt)
     with pytest.raises(InvalidInputError, match=r"next_queries\[2\]"):
         SessionAutocompleter().fit(prev[:3], prefix[:3], ["a", "b", 3])
-    with pytest.raises(InvalidInputError, match="single str"):
+    with pytest.raises(InvalidInputError, match="sequence of str"):
         fitted.suggest_batch("weather", ["w"])
     with pytest.raises(InvalidInputError, match="k must be"):
         fitted.suggest("weather 0", "w", k=0)

@@ -5,10 +5,11 @@ checks of the few parameters that Python handles itself, in the core's wording:
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterable, Set
 
 import numpy as np
 
-from .exceptions import InvalidParameterError
+from .exceptions import InvalidInputError, InvalidParameterError
 
 
 def plain(value):
@@ -34,3 +35,15 @@ def check_param(estimator, name: str, ok: bool, expected: str) -> None:
     says what the parameter must be ("an int >= 1")."""
     if not ok:
         raise InvalidParameterError(f"{name} must be {expected}, got {getattr(estimator, name)!r}")
+
+
+def str_list(values, name: str) -> list:
+    """`values` (a list, tuple, 1-D array, ... of str; not a str itself, nor an unordered set) as a
+    list, or InvalidInputError naming `name` and the first bad element."""
+    if isinstance(values, (str, bytes, Set)) or not isinstance(values, Iterable):
+        raise InvalidInputError(f"{name} must be a sequence of str, got {values!r}")
+    values = list(values)
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise InvalidInputError(f"{name}[{i}] must be a str, got {value!r}")
+    return values

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Set
+from collections.abc import Iterable
 
 import numpy as np
 import scipy.sparse as sp
 
-from ._params import is_int
+from ._params import is_int, str_list
 from .exceptions import InvalidInputError, InvalidParameterError
 
 
@@ -76,7 +76,7 @@ def _check_rows(targets, suggestions, k):
     """Return `targets` and `suggestions` as lists after checking them and `k` (see mrr_at_k)."""
     if not is_int(k) or k < 1:
         raise InvalidParameterError(f"k must be an int >= 1, got {k!r}")
-    targets = _str_list(targets, "targets")
+    targets = str_list(targets, "targets")
     if isinstance(suggestions, (str, bytes)) or not isinstance(suggestions, Iterable):
         raise InvalidInputError(
             f"suggestions must be a sequence of lists of str, got {suggestions!r}"
@@ -86,22 +86,10 @@ def _check_rows(targets, suggestions, k):
         raise InvalidInputError(
             f"suggestions must be as long as targets ({len(targets)}), got {len(suggestions)} lists"
         )
-    rows = [_str_list(row, f"suggestions[{i}]") for i, row in enumerate(suggestions)]
+    rows = [str_list(row, f"suggestions[{i}]") for i, row in enumerate(suggestions)]
     if not targets:
         raise InvalidInputError("targets must hold at least one row, got 0")
     return targets, rows
-
-
-def _str_list(values, name):
-    """`values` (a list, tuple, 1-D array, ... of str; not a str itself, nor an unordered set) as a
-    list, or InvalidInputError naming `name` and the first bad element."""
-    if isinstance(values, (str, bytes, Set)) or not isinstance(values, Iterable):
-        raise InvalidInputError(f"{name} must be a sequence of str, got {values!r}")
-    values = list(values)
-    for i, value in enumerate(values):
-        if not isinstance(value, str):
-            raise InvalidInputError(f"{name}[{i}] must be a str, got {value!r}")
-    return values
 
 
 def _reciprocal_ranks(targets, rows, k):
@@ -264,7 +252,7 @@ def qac_report(prefixes, targets, suggestions, k=10) -> dict:
         As in :func:`mrr_at_k`.
     """
     targets, rows = _check_rows(targets, suggestions, k)
-    prefixes = _str_list(prefixes, "prefixes")
+    prefixes = str_list(prefixes, "prefixes")
     if len(prefixes) != len(targets):
         raise InvalidInputError(
             f"prefixes must be as long as targets ({len(targets)}), got {len(prefixes)} prefixes"

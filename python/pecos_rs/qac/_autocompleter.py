@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import _pecos_rs
 from .._artifact import read_metadata, write_metadata
-from .._params import check_param, is_int
+from .._params import check_param, is_int, str_list
 from .._sparse import csr_args
 from ..exceptions import InvalidInputError
 from ..indexer import HierarchicalKMeans, HybridIndexer, TrieIndexer, pifa
@@ -33,17 +33,6 @@ _META_FILE = "autocompleter.json"
 _INDEXERS = ("hybrid", "trie", "kmeans")
 #: Trie depth by indexer when `trie_depth` is None: the paper's hybrid and pure-trie settings.
 _DEFAULT_TRIE_DEPTH = {"hybrid": 2, "trie": 16}
-
-
-def _strings(values, name: str) -> list:
-    """`values` as a list of str, or InvalidInputError naming the first element that is not."""
-    if isinstance(values, str):
-        raise InvalidInputError(f"{name} must be a sequence of str, got a single str")
-    values = list(values)
-    for i, v in enumerate(values):
-        if not isinstance(v, str):
-            raise InvalidInputError(f"{name}[{i}] must be a str, got {type(v).__name__}")
-    return values
 
 
 class SessionAutocompleter(BaseEstimator):
@@ -148,9 +137,9 @@ class SessionAutocompleter(BaseEstimator):
         self : SessionAutocompleter
         """
         self._check_own_params()
-        prev_queries = _strings(prev_queries, "prev_queries")
-        prefixes = _strings(prefixes, "prefixes")
-        next_queries = _strings(next_queries, "next_queries")
+        prev_queries = str_list(prev_queries, "prev_queries")
+        prefixes = str_list(prefixes, "prefixes")
+        next_queries = str_list(next_queries, "next_queries")
         if not (len(prev_queries) == len(prefixes) == len(next_queries)):
             raise InvalidInputError(
                 "prev_queries, prefixes and next_queries must have the same length, got "
@@ -254,8 +243,8 @@ class SessionAutocompleter(BaseEstimator):
     def suggest_batch(self, prev_queries, prefixes, k: int = 10) -> list:
         """:meth:`suggest` for many ``(previous query, prefix)`` pairs: one list per pair."""
         check_is_fitted(self, "model_")
-        prev_queries = _strings(prev_queries, "prev_queries")
-        prefixes = _strings(prefixes, "prefixes")
+        prev_queries = str_list(prev_queries, "prev_queries")
+        prefixes = str_list(prefixes, "prefixes")
         if len(prev_queries) != len(prefixes):
             raise InvalidInputError(
                 f"prev_queries and prefixes must have the same length, got {len(prev_queries)} and {len(prefixes)}"
