@@ -150,6 +150,7 @@ class SessionAutocompleter(BaseEstimator):
         self.completion_ = CompletionIndex(n_jobs=self.n_jobs).fit(next_queries)
         # The index sorts its queries as the labels must be (code point order): label i is query i.
         self.labels_ = np.array(self.completion_.queries_, dtype=object)
+        self.label_counts_ = self.completion_.counts_
         label_id = {q: i for i, q in enumerate(self.labels_)}
         # After the index, whose counts are those of the examples given.
         prev_queries, prefixes, next_queries = self._more_prefixes(prev_queries, prefixes, next_queries)
@@ -270,7 +271,7 @@ class SessionAutocompleter(BaseEstimator):
         ids, scores = row_labels[found], row_scores[found].astype(np.float64)
         w = self.frequency_weight
         if w > 0 and ids.size:
-            counts = self.completion_.counts_[ids]
+            counts = self.label_counts_[ids]
             scores = scores ** (1 - w) * (counts / counts.max()) ** w
             order = np.argsort(-scores, kind="stable")
             ids, scores = ids[order], scores[order]
@@ -313,4 +314,5 @@ class SessionAutocompleter(BaseEstimator):
         est.model_ = XRLinearClassifier.load(path / "model")
         est.completion_ = CompletionIndex.load(path / "completion")
         est.labels_ = np.array(est.completion_.queries_, dtype=object)
+        est.label_counts_ = est.completion_.counts_
         return est

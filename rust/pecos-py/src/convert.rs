@@ -178,6 +178,11 @@ impl StrList {
         Ok(StrList { text, ends })
     }
 
+    /// Number of strings.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
     pub fn slices(&self) -> Vec<&str> {
         let mut start = 0;
         self.ends

@@ -139,7 +139,12 @@ impl PyVocabulary {
         n_threads: usize,
     ) -> PyResult<CsrArrays<'py>> {
         let docs = StrList::from_list(docs, "document", first_doc)?;
-        let x = run_detached(py, n_threads, || Ok(self.vocab.transform(&docs.slices())))?;
+        let x = if docs.len() == 1 {
+            // A real-time query: on the calling thread, as the vocabulary does for one chunk.
+            py.detach(|| self.vocab.transform(&docs.slices()))
+        } else {
+            run_detached(py, n_threads, || Ok(self.vocab.transform(&docs.slices())))?
+        };
         let shape = (x.indptr.len() - 1, x.n_cols);
         Ok(csr_arrays(py, x.indptr, x.indices, x.data, shape))
     }

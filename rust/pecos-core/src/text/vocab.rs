@@ -47,6 +47,10 @@ struct RowPieces {
     data: Vec<f32>,
 }
 
+/// One task's reusable buffers in `Vocabulary::transform`: tokenizer scratch, the pending
+/// look-ups per shard, one row's entries.
+type ChunkBuffers = (Scratch, Vec<super::table::Pending>, Vec<(u32, f64)>);
+
 /// A fitted n-gram vocabulary with its idf weights.
 pub struct Vocabulary {
     analyzer: Analyzer,
@@ -172,25 +176,27 @@ impl Vocabulary {
     /// TF-IDF rows of `docs`, in parallel on the current rayon pool. N-grams outside the
     /// vocabulary are ignored; a document without known n-grams gives an empty row.
     pub fn transform<S: AsRef<str> + Sync>(&self, docs: &[S]) -> CsrParts {
-        let pieces: Vec<RowPieces> = docs
-            .par_chunks(CHUNK_DOCS)
-            .map_init(
-                || (Scratch::default(), Vec::new(), Vec::new()),
-                |(scratch, pending, row), chunk| {
-                    let n_buckets = self.config.n_buckets;
-                    let mut occ =
-                        buffer_chunk(&self.analyzer, n_buckets, chunk, 0, scratch, pending);
-                    for (sh, p) in self.shards.iter().zip(pending.iter_mut()) {
-                        p.drain(|key, item| {
-                            if let Some(i) = sh.find(item.hash, key) {
-                                occ.refs[item.slot as usize] = sh.entries()[i as usize].value;
-                            }
-                        });
+        let chunk_rows = |(scratch, pending, row): &mut ChunkBuffers, chunk: &[S]| {
+            let n_buckets = self.config.n_buckets;
+            let mut occ = buffer_chunk(&self.analyzer, n_buckets, chunk, 0, scratch, pending);
+            for (sh, p) in self.shards.iter().zip(pending.iter_mut()) {
+                p.drain(|key, item| {
+                    if let Some(i) = sh.find(item.hash, key) {
+                        occ.refs[item.slot as usize] = sh.entries()[i as usize].value;
                     }
-                    self.row_pieces(&occ, |r| Some(r).filter(|&r| r != DROPPED), row)
-                },
-            )
-            .collect();
+                });
+            }
+            self.row_pieces(&occ, |r| Some(r).filter(|&r| r != DROPPED), row)
+        };
+        let pieces: Vec<RowPieces> = if docs.len() <= CHUNK_DOCS {
+            // One chunk is computed on the calling thread: handing it to a thread pool would cost
+            // more than the work itself (a real-time query is one document).
+            vec![chunk_rows(&mut ChunkBuffers::default(), docs)]
+        } else {
+            docs.par_chunks(CHUNK_DOCS)
+                .map_init(ChunkBuffers::default, chunk_rows)
+                .collect()
+        };
         self.assemble(pieces)
     }
 
