@@ -43,7 +43,10 @@ def data():
 @pytest.fixture(scope="module", params=["hybrid", "trie", "kmeans"])
 def fitted(request, data):
     (prev, prefix, nxt), _ = data
-    return SessionAutocompleter(indexer=request.param, max_leaf_size=4).fit(prev, prefix, nxt)
+    # Suggestions among the next queries only, so that the checks below know every label.
+    return SessionAutocompleter(indexer=request.param, max_leaf_size=4, label_queries="next").fit(
+        prev, prefix, nxt
+    )
 
 
 def test_suggestions_start_with_the_prefix(fitted, data):
@@ -104,7 +107,9 @@ def test_corrupt_save_is_refused(fitted, tmp_path):
 
 def test_frequency_weight_reorders_towards_frequent_queries(data):
     (prev, prefix, nxt), _ = data
-    ac = SessionAutocompleter(max_leaf_size=4, frequency_weight=1.0, candidates=8).fit(prev, prefix, nxt)
+    ac = SessionAutocompleter(
+        max_leaf_size=4, frequency_weight=1.0, candidates=8, label_queries="next"
+    ).fit(prev, prefix, nxt)
     got = ac.suggest("weather 0", "w", k=4)
     counts = [nxt.count(s) for s, _ in got]
     assert counts == sorted(counts, reverse=True)
@@ -112,7 +117,7 @@ def test_frequency_weight_reorders_towards_frequent_queries(data):
 
 @pytest.mark.parametrize("kwargs", [
     dict(indexer="tree"), dict(label_features="both"), dict(candidates=0), dict(frequency_weight=1.5),
-    dict(frequency_weight=True), dict(trie_depth=0), dict(max_leaf_size=0),
+    dict(frequency_weight=True), dict(trie_depth=0), dict(max_leaf_size=0), dict(label_queries="prev"),
 ])
 def test_bad_parameters(data, kwargs):
     (prev, prefix, nxt), _ = data
@@ -140,3 +145,14 @@ def test_pickle(fitted, data):
     _, (prev, prefix, _) = data
     back = pickle.loads(pickle.dumps(fitted))
     assert back.suggest_batch(prev[:20], prefix[:20]) == fitted.suggest_batch(prev[:20], prefix[:20])
+
+
+def test_previous_queries_become_suggestions_with_label_queries_all(data):
+    (prev, prefix, nxt), _ = data
+    both = SessionAutocompleter(max_leaf_size=4).fit(prev, prefix, nxt)  # label_queries="all"
+    only_next = SessionAutocompleter(max_leaf_size=4, label_queries="next").fit(prev, prefix, nxt)
+    assert set(only_next.labels_) == set(nxt)
+    assert set(both.labels_) == set(nxt) | set(prev)
+    # "music 1" is only ever a previous query: now a suggestion of its own.
+    assert "music 1" in [s for s, _ in both.suggest("", "mus", k=3)]
+    assert "music 1" not in [s for s, _ in only_next.suggest("", "mus", k=3)]

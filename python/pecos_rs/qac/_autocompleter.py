@@ -63,6 +63,11 @@ class SessionAutocompleter(BaseEstimator):
         ``PositionWeightedCharTfidf(ngram_range=(1, 3))``.
     n_splits, max_leaf_size, beam_size, threshold : as in :class:`pecos_rs.XRLinearClassifier`
         Defaults 2, 100, 10, 0.1 (the paper's binary tree).
+    label_queries : {"next", "all"}, default="all"
+        The queries that can be suggested: the training next-queries, or also the previous
+        queries (every query the training examples hold); with ``"all"`` each previous query
+        also becomes an example of its own, typed at the start of a session (an empty previous
+        query and a random prefix of it).
     prefix_samples : int, default=4
         Training rows per example: the example's own prefix, plus ``prefix_samples - 1`` other
         prefixes of its next query (lengths drawn without replacement, seeded by
@@ -93,6 +98,7 @@ class SessionAutocompleter(BaseEstimator):
         max_leaf_size=100,
         beam_size=10,
         threshold=0.1,
+        label_queries="all",
         prefix_samples=4,
         candidates=30,
         frequency_weight=0.3,
@@ -108,6 +114,7 @@ class SessionAutocompleter(BaseEstimator):
         self.max_leaf_size = max_leaf_size
         self.beam_size = beam_size
         self.threshold = threshold
+        self.label_queries = label_queries
         self.prefix_samples = prefix_samples
         self.candidates = candidates
         self.frequency_weight = frequency_weight
@@ -120,6 +127,7 @@ class SessionAutocompleter(BaseEstimator):
         """The parameters this class handles itself; the rest are checked by the parts that use them."""
         check_param(self, "indexer", self.indexer in _INDEXERS, f"one of {_INDEXERS}")
         check_param(self, "label_features", self.label_features in ("prefix", "pifa"), '"prefix" or "pifa"')
+        check_param(self, "label_queries", self.label_queries in ("next", "all"), '"next" or "all"')
         check_param(self, "candidates", is_int(self.candidates) and self.candidates >= 1, "an int >= 1")
         check_param(self, "prefix_samples", is_int(self.prefix_samples) and self.prefix_samples >= 1,
                     "an int >= 1")
@@ -147,6 +155,8 @@ class SessionAutocompleter(BaseEstimator):
             )
         if not next_queries:
             raise InvalidInputError("cannot fit on no examples")
+        if self.label_queries == "all":
+            prev_queries, prefixes, next_queries = self._previous_as_first(prev_queries, prefixes, next_queries)
         self.completion_ = CompletionIndex(n_jobs=self.n_jobs).fit(next_queries)
         # The index sorts its queries as the labels must be (code point order): label i is query i.
         self.labels_ = np.array(self.completion_.queries_, dtype=object)
@@ -174,6 +184,15 @@ class SessionAutocompleter(BaseEstimator):
             threshold=self.threshold, n_jobs=self.n_jobs, random_state=self.random_state,
         ).fit(X, Y, cluster_chain=chain)
         return self
+
+    def _previous_as_first(self, prev_queries, prefixes, next_queries):
+        """The examples followed by one per non-empty previous query, as the first query of a
+        session: no previous query, a prefix of uniformly drawn length (seeded)."""
+        rng = np.random.default_rng(self.random_state)
+        firsts = [q for q in prev_queries if q]
+        lengths = rng.integers(1, [len(q) + 1 for q in firsts]) if firsts else []
+        return (prev_queries + [""] * len(firsts), prefixes + [q[:n] for q, n in zip(firsts, lengths)],
+                next_queries + firsts)
 
     def _more_prefixes(self, prev_queries, prefixes, next_queries):
         """The examples, each followed by ``prefix_samples - 1`` rows with other prefixes of its
