@@ -14,7 +14,6 @@ from sklearn.svm import LinearSVC
 
 from helpers import precision_at_1, raw_train
 from pecos_rs import ClusterChain, InvalidInputError, InvalidParameterError, XRLinearClassifier
-from pecos_rs import _pecos_rs
 
 TREE = dict(n_splits=2, max_leaf_size=8)  # 40 labels -> layers [2, 4, 8, 40]
 

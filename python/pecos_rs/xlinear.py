@@ -504,8 +504,7 @@ def _search_params(beam_size, topk, post_processor):
     try:
         return _cached_search_params(beam_size, topk, post_processor)
     except TypeError:
-        return _pecos_rs.SearchParams(plain({"beam_size": beam_size, "topk": topk,
-                                             "post_processor": post_processor}))
+        return _cached_search_params.__wrapped__(beam_size, topk, post_processor)
 
 
 def _as_label_ranges(label_ranges) -> np.ndarray:

@@ -17,7 +17,7 @@ from .. import _pecos_rs
 from .._artifact import metadata
 from .._params import plain
 from .._threads import resolve_n_jobs
-from ..exceptions import InvalidInputError, InvalidParameterError, ModelFormatError
+from ..exceptions import InvalidInputError, ModelFormatError
 from ._csr import csr_from_arrays, stack_rows
 from ._documents import DocumentsInputMixin, batches, preprocess
 

@@ -129,7 +129,8 @@ impl PyXLinearModel {
             })?,
             Some(ranges) => {
                 let ranges = label_range_rows(&ranges, xv.n_rows(), m.n_labels())?;
-                let sets = self.label_sets.get_or_init(|| LabelSets::new(m.layers()));
+                // Built once per model, without the GIL (it reads every layer's chain).
+                let sets = py.detach(|| self.label_sets.get_or_init(|| LabelSets::new(m.layers())));
                 let filter = LabelRangeFilter {
                     sets,
                     ranges: &ranges,
