@@ -128,6 +128,13 @@ class TextFeaturizer(DocumentsInputMixin, TransformerMixin, BaseEstimator):
         stacked = _pecos_rs.stack_blocks([csr_args(p) for p in parts], self.weights_, self.norm)
         return csr_from_arrays(*stacked)
 
+    def _row_arrays(self, doc: str) -> tuple:
+        """The row of one document as the core's ``(indptr, indices, data, n_rows, n_cols)``, on
+        the calling thread, without a scipy matrix (the real-time path of the text models)."""
+        parts = [f._row_arrays(doc) for _, f in self.blocks_]
+        indptr, indices, data, (n_rows, n_cols) = _pecos_rs.stack_blocks(parts, self.weights_, self.norm)
+        return indptr, indices, data, n_rows, n_cols
+
     def get_feature_names_out(self, input_features=None):
         """``"<block>__<n-gram>"`` for every column."""
         check_is_fitted(self, "blocks_")

@@ -39,6 +39,15 @@ impl CsrArgs<'_> {
     }
 }
 
+/// A label tree passed as one parent array (uint32) per layer, checked.
+pub fn cluster_chain(layers: &[PyReadonlyArray1<'_, u32>]) -> PyResult<ClusterChain> {
+    let assignments = layers
+        .iter()
+        .map(|a| Ok(a.as_slice()?.to_vec()))
+        .collect::<PyResult<Vec<_>>>()?;
+    core(ClusterChain::try_new(assignments))
+}
+
 /// A CSR (or CSC) matrix for Python: `(indptr, indices, data, shape)`.
 pub type CsrArrays<'py> = (
     Bound<'py, PyArray1<i64>>,

@@ -1,13 +1,12 @@
 //! `XLinearModel`: the trained Rust model as a Python object.
 
 use crate::convert::{
-    csr_arrays, label_range_rows, parse_metadata, reduce_by_bytes, topk_arrays, CsrArgs, CsrArrays,
-    ParamsArg, TopKArrays,
+    cluster_chain, csr_arrays, label_range_rows, parse_metadata, reduce_by_bytes, topk_arrays,
+    CsrArgs, CsrArrays, ParamsArg, TopKArrays,
 };
 use crate::error::core;
 use crate::threads::{run_detached, run_interruptible};
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
-use pecos_core::index::ClusterChain;
 use pecos_core::infer::{
     predict_batch, predict_batch_filtered, predict_one, predict_one_filtered, LabelRangeFilter,
     LabelSets, PredictParams,
@@ -75,11 +74,7 @@ impl PyXLinearModel {
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let params = core(XLinearParams::from_params(params.0))?.train;
-        let assignments = chain
-            .iter()
-            .map(|a| Ok(a.as_slice()?.to_vec()))
-            .collect::<PyResult<Vec<_>>>()?;
-        let chain = core(ClusterChain::try_new(assignments))?;
+        let chain = cluster_chain(&chain)?;
         let metadata = parse_metadata(metadata)?;
         let (xv, yv) = (x.view()?, y.view()?);
         let report = |r: &LayerReport| {
@@ -102,6 +97,30 @@ impl PyXLinearModel {
         let model = run_interruptible(py, n_threads, |stop| {
             train(&xv, &yv, &chain, &params, &report, stop)
         })?;
+        Ok(PyXLinearModel::new(model, metadata))
+    }
+
+    /// A model from given weights (not trained here): `chain` as in `train`, and per layer PECOS's
+    /// `W` (shape `(n_features + 1, n_children)`, the last row the bias weights) given as the CSR
+    /// arrays of `W^T`, which are the CSC arrays of `W`.
+    #[staticmethod]
+    #[pyo3(signature = (chain, weights, *, n_features, bias, metadata = "null"))]
+    fn from_weight_columns(
+        py: Python<'_>,
+        chain: Vec<PyReadonlyArray1<'_, u32>>,
+        weights: Vec<CsrArgs<'_>>,
+        n_features: usize,
+        bias: f32,
+        metadata: &str,
+    ) -> PyResult<Self> {
+        let chain = cluster_chain(&chain)?;
+        let metadata = parse_metadata(metadata)?;
+        let views = weights
+            .iter()
+            .map(CsrArgs::view)
+            .collect::<PyResult<Vec<_>>>()?;
+        let model =
+            core(py.detach(|| XLinearModel::from_weight_columns(n_features, bias, chain, &views)))?;
         Ok(PyXLinearModel::new(model, metadata))
     }
 

@@ -4,6 +4,7 @@ use super::layer::{ChildWeights, Layer};
 use super::storage::LayerArrays;
 use crate::error::{PecosError, Result};
 use crate::index::ChainLayer;
+use crate::sparse::CsrView;
 
 impl Layer {
     /// Assembles a layer from the weights of every child, given in the chain's parent-major child
@@ -27,6 +28,48 @@ impl Layer {
             builder.push_chunk(&weights[offset..offset + n])?;
         }
         builder.finish()
+    }
+}
+
+impl Layer {
+    /// Assembles a layer from PECOS's `W` of the layer given by columns: `w` is the CSR view of
+    /// `W^T`, one row per child (node id order), columns `0..n_features` the feature weights and
+    /// column `n_features` the bias weight. The inverse of [`Layer::to_csc`]; zeros are dropped.
+    ///
+    /// # Errors
+    /// [`PecosError::ShapeMismatch`] if `w` is not `n_children x (n_features + 1)`; as
+    /// [`Layer::from_child_weights`] otherwise.
+    pub fn from_weight_columns(chain: ChainLayer, n_features: usize, w: &CsrView) -> Result<Self> {
+        if w.n_rows() != chain.n_children() {
+            return Err(PecosError::shape(
+                "weight columns (children)",
+                chain.n_children(),
+                w.n_rows(),
+            ));
+        }
+        if w.n_cols() != n_features + 1 {
+            return Err(PecosError::shape(
+                "weight rows (features + bias)",
+                n_features + 1,
+                w.n_cols(),
+            ));
+        }
+        let weights: Vec<ChildWeights> = (0..chain.n_parents())
+            .flat_map(|p| chain.children(p))
+            .map(|&child| {
+                let mut cw = ChildWeights::default();
+                for (f, v) in w.row(child as usize).iter().filter(|&(_, v)| v != 0.0) {
+                    if f == n_features {
+                        cw.bias = v;
+                    } else {
+                        cw.features.push(f as u32);
+                        cw.values.push(v);
+                    }
+                }
+                cw
+            })
+            .collect();
+        Self::from_child_weights(chain, &weights)
     }
 }
 
@@ -164,5 +207,24 @@ mod tests {
         let layer = b.finish().unwrap();
         layer.validate(1).unwrap();
         assert_eq!(layer.arrays.row_ptr, vec![0, 0]);
+    }
+
+    #[test]
+    fn weight_columns_round_trip_through_to_csc() {
+        // Children 0 and 2 under parent 0, child 1 under parent 1; 3 features + bias.
+        let chain = ChainLayer::try_new(vec![0, 1, 0], 2).unwrap();
+        let indptr = [0i64, 2, 3, 5];
+        let indices = [0i32, 3, 1, 0, 2];
+        let data = [0.5f32, -1.0, 2.0, 0.25, 0.75];
+        let w = CsrView::try_new(3, 4, &indptr, &indices, &data).unwrap();
+        let layer = Layer::from_weight_columns(chain.clone(), 3, &w).unwrap();
+        layer.validate(3).unwrap();
+        let (p, i, d) = layer.to_csc(3);
+        assert_eq!(
+            (p.as_slice(), i.as_slice(), d.as_slice()),
+            (&indptr[..], &indices[..], &data[..])
+        );
+        let narrow = CsrView::try_new(3, 3, &indptr, &[0, 2, 1, 0, 2], &data).unwrap();
+        assert!(Layer::from_weight_columns(chain, 3, &narrow).is_err());
     }
 }

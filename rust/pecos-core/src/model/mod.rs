@@ -17,6 +17,8 @@ pub(crate) use kernels::ScoreScratch;
 pub use layer::{ChildWeights, Layer};
 
 use crate::error::{PecosError, Result};
+use crate::index::ClusterChain;
+use crate::sparse::CsrView;
 
 /// A trained XR-Linear model: the layers from the root down to the labels.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,6 +56,35 @@ impl XLinearModel {
             bias,
             layers,
         })
+    }
+
+    /// A model from given weights: per layer of `chain`, PECOS's `W` by columns (see
+    /// [`Layer::from_weight_columns`]). Used for models that are not trained here, such as an
+    /// exact matcher of label texts (one layer whose weights are the label vectors).
+    ///
+    /// # Errors
+    /// [`PecosError::ShapeMismatch`] if the numbers of layers differ or a matrix has the wrong
+    /// shape; as [`XLinearModel::new`] otherwise.
+    pub fn from_weight_columns(
+        n_features: usize,
+        bias: f32,
+        chain: ClusterChain,
+        weights: &[CsrView],
+    ) -> Result<Self> {
+        if weights.len() != chain.depth() {
+            return Err(PecosError::shape(
+                "weight matrices (layers)",
+                chain.depth(),
+                weights.len(),
+            ));
+        }
+        let layers = chain
+            .into_layers()
+            .into_iter()
+            .zip(weights)
+            .map(|(layer, w)| Layer::from_weight_columns(layer, n_features, w))
+            .collect::<Result<Vec<_>>>()?;
+        Self::new(n_features, bias, layers)
     }
 
     pub fn n_features(&self) -> usize {

@@ -1,0 +1,358 @@
+"""Text in, ranked labels out: :class:`TextXRLinear`, the product-retrieval model (PECOS's product
+search, Chang et al., KDD 2021).
+
+A :class:`~pecos_rs.text.TextFeaturizer` turns each text into TF-IDF features, an
+:class:`~pecos_rs.XRLinearClassifier` ranks the labels. Labels are named (product ids, sites,
+...) and may come with a text of their own (a product title): most products of a real catalogue
+have few or no training queries, and their text is what lets them be found. Label texts are used
+twice, each use a parameter: as training rows of their label, and by an exact matcher that scores
+every label by the cosine similarity of its text to the query, blended with the model's score.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils.validation import check_is_fitted
+
+from . import _pecos_rs
+from ._artifact import corrupt, read_metadata, write_metadata
+from ._params import check_param, is_int, str_list
+from ._sparse import csr_args
+from .exceptions import InvalidInputError, InvalidParameterError, ModelFormatError
+from .text import TextFeaturizer
+from .xlinear import XRLinearClassifier, _search_params
+
+logger = logging.getLogger("pecos_rs")
+
+_FORMAT_NAME = "pecos_rs.TextXRLinear"
+_FORMAT_VERSION = 1
+_META_FILE = "text_xrlinear.json"
+_LABELS_FILE = "labels.npy"
+_MATCHER_FILE = "label_text_matcher.bin"
+
+
+class TextXRLinear(BaseEstimator):
+    """Rank named labels for raw texts: a text featurizer and an XR-Linear model in one estimator.
+
+    Parameters
+    ----------
+    featurizer : TextFeaturizer or None, default=None
+        Fitted on the training texts and the label texts; None means ``TextFeaturizer()`` (word
+        1-3-grams + character 3-grams with an end marker, PECOS's product-search setting).
+    classifier : XRLinearClassifier or None, default=None
+        The ranking model (its ``topk``, ``beam_size`` and ``post_processor`` are the prediction
+        defaults); None means ``XRLinearClassifier()``.
+    label_text_rows : bool, default=True
+        With label texts, add each as a training row of its label.
+    label_text_weight : float in [0, 1], default=0.5
+        With label texts, the final score of a label is
+        ``(1 - w) * model score + w * cosine(text, label text)`` over the union of the model's
+        and the matcher's candidates (a label missing from one list scores 0 there); 0 turns the
+        matcher off (and does not build it).
+    match_candidates : int, default=100
+        Labels taken from each of the model and the matcher before blending (at least ``k``).
+
+    Attributes
+    ----------
+    labels_ : ndarray of str
+        The label names, in column order.
+    featurizer_ : TextFeaturizer
+    classifier_ : XRLinearClassifier
+    matcher_ : pecos_rs._pecos_rs.XLinearModel or None
+        The exact label-text matcher: one layer whose weights are the label texts' features.
+
+    Examples
+    --------
+    >>> from pecos_rs import TextXRLinear
+    >>> model = TextXRLinear().fit(
+    ...     ["cordless drill", "drill bits", "garden hose"], [["p1"], ["p1", "p2"], ["p3"]],
+    ...     label_texts={"p1": "20V cordless drill driver", "p2": "titanium drill bit set",
+    ...                  "p3": "50 ft garden hose"})
+    >>> [name for name, score in model.predict_one("drill", k=2)]
+    ['p1', 'p2']
+    """
+
+    def __init__(self, featurizer=None, classifier=None, *, label_text_rows=True,
+                 label_text_weight=0.5, match_candidates=100):
+        self.featurizer = featurizer
+        self.classifier = classifier
+        self.label_text_rows = label_text_rows
+        self.label_text_weight = label_text_weight
+        self.match_candidates = match_candidates
+
+    # ------------------------------------------------------------------ training
+
+    def _check_own_params(self):
+        if self.featurizer is not None and not isinstance(self.featurizer, TextFeaturizer):
+            raise InvalidParameterError(
+                f"featurizer must be a TextFeaturizer or None, got {type(self.featurizer).__name__}")
+        if self.classifier is not None and not isinstance(self.classifier, XRLinearClassifier):
+            raise InvalidParameterError(
+                f"classifier must be an XRLinearClassifier or None, got {type(self.classifier).__name__}")
+        check_param(self, "label_text_rows", isinstance(self.label_text_rows, (bool, np.bool_)), "a bool")
+        w = self.label_text_weight
+        check_param(self, "label_text_weight",
+                    isinstance(w, (int, float)) and not isinstance(w, bool) and 0.0 <= w <= 1.0,
+                    "a number in [0, 1]")
+        check_param(self, "match_candidates", is_int(self.match_candidates) and self.match_candidates >= 1,
+                    "an int >= 1")
+
+    def fit(self, texts, labels, *, label_names=None, label_texts=None):
+        """Learn to rank the labels of each text.
+
+        Parameters
+        ----------
+        texts : sequence of str
+        labels : sequence of sequences of str, or {array-like, sparse matrix} of shape (n_texts, n_labels)
+            The relevant label names of each text (possibly none), or a label indicator matrix
+            whose columns are ``label_names``.
+        label_names : sequence of str, optional
+            Every label, in column order: required with an indicator matrix; with label lists,
+            the labels that may be predicted (a label outside it is an error), including labels
+            no text has (cold start). Default: the sorted distinct labels of ``labels`` and of
+            ``label_texts``.
+        label_texts : sequence of str or mapping of str to str, optional
+            A text per label (a product title): aligned with ``label_names``, or by label name.
+
+        Returns
+        -------
+        self : TextXRLinear
+        """
+        self._check_own_params()
+        texts = str_list(texts, "texts")
+        names, Y = _label_matrix(labels, len(texts), label_names, label_texts)
+        label_text_list = _align_label_texts(label_texts, names)
+        log = logger.info if self.classifier is not None and self.classifier.verbose else (lambda msg: None)
+
+        start = time.perf_counter()
+        featurizer = clone(self.featurizer) if self.featurizer is not None else TextFeaturizer()
+        featurizer.fit(texts + (label_text_list or []))
+        X = featurizer.transform(texts)
+        log(f"featurized {len(texts)} texts into {X.shape[1]} features in {time.perf_counter() - start:.2f} s")
+        match_weight = self.label_text_weight if label_text_list is not None else 0.0
+        T = featurizer.transform(label_text_list) if label_text_list is not None else None
+        if T is not None and self.label_text_rows:
+            X = sp.vstack([X, T], format="csr")
+            Y = sp.vstack([Y, sp.identity(len(names), dtype=np.float32, format="csr")], format="csr")
+        if X.shape[0] == 0:
+            raise InvalidInputError("cannot fit on no texts")
+        classifier = clone(self.classifier) if self.classifier is not None else XRLinearClassifier()
+        classifier.fit(X, Y)
+        self.featurizer_, self.classifier_, self.labels_ = featurizer, classifier, names
+        self.matcher_ = _label_text_matcher(T) if match_weight > 0 else None
+        return self
+
+    # ---------------------------------------------------------------- prediction
+
+    def predict_topk(self, texts, k=None):
+        """Top-k label indices (into ``labels_``, padded with -1) and scores (padded with 0) per text,
+        as two ``(n_texts, k)`` arrays, best first."""
+        check_is_fitted(self, "classifier_")
+        texts = str_list(texts, "texts")
+        k = self._check_k(k)
+        X = self.featurizer_.transform(texts)
+        if self.matcher_ is None:
+            return self.classifier_.predict_topk(X, k)
+        n = max(k, self.match_candidates)
+        model = self.classifier_.predict_topk(X, n)
+        matched = self.matcher_.predict_topk(csr_args(X), _search_params(1, n, "noop"),
+                                             n_threads=self.classifier_._n_threads())
+        return self._blend(model, matched, k)
+
+    def predict(self, texts, k=None) -> list:
+        """Per text, up to `k` ``(label name, score)`` pairs, best first."""
+        labels, scores = self.predict_topk(texts, k)
+        return [self._named(row_labels, row_scores) for row_labels, row_scores in zip(labels, scores)]
+
+    def predict_one(self, text: str, k=None) -> list:
+        """:meth:`predict` for one text: the real-time path (no scipy matrix, one thread)."""
+        check_is_fitted(self, "classifier_")
+        if not isinstance(text, str):
+            raise InvalidInputError(f"text must be a str, got {type(text).__name__}")
+        k = self._check_k(k)
+        row = self.featurizer_._row_arrays(text)
+        clf = self.classifier_
+        n = k if self.matcher_ is None else max(k, self.match_candidates)
+        model = clf.model_.predict_topk(row, _search_params(clf.beam_size, n, clf.post_processor), n_threads=1)
+        if self.matcher_ is not None:
+            matched = self.matcher_.predict_topk(row, _search_params(1, n, "noop"), n_threads=1)
+            model = self._blend(model, matched, k)
+        labels, scores = model
+        return self._named(labels[0][:k], scores[0][:k])
+
+    def _check_k(self, k):
+        k = self.classifier_.topk if k is None else k
+        if not is_int(k) or k < 1:
+            raise InvalidInputError(f"k must be an int >= 1, got {k!r}")
+        return int(k)
+
+    def _blend(self, model, matched, k):
+        w = self.label_text_weight
+        return merge_topk([model, matched], [1.0 - w, w], k)
+
+    def _named(self, labels, scores):
+        return [(self.labels_[i], float(s)) for i, s in zip(labels, scores) if i >= 0]
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path):
+        """Write the fitted model to directory `path`: its parameters, the featurizer, the
+        classifier, the label names and the label-text matcher, in the package's validated formats."""
+        check_is_fitted(self, "classifier_")
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.featurizer_.save(path / "featurizer")
+        self.classifier_.save(path / "classifier")
+        np.save(path / _LABELS_FILE, np.array(list(self.labels_), dtype=str), allow_pickle=False)
+        if self.matcher_ is not None:
+            self.matcher_.save(str(path / _MATCHER_FILE))
+        params = {k: v for k, v in self.get_params(deep=False).items() if k not in ("featurizer", "classifier")}
+        write_metadata(path / _META_FILE, _FORMAT_NAME, _FORMAT_VERSION, params=params,
+                       has_matcher=self.matcher_ is not None)
+
+    @classmethod
+    def load(cls, path):
+        """Load a model written by :meth:`save` (ModelFormatError if corrupt, FileNotFoundError if
+        a file is missing)."""
+        path = Path(path)
+        meta_file = path / _META_FILE
+        meta = read_metadata(meta_file, _FORMAT_NAME, _FORMAT_VERSION)
+        featurizer = TextFeaturizer.load(path / "featurizer")
+        classifier = XRLinearClassifier.load(path / "classifier")
+        try:
+            est = cls(featurizer=clone(featurizer), classifier=clone(classifier), **meta["params"])
+            has_matcher = bool(meta["has_matcher"])
+        except (TypeError, KeyError, ValueError) as e:
+            raise corrupt(meta_file, e) from e
+        try:
+            labels = np.load(path / _LABELS_FILE, allow_pickle=False)
+        except FileNotFoundError:
+            raise
+        except (ValueError, OSError, EOFError) as e:
+            raise ModelFormatError(f"corrupt {_LABELS_FILE} in {path}: {e}") from e
+        est.featurizer_, est.classifier_ = featurizer, classifier
+        est.labels_ = labels.astype(object)
+        est.matcher_ = _pecos_rs.XLinearModel.load(str(path / _MATCHER_FILE)) if has_matcher else None
+        n_features = featurizer.transform([""]).shape[1]
+        if (labels.ndim != 1 or len(labels) != classifier.model_.n_labels
+                or classifier.n_features_in_ != n_features
+                or (est.matcher_ is not None and (est.matcher_.n_labels != len(labels)
+                                                  or est.matcher_.n_features != n_features))):
+            raise ModelFormatError(f"the files in {path} do not belong to the same model")
+        return est
+
+
+def _label_matrix(labels, n_texts, label_names, label_texts):
+    """The label names (object array, column order) and the binary CSR indicator of `labels`."""
+    if label_names is not None:
+        label_names = str_list(label_names, "label_names")
+        if len(set(label_names)) != len(label_names):
+            raise InvalidInputError("label_names must be distinct")
+    if sp.issparse(labels) or isinstance(labels, np.ndarray):
+        if label_names is None:
+            raise InvalidInputError("label_names is required with an indicator matrix of labels")
+        Y = sp.csr_matrix(labels, dtype=np.float32)
+        if Y.shape != (n_texts, len(label_names)):
+            raise InvalidInputError(
+                f"labels has shape {Y.shape}, expected ({n_texts}, {len(label_names)}) for "
+                f"{n_texts} texts and {len(label_names)} label names")
+        if not np.isfinite(Y.data).all():
+            raise InvalidInputError("labels contains NaN or infinite values")
+        Y.eliminate_zeros()
+        Y.data[:] = 1.0
+        Y.sort_indices()
+        return np.array(label_names, dtype=object), Y
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, Iterable):
+        raise InvalidInputError(f"labels must be a sequence of label lists or an indicator matrix, got {labels!r}")
+    rows = []
+    for i, row in enumerate(labels):
+        if isinstance(row, str) or not isinstance(row, Iterable):
+            raise InvalidInputError(f"labels[{i}] must be a list of label names, got {row!r}")
+        rows.append(str_list(row, f"labels[{i}]"))
+    if len(rows) != n_texts:
+        raise InvalidInputError(f"texts has {n_texts} entries but labels has {len(rows)}")
+    if label_names is None:
+        names = {name for row in rows for name in row}
+        if isinstance(label_texts, Mapping):
+            names.update(str_list(list(label_texts), "label_texts keys"))
+        label_names = sorted(names)
+    if not label_names:
+        raise InvalidInputError("there are no labels")
+    column = {name: j for j, name in enumerate(label_names)}
+    indices = []
+    for i, row in enumerate(rows):
+        try:
+            indices.append(sorted({column[name] for name in row}))
+        except KeyError as e:
+            raise InvalidInputError(f"unknown label {e.args[0]!r} in labels[{i}] (not in label_names)") from None
+    indptr = np.zeros(n_texts + 1, dtype=np.int64)
+    np.cumsum([len(r) for r in indices], out=indptr[1:])
+    flat = np.fromiter((j for r in indices for j in r), dtype=np.int32, count=int(indptr[-1]))
+    Y = sp.csr_matrix((np.ones(len(flat), np.float32), flat, indptr), shape=(n_texts, len(label_names)))
+    return np.array(label_names, dtype=object), Y
+
+
+def _align_label_texts(label_texts, names):
+    """`label_texts` as a list aligned with `names` (a label without a text gets ""), or None."""
+    if label_texts is None:
+        return None
+    if isinstance(label_texts, Mapping):
+        keys = str_list(list(label_texts), "label_texts keys")
+        column = set(names)
+        unknown = [key for key in keys if key not in column]
+        if unknown:
+            raise InvalidInputError(f"label_texts names unknown label {unknown[0]!r}")
+        texts = [label_texts.get(name, "") for name in names]
+        return str_list(texts, "label_texts values")
+    texts = str_list(label_texts, "label_texts")
+    if len(texts) != len(names):
+        raise InvalidInputError(f"label_texts has {len(texts)} entries but there are {len(names)} labels")
+    return texts
+
+
+def _label_text_matcher(T):
+    """An exact matcher: a one-layer model over every label whose weights are the label's text
+    features, so that its ``noop`` score is the dot product (cosine, rows being normalised) of a
+    query with each label text, computed by the model's sparse kernel (an inverted index)."""
+    n_labels, n_features = T.shape
+    W = sp.csr_matrix((T.data, T.indices, T.indptr), shape=(n_labels, n_features + 1))
+    return _pecos_rs.XLinearModel.from_weight_columns(
+        [np.zeros(n_labels, dtype=np.uint32)], [csr_args(W)], n_features=n_features, bias=1.0)
+
+
+def merge_topk(results, weights, k):
+    """Weighted sum of several top-k results over the union of their labels, top `k` of it.
+
+    `results` are ``(labels, scores)`` pairs of ``(n, k_i)`` arrays (labels padded with -1); a
+    label missing from a result counts 0 there. Returns ``(labels int64, scores float32)`` of
+    shape ``(n, k)``, padded with -1 / 0, ties broken by the smaller label.
+    """
+    n = results[0][0].shape[0]
+    labels = np.concatenate([np.asarray(lab, dtype=np.int64) for lab, _ in results], axis=1)
+    scores = np.concatenate([np.asarray(sc, dtype=np.float64) * w for (_, sc), w in zip(results, weights)],
+                            axis=1)
+    rows = np.repeat(np.arange(n), labels.shape[1])
+    labels, scores = labels.ravel(), scores.ravel()
+    valid = labels >= 0
+    rows, labels, scores = rows[valid], labels[valid], scores[valid]
+    # One entry per (row, label): sum the scores of the same label in the same row.
+    keys, first, inverse = np.unique(rows * (labels.max(initial=0) + 1) + labels, return_index=True,
+                                     return_inverse=True)
+    total = np.bincount(inverse.ravel(), weights=scores, minlength=len(keys))
+    rows, labels = rows[first], labels[first]
+    order = np.lexsort((labels, -total, rows))
+    rows, labels, total = rows[order], labels[order], total[order]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
+    keep = rank < k
+    out_labels = np.full((n, k), -1, dtype=np.int64)
+    out_scores = np.zeros((n, k), dtype=np.float32)
+    out_labels[rows[keep], rank[keep]] = labels[keep]
+    out_scores[rows[keep], rank[keep]] = total[keep]
+    return out_labels, out_scores

@@ -1,0 +1,279 @@
+"""TextXRLinear (raw text in, named labels out), its label-text matcher, merge_topk, and models
+built from given weights (XLinearModel.from_weight_columns)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.pipeline import Pipeline
+
+from pecos_rs import (InvalidInputError, InvalidParameterError, ModelFormatError, TextXRLinear,
+                      XRLinearClassifier, _pecos_rs)
+from pecos_rs._sparse import csr_args
+from pecos_rs.retrieval import merge_topk
+from pecos_rs.text import TextFeaturizer
+from pecos_rs.xlinear import _search_params
+
+WORDS = ("drill", "cordless", "hammer", "claw", "garden", "hose", "nozzle", "paint", "brush",
+         "roller", "ladder", "step", "saw", "blade", "tape", "measure", "glue", "wood", "lamp", "bulb")
+
+
+def make_catalogue(n_labels=30, n_texts=200, seed=0):
+    """Products named p00.. with three-word titles; queries of two title words of 1-2 products;
+    the last 5 products have no query (cold start) but a title."""
+    rng = np.random.default_rng(seed)
+    names = [f"p{j:02d}" for j in range(n_labels)]
+    title_words = [list(rng.choice(WORDS, size=3, replace=False)) for _ in names]
+    titles = [" ".join(words) for words in title_words]
+    texts, labels = [], []
+    for _ in range(n_texts):
+        chosen = rng.choice(n_labels - 5, size=rng.integers(1, 3), replace=False)
+        words = [w for j in chosen for w in rng.choice(title_words[j], size=2, replace=False)]
+        texts.append(" ".join(words))
+        labels.append([names[j] for j in chosen])
+    return texts, labels, names, titles
+
+
+@pytest.fixture(scope="module")
+def catalogue():
+    return make_catalogue()
+
+
+def small_classifier(**kw):
+    return XRLinearClassifier(n_splits=2, max_leaf_size=4, threshold=0.0, **kw)
+
+
+def test_equals_featurizer_and_classifier_composed_by_hand(catalogue):
+    texts, labels, names, _ = catalogue
+    model = TextXRLinear(classifier=small_classifier()).fit(texts, labels)
+    assert list(model.labels_) == sorted({n for row in labels for n in row})
+    assert model.matcher_ is None
+    featurizer = TextFeaturizer().fit(texts)
+    Y = sp.csr_matrix(
+        [[float(name in row) for name in model.labels_] for row in labels], dtype=np.float32)
+    clf = small_classifier().fit(featurizer.transform(texts), Y)
+    got_labels, got_scores = model.predict_topk(texts[:50], 5)
+    want_labels, want_scores = clf.predict_topk(featurizer.transform(texts[:50]), 5)
+    np.testing.assert_array_equal(got_labels, want_labels)
+    np.testing.assert_array_equal(got_scores, want_scores)
+    # A scikit-learn Pipeline of the two parts keeps working and agrees.
+    pipe = Pipeline([("features", TextFeaturizer()), ("model", small_classifier())]).fit(texts, Y)
+    assert (pipe.predict(texts[:50]) != clf.predict(featurizer.transform(texts[:50]))).nnz == 0
+
+
+def test_label_texts_blend_the_model_with_the_exact_title_match(catalogue):
+    texts, labels, names, titles = catalogue
+    w = 0.4
+    model = TextXRLinear(classifier=small_classifier(), label_text_weight=w, match_candidates=20).fit(
+        texts, labels, label_names=names, label_texts=titles)
+    assert list(model.labels_) == names
+    # By hand: featurizer over texts and titles, titles as extra rows, cosine to every title.
+    featurizer = TextFeaturizer().fit(texts + titles)
+    X, T = featurizer.transform(texts), featurizer.transform(titles)
+    Y = sp.csr_matrix([[float(n in row) for n in names] for row in labels], dtype=np.float32)
+    clf = small_classifier().fit(sp.vstack([X, T]).tocsr(), sp.vstack([Y, sp.identity(len(names))]).tocsr())
+    queries = texts[:40] + ["garden hose nozzle", "zzz unknown words", ""]
+    Q = featurizer.transform(queries)
+    model_labels, model_scores = clf.predict_topk(Q, 20)
+    cosine = (Q @ T.T).toarray()
+    got_labels, got_scores = model.predict_topk(queries, 8)
+    for i in range(len(queries)):
+        expected = {}
+        for j, s in zip(model_labels[i], model_scores[i]):
+            if j >= 0:
+                expected[j] = (1 - w) * s
+        for j in np.argsort(-cosine[i], kind="stable")[:20]:
+            expected[j] = expected.get(j, 0.0) + w * cosine[i, j]
+        best = sorted(expected.items(), key=lambda e: (-e[1], e[0]))[:8]
+        found = got_labels[i] >= 0
+        np.testing.assert_allclose(got_scores[i][found], [s for _, s in best][: found.sum()], rtol=1e-5, atol=1e-6)
+        assert found.sum() == min(8, len(expected))
+
+
+def test_a_label_without_training_texts_is_found_by_its_title(catalogue):
+    texts, labels, names, titles = catalogue
+    model = TextXRLinear(classifier=small_classifier(), label_text_rows=False, label_text_weight=0.5).fit(
+        texts, labels, label_names=names, label_texts=titles)
+    for j in range(len(names) - 5, len(names)):  # never in a training text's labels
+        top = [name for name, _ in model.predict_one(titles[j], k=3)]
+        assert names[j] in top
+
+
+def test_predict_one_equals_predict_and_names_match_indices(catalogue):
+    texts, labels, names, titles = catalogue
+    for kw in ({}, {"label_texts": titles, "label_names": names}):
+        model = TextXRLinear(classifier=small_classifier()).fit(texts, labels, **kw)
+        batch = model.predict(texts[:30] + [""], k=6)
+        single = [model.predict_one(t, k=6) for t in texts[:30] + [""]]
+        assert len(batch) == 31
+        for b, s in zip(batch, single):
+            assert [n for n, _ in b] == [n for n, _ in s]
+            np.testing.assert_allclose([v for _, v in b], [v for _, v in s], rtol=1e-6)
+        ids, _ = model.predict_topk(texts[:30], 6)
+        assert [n for n, _ in batch[0]] == [model.labels_[i] for i in ids[0] if i >= 0]
+
+
+def test_indicator_matrix_with_label_names(catalogue):
+    texts, labels, names, titles = catalogue
+    Y = sp.csr_matrix([[2.0 if n in row else 0.0 for n in names] for row in labels])
+    from_matrix = TextXRLinear(classifier=small_classifier()).fit(texts, Y, label_names=names, label_texts=titles)
+    from_lists = TextXRLinear(classifier=small_classifier()).fit(texts, labels, label_names=names, label_texts=titles)
+    np.testing.assert_array_equal(from_matrix.predict_topk(texts[:20], 5)[1], from_lists.predict_topk(texts[:20], 5)[1])
+    by_name = TextXRLinear(classifier=small_classifier()).fit(
+        texts, labels, label_texts=dict(zip(names, titles)))
+    assert list(by_name.labels_) == names  # the cold-start labels come from the mapping's keys
+    np.testing.assert_array_equal(by_name.predict_topk(texts[:20], 5)[1], from_lists.predict_topk(texts[:20], 5)[1])
+
+
+def test_save_load_round_trip_and_corruption(tmp_path, catalogue):
+    texts, labels, names, titles = catalogue
+    model = TextXRLinear(classifier=small_classifier(), label_text_weight=0.3).fit(
+        texts, labels, label_names=names, label_texts=titles)
+    model.save(tmp_path / "m")
+    loaded = TextXRLinear.load(tmp_path / "m")
+    assert loaded.get_params()["label_text_weight"] == 0.3
+    for a, b in zip(model.predict_topk(texts, 7), loaded.predict_topk(texts, 7)):
+        np.testing.assert_array_equal(a, b)
+    assert loaded.predict_one("garden hose") == model.predict_one("garden hose")
+    meta = tmp_path / "m" / "text_xrlinear.json"
+    good = meta.read_text()
+    meta.write_text(good[:-20])
+    with pytest.raises(ModelFormatError):
+        TextXRLinear.load(tmp_path / "m")
+    data = json.loads(good)
+    data["params"]["no_such_param"] = 1
+    meta.write_text(json.dumps(data))
+    with pytest.raises(ModelFormatError):
+        TextXRLinear.load(tmp_path / "m")
+    meta.write_text(good)
+    (tmp_path / "m" / "labels.npy").write_bytes(b"not numpy")
+    with pytest.raises(ModelFormatError):
+        TextXRLinear.load(tmp_path / "m")
+    np.save(tmp_path / "m" / "labels.npy", np.array(names[:-1]))
+    with pytest.raises(ModelFormatError, match="do not belong"):
+        TextXRLinear.load(tmp_path / "m")
+    (tmp_path / "m" / "label_text_matcher.bin").unlink()
+    with pytest.raises(FileNotFoundError):
+        TextXRLinear.load(tmp_path / "m")
+    with pytest.raises(FileNotFoundError):
+        TextXRLinear.load(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"label_text_weight": 1.5}, "label_text_weight"),
+    ({"label_text_weight": "0.5"}, "label_text_weight"),
+    ({"match_candidates": 0}, "match_candidates"),
+    ({"label_text_rows": "yes"}, "label_text_rows"),
+    ({"featurizer": "word"}, "featurizer"),
+    ({"classifier": object()}, "classifier"),
+])
+def test_bad_parameters(catalogue, params, match):
+    texts, labels, _, _ = catalogue
+    with pytest.raises(InvalidParameterError, match=match):
+        TextXRLinear(**params).fit(texts, labels)
+
+
+def test_bad_inputs(catalogue):
+    texts, labels, names, titles = catalogue
+    fit = TextXRLinear(classifier=small_classifier()).fit
+    with pytest.raises(InvalidInputError, match="unknown label 'nope'"):
+        fit(texts[:3], [["p01"], ["nope"], []], label_names=names)
+    with pytest.raises(InvalidInputError, match="texts has 3 entries but labels has 2"):
+        fit(texts[:3], labels[:2])
+    with pytest.raises(InvalidInputError, match="label_names is required"):
+        fit(texts[:3], np.ones((3, 2)))
+    with pytest.raises(InvalidInputError, match="shape"):
+        fit(texts[:3], np.ones((3, 2)), label_names=names)
+    with pytest.raises(InvalidInputError, match="NaN"):
+        fit(texts[:2], np.array([[np.nan, 1.0], [0.0, 1.0]]), label_names=["a", "b"])
+    with pytest.raises(InvalidInputError, match=r"texts\[1\] must be a str"):
+        fit(["a", 3], [["x"], ["y"]])
+    with pytest.raises(InvalidInputError, match=r"labels\[0\] must be a list"):
+        fit(["a"], ["x"])
+    with pytest.raises(InvalidInputError, match="label_texts has 2 entries"):
+        fit(texts, labels, label_names=names, label_texts=titles[:2])
+    with pytest.raises(InvalidInputError, match="unknown label 'zz'"):
+        fit(texts, labels, label_names=names, label_texts={"zz": "title"})
+    with pytest.raises(InvalidInputError, match="distinct"):
+        fit(texts[:1], [["a"]], label_names=["a", "a"])
+    with pytest.raises(InvalidInputError, match="no labels"):
+        fit(texts[:2], [[], []])
+    model = fit(texts, labels)
+    for bad_k in (0, -1, 2.5, "3"):
+        with pytest.raises(InvalidInputError, match="k must be"):
+            model.predict_one("drill", k=bad_k)
+    with pytest.raises(InvalidInputError, match="text must be a str"):
+        model.predict_one(None)
+    with pytest.raises(InvalidInputError):
+        model.predict("drill")
+
+
+def test_rows_without_labels_and_empty_texts_are_fine(catalogue):
+    texts, labels, _, _ = catalogue
+    model = TextXRLinear(classifier=small_classifier()).fit(texts + ["", "unrelated words"], labels + [[], []])
+    assert len(model.predict_one("", k=3)) <= 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_merge_topk_equals_a_brute_force_union(data):
+    n = data.draw(st.integers(1, 4))
+    results, weights = [], []
+    for _ in range(data.draw(st.integers(1, 3))):
+        width = data.draw(st.integers(1, 5))
+        labels = np.full((n, width), -1, dtype=np.int64)
+        scores = np.zeros((n, width), dtype=np.float32)
+        for i in range(n):
+            ids = data.draw(st.lists(st.integers(0, 9), unique=True, max_size=width))
+            labels[i, : len(ids)] = ids
+            scores[i, : len(ids)] = data.draw(st.lists(st.floats(0, 1, width=32), min_size=len(ids),
+                                                       max_size=len(ids)))
+        results.append((labels, scores))
+        weights.append(data.draw(st.floats(0, 1)))
+    k = data.draw(st.integers(1, 6))
+    got_labels, got_scores = merge_topk(results, weights, k)
+    for i in range(n):
+        total = {}
+        for (labels, scores), w in zip(results, weights):
+            for j, s in zip(labels[i], scores[i]):
+                if j >= 0:
+                    total[int(j)] = total.get(int(j), 0.0) + w * float(s)
+        want = sorted(total.items(), key=lambda e: (-np.float32(e[1]), e[0]))[:k]
+        found = got_labels[i] >= 0
+        assert found.sum() == len(want)
+        np.testing.assert_allclose(got_scores[i][found], [s for _, s in want], rtol=1e-5, atol=1e-7)
+        assert set(got_labels[i][found]) <= set(total)
+        assert not got_scores[i][~found].any()
+
+
+def test_a_model_rebuilt_from_its_weight_columns_predicts_the_same(planted):
+    X, Y = planted.X, planted.Y
+    clf = XRLinearClassifier(n_splits=4, max_leaf_size=5).fit(X, Y)
+    model = clf.model_
+    weights = []
+    for t in range(model.depth):
+        indptr, indices, data, (n_rows, n_cols) = model.layer_weights(t)
+        weights.append((indptr, indices, data, n_cols, n_rows))  # CSC of W = CSR of W^T
+    rebuilt = _pecos_rs.XLinearModel.from_weight_columns(
+        [model.layer_parents(t) for t in range(model.depth)], weights,
+        n_features=model.n_features, bias=model.bias)
+    params = _search_params(10, 5, "l3-hinge")
+    for a, b in zip(model.predict_topk(csr_args(X), params, n_threads=1),
+                    rebuilt.predict_topk(csr_args(X), params, n_threads=1)):
+        np.testing.assert_array_equal(a, b)
+    assert rebuilt.to_bytes() == model.to_bytes()
+    with pytest.raises(InvalidInputError):  # one layer short
+        _pecos_rs.XLinearModel.from_weight_columns(
+            [model.layer_parents(t) for t in range(model.depth)], weights[:-1],
+            n_features=model.n_features, bias=model.bias)
+    with pytest.raises(InvalidInputError):  # the bias row missing
+        indptr, indices, data, n_cols, n_rows = weights[0]
+        _pecos_rs.XLinearModel.from_weight_columns(
+            [model.layer_parents(t) for t in range(model.depth)],
+            [(indptr, indices, data, n_cols, n_rows - 1)] + weights[1:],
+            n_features=model.n_features, bias=model.bias)
