@@ -4,7 +4,8 @@ Extreme multi-label ranking (``smat_util.Metrics``), :func:`precision_recall_at_
 
 * P@k = |top-k ∩ true| / k, even when fewer than k labels were predicted;
 * R@k = |top-k ∩ true| / |true|;
-* both are averaged over all rows; a row without true labels counts as 0 for both.
+* both are averaged over all rows; a row without true labels counts as 0 for both;
+* :func:`ndcg_at_k`: DCG@k with binary gains over the ideal DCG@k of the row.
 
 Query autocompletion (the session-aware QAC code of PECOS, ``examples/qp2q``), from one target
 string and a ranked list of suggested strings per row; no normalisation of the strings:
@@ -39,7 +40,33 @@ def precision_recall_at_k(Y_true, top_labels, ks=(1, 3, 5, 10)) -> dict:
         Ranked predictions, best first, padded with -1 (as returned by ``predict_topk``);
         ``max(ks) <= K``.
     """
-    Y_true = sp.csr_matrix(Y_true)
+    hits, n_true = _hits(Y_true, top_labels, ks)
+    cum_hits = np.cumsum(hits, axis=1)
+    out = {f"P@{k}": 100.0 * float(np.mean(cum_hits[:, k - 1] / k)) for k in ks}
+    out.update({f"R@{k}": 100.0 * float(np.mean(cum_hits[:, k - 1] / np.maximum(n_true, 1))) for k in ks})
+    return out
+
+
+def ndcg_at_k(Y_true, top_labels, ks=(1, 3, 5, 10)) -> dict:
+    """Return ``{"nDCG@k": percent, ...}``: binary-relevance DCG@k (a hit at rank r gains
+    ``1 / log2(r + 1)``) over the ideal DCG of ``min(k, |true|)`` hits, averaged over all rows (a
+    row without true labels counts 0). Arguments as in :func:`precision_recall_at_k`."""
+    hits, n_true = _hits(Y_true, top_labels, ks)
+    gain = 1.0 / np.log2(np.arange(2, hits.shape[1] + 2))
+    dcg = np.cumsum(hits * gain, axis=1)
+    ideal = np.concatenate([[0.0], np.cumsum(gain)])
+    out = {}
+    for k in ks:
+        best = ideal[np.minimum(n_true, k)]
+        out[f"nDCG@{k}"] = 100.0 * float(np.mean(np.divide(dcg[:, k - 1], best, out=np.zeros(len(best)),
+                                                           where=best > 0)))
+    return out
+
+
+def _hits(Y_true, top_labels, ks):
+    """Whether each prediction is a true label (bool (n, K)) and the true labels per row, after
+    checking that the shapes fit and that ``max(ks) <= K``."""
+    Y_true = sp.csr_matrix(Y_true, copy=True)
     top_labels = np.asarray(top_labels)
     n, width = top_labels.shape
     if n != Y_true.shape[0] or max(ks) > width:
@@ -47,16 +74,14 @@ def precision_recall_at_k(Y_true, top_labels, ks=(1, 3, 5, 10)) -> dict:
             f"predictions of shape {top_labels.shape} do not fit labels of shape {Y_true.shape} "
             f"with k up to {max(ks)}"
         )
+    Y_true.eliminate_zeros()
     rows = np.repeat(np.arange(n), width)
     cols = top_labels.reshape(-1)
     valid = cols >= 0
     hits = np.zeros(n * width, dtype=bool)
-    hits[valid] = np.asarray(Y_true[rows[valid], cols[valid]]).reshape(-1) != 0
-    cum_hits = np.cumsum(hits.reshape(n, width), axis=1)
-    n_true = np.maximum(np.diff(Y_true.indptr), 1)
-    out = {f"P@{k}": 100.0 * float(np.mean(cum_hits[:, k - 1] / k)) for k in ks}
-    out.update({f"R@{k}": 100.0 * float(np.mean(cum_hits[:, k - 1] / n_true)) for k in ks})
-    return out
+    if valid.any():  # (scipy returns a sparse matrix, not an array, for an empty index)
+        hits[valid] = np.asarray(Y_true[rows[valid], cols[valid]]).reshape(-1) != 0
+    return hits.reshape(n, width), np.diff(Y_true.indptr)
 
 
 # ------------------------------------------------------------------ query autocompletion (QAC)

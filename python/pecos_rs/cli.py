@@ -1,0 +1,262 @@
+"""The ``pecos-rs`` command: train, predict with and evaluate a text-to-labels model from files.
+
+    pecos-rs train    --data train.txt --model DIR                   # PECOS's "l1,l2<TAB>text" lines
+    pecos-rs train    --texts X.trn.txt.gz --labels Y.trn.npz --label-names label_vocab.txt \\
+                      [--label-texts label_titles.txt.gz] --model DIR  # the xmc-base layout
+    pecos-rs predict  --model DIR [--input queries.txt] [-k 10]      # JSON lines out
+    pecos-rs evaluate --model DIR --data test.txt                    # P@k, R@k, nDCG@k
+    pecos-rs evaluate --model DIR --texts X.tst.txt.gz --labels Y.tst.npz
+
+Text files may be gzipped (``.gz``). Bad files or arguments end with a one-line message on
+stderr and exit status 2 (no traceback); progress goes to stderr, results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from .exceptions import PecosError
+from .metrics import ndcg_at_k, precision_recall_at_k
+from .retrieval import TextXRLinear
+from .xlinear import XRLinearClassifier
+
+#: Exit status of a run stopped by bad input (argparse's own, for usage errors).
+EXIT_BAD_INPUT = 2
+
+
+class CliError(Exception):
+    """Bad input found by the command: its message is shown as is, exit status 2."""
+
+
+# ------------------------------------------------------------------------------------ reading
+
+
+def _open_text(path: Path):
+    if not path.is_file():
+        raise CliError(f"{path}: no such file")
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8", newline="\n")
+    return open(path, encoding="utf-8", newline="\n")
+
+
+def read_lines(path: Path) -> list:
+    """The lines of a UTF-8 text file (gzipped if it ends in .gz), without their line ends."""
+    try:
+        with _open_text(path) as f:
+            return [line.rstrip("\r\n") for line in f]
+    except UnicodeDecodeError as e:
+        raise CliError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except (OSError, EOFError) as e:  # a truncated or corrupt gzip file, ...
+        raise CliError(f"{path}: cannot be read: {e}") from None
+
+
+def read_labelled(path: Path) -> tuple:
+    """``(texts, label lists)`` of a file in PECOS's text format: ``label1,label2<TAB>text`` a line
+    (an empty label field is a text without labels)."""
+    texts, labels = [], []
+    for number, line in enumerate(read_lines(path), start=1):
+        field, tab, text = line.partition("\t")
+        if not tab:
+            raise CliError(f"{path}, line {number}: expected 'label1,label2<TAB>text', found no tab")
+        names = [name.strip() for name in field.split(",")] if field.strip() else []
+        if any(not name for name in names):
+            raise CliError(f"{path}, line {number}: empty label name in {field!r}")
+        texts.append(text)
+        labels.append(names)
+    if not texts:
+        raise CliError(f"{path}: no lines")
+    return texts, labels
+
+
+def read_matrix(path: Path) -> sp.csr_matrix:
+    if not path.is_file():
+        raise CliError(f"{path}: no such file")
+    try:
+        return sp.load_npz(path).tocsr()
+    except (OSError, ValueError, KeyError, EOFError) as e:
+        raise CliError(f"{path}: not a scipy sparse .npz file ({e})") from None
+
+
+def read_dataset(args) -> tuple:
+    """``(texts, labels)`` from ``--data`` or from ``--texts`` + ``--labels``."""
+    if args.data is not None:
+        if args.texts is not None or args.labels is not None:
+            raise CliError("give either --data or --texts with --labels, not both")
+        return read_labelled(args.data)
+    if args.texts is None or args.labels is None:
+        raise CliError("give --data FILE, or --texts FILE with --labels FILE")
+    texts, Y = read_lines(args.texts), read_matrix(args.labels)
+    if Y.shape[0] != len(texts):
+        raise CliError(f"{args.texts} has {len(texts)} lines but {args.labels} has {Y.shape[0]} rows")
+    return texts, Y
+
+
+# ---------------------------------------------------------------------------------- commands
+
+
+def cmd_train(args) -> None:
+    texts, labels = read_dataset(args)
+    names = read_lines(args.label_names) if args.label_names else None
+    label_texts = read_lines(args.label_texts) if args.label_texts else None
+    if label_texts is not None and names is None:
+        raise CliError("--label-texts needs --label-names (the labels its lines belong to)")
+    if sp.issparse(labels) and names is None:
+        raise CliError("--labels (a matrix) needs --label-names (one name per column)")
+    classifier = XRLinearClassifier(
+        threshold=args.threshold, beam_size=args.beam_size, n_splits=args.n_splits,
+        max_leaf_size=args.max_leaf_size, topk=args.k, n_jobs=args.n_jobs, random_state=args.seed,
+        verbose=1,
+    )
+    model = TextXRLinear(classifier=classifier, label_text_weight=args.label_text_weight)
+    _progress(f"training on {len(texts):,} texts ...")
+    start = time.perf_counter()
+    model.fit(texts, labels, label_names=names, label_texts=label_texts)
+    _progress(f"trained in {time.perf_counter() - start:.1f} s: {len(model.labels_):,} labels, "
+              f"{model.classifier_.model_.nnz:,} weights")
+    model.save(args.model)
+    _progress(f"saved to {args.model}")
+
+
+def cmd_predict(args) -> None:
+    model = _load(args.model)
+    lines = read_lines(args.input) if args.input is not None else [line.rstrip("\r\n") for line in sys.stdin]
+    out = sys.stdout
+    for text in lines:
+        record = {"text": text}
+        if text.strip():
+            record["labels"] = [{"label": name, "score": round(score, 6)}
+                                for name, score in model.predict_one(text, k=args.k)]
+        else:
+            record["labels"], record["error"] = [], "empty query"
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def cmd_evaluate(args) -> None:
+    model = _load(args.model)
+    texts, labels = read_dataset(args)
+    column = {name: j for j, name in enumerate(model.labels_)}
+    if sp.issparse(labels):
+        if labels.shape[1] != len(column):
+            raise CliError(f"{args.labels} has {labels.shape[1]} label columns but the model has {len(column)} labels")
+        Y = labels
+    else:
+        # Test labels the model does not know stay relevant: they count as misses, not as absent.
+        unknown = sorted({name for row in labels for name in row if name not in column})
+        extra = {name: len(column) + i for i, name in enumerate(unknown)}
+        rows = [sorted({column.get(name, extra.get(name)) for name in row}) for row in labels]
+        indptr = np.cumsum([0] + [len(r) for r in rows])
+        indices = np.array([j for r in rows for j in r], dtype=np.int64)
+        Y = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(rows), len(column) + len(unknown)))
+        if unknown:
+            _progress(f"{len(unknown):,} test labels are unknown to the model (counted as misses)")
+    ks = sorted(set(args.ks))
+    start = time.perf_counter()
+    top, _ = model.predict_topk(texts, max(ks))
+    seconds = time.perf_counter() - start
+    report = {**precision_recall_at_k(Y, top, ks), **ndcg_at_k(Y, top, ks)}
+    if args.json:
+        print(json.dumps({"rows": len(texts), "seconds": round(seconds, 3), **report}))
+        return
+    print(f"{len(texts):,} rows, predicted in {seconds:.2f} s ({1000 * seconds / len(texts):.3f} ms/row)")
+    for metric in ("P", "R", "nDCG"):
+        print("  ".join(f"{metric}@{k} {report[f'{metric}@{k}']:6.2f}" for k in ks))
+
+
+def _load(path: Path) -> TextXRLinear:
+    if not path.exists():
+        raise CliError(f"{path}: no such model directory")
+    return TextXRLinear.load(path)
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------- parsing
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _add_data_arguments(parser) -> None:
+    parser.add_argument("--data", type=Path, metavar="FILE", help="'label1,label2<TAB>text' lines")
+    parser.add_argument("--texts", type=Path, metavar="FILE", help="one text a line (X.*.txt[.gz])")
+    parser.add_argument("--labels", type=Path, metavar="FILE", help="label indicator matrix (Y.*.npz)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pecos-rs", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[2:9]))
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a model from text files")
+    _add_data_arguments(train)
+    train.add_argument("--label-names", type=Path, metavar="FILE", help="one label name a line, in column order")
+    train.add_argument("--label-texts", type=Path, metavar="FILE",
+                       help="one text a line per label of --label-names (product titles)")
+    train.add_argument("--model", type=Path, required=True, metavar="DIR", help="where to save the model")
+    train.add_argument("--threshold", type=float, default=0.1, help="weight pruning threshold (default: 0.1)")
+    train.add_argument("--beam-size", type=_positive_int, default=10, help="beam width (default: 10)")
+    train.add_argument("--n-splits", type=_positive_int, default=16, help="tree branching factor (default: 16)")
+    train.add_argument("--max-leaf-size", type=_positive_int, default=100, help="labels per leaf (default: 100)")
+    train.add_argument("--label-text-weight", type=float, default=0.5,
+                       help="weight of the label-text match in the score (default: 0.5)")
+    train.add_argument("-k", type=_positive_int, default=10, help="default labels per prediction (default: 10)")
+    train.add_argument("--n-jobs", type=int, default=-1, help="threads, -1 for all cores (default: -1)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    train.set_defaults(run=cmd_train)
+
+    predict = commands.add_parser("predict", help="rank labels for texts, one JSON line each")
+    predict.add_argument("--model", type=Path, required=True, metavar="DIR")
+    predict.add_argument("--input", type=Path, metavar="FILE", help="one text a line (default: stdin)")
+    predict.add_argument("-k", type=_positive_int, default=10, help="labels per text (default: 10)")
+    predict.set_defaults(run=cmd_predict)
+
+    evaluate = commands.add_parser("evaluate", help="P@k, R@k and nDCG@k on labelled texts")
+    evaluate.add_argument("--model", type=Path, required=True, metavar="DIR")
+    _add_data_arguments(evaluate)
+    evaluate.add_argument("-k", dest="ks", type=_positive_int, nargs="+", default=[1, 3, 5, 10],
+                          help="cut-offs (default: 1 3 5 10)")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(run=cmd_evaluate)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # The library reports training progress as INFO records on the "pecos_rs" logger.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("pecos_rs").setLevel(logging.INFO)
+    try:
+        args.run(args)
+    except (CliError, PecosError, ValueError, FileNotFoundError) as e:
+        print(f"pecos-rs {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:  # the reader of stdout went away (| head)
+        return 0
+    except KeyboardInterrupt:
+        print(f"pecos-rs {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

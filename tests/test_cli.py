@@ -1,0 +1,142 @@
+"""The pecos-rs command line: every command on a small made-up catalogue, and bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from pecos_rs import TextXRLinear
+from pecos_rs.cli import main
+
+from test_retrieval import make_catalogue
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """The catalogue in both layouts: PECOS's 'labels<TAB>text' lines, and texts + Y.npz + names + titles."""
+    root = tmp_path_factory.mktemp("cli")
+    texts, labels, names, titles = make_catalogue(n_texts=160)
+    (root / "train.txt").write_text("".join(f"{','.join(ls)}\t{t}\n" for t, ls in zip(texts[:120], labels[:120])))
+    (root / "test.txt").write_text("".join(f"{','.join(ls)}\t{t}\n" for t, ls in zip(texts[120:], labels[120:])))
+    with gzip.open(root / "X.trn.txt.gz", "wt") as f:
+        f.write("".join(t + "\n" for t in texts[:120]))
+    Y = sp.csr_matrix([[float(n in row) for n in names] for row in labels[:120]], dtype=np.float32)
+    sp.save_npz(root / "Y.trn.npz", Y)
+    (root / "names.txt").write_text("".join(n + "\n" for n in names))
+    (root / "titles.txt").write_text("".join(t + "\n" for t in titles))
+    return root, texts, labels, names
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+SMALL = ("--n-splits", 2, "--max-leaf-size", 4, "--threshold", 0, "--n-jobs", 1)
+
+
+def test_train_predict_evaluate_from_pecos_text_format(files, tmp_path, capsys):
+    root, texts, labels, _ = files
+    code, out, err = run(capsys, "train", "--data", root / "train.txt", "--model", tmp_path / "m", *SMALL)
+    assert code == 0, err
+    assert "trained in" in err and out == ""
+    queries = tmp_path / "q.txt"
+    queries.write_text("cordless drill\n\ngarden hose\n")
+    code, out, err = run(capsys, "predict", "--model", tmp_path / "m", "--input", queries, "-k", 3)
+    assert code == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["text"] for r in records] == ["cordless drill", "", "garden hose"]
+    assert records[1] == {"text": "", "labels": [], "error": "empty query"}
+    model = TextXRLinear.load(tmp_path / "m")
+    assert [(x["label"], pytest.approx(x["score"], abs=1e-6)) for x in records[0]["labels"]] == \
+        model.predict_one("cordless drill", k=3)
+    code, out, err = run(capsys, "evaluate", "--model", tmp_path / "m", "--data", root / "test.txt", "--json", "-k", 1, 5)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["rows"] == 40 and set(report) >= {"P@1", "R@5", "nDCG@5"}
+    assert report["P@1"] > 30  # learnable: the queries are title words of their products
+    code, out, _ = run(capsys, "evaluate", "--model", tmp_path / "m", "--data", root / "test.txt")
+    assert code == 0 and "nDCG@10" in out
+
+
+def test_train_from_the_xmc_layout_with_label_titles(files, tmp_path, capsys):
+    root, _, _, names = files
+    code, _, err = run(capsys, "train", "--texts", root / "X.trn.txt.gz", "--labels", root / "Y.trn.npz",
+                       "--label-names", root / "names.txt", "--label-texts", root / "titles.txt",
+                       "--model", tmp_path / "m", *SMALL)
+    assert code == 0, err
+    model = TextXRLinear.load(tmp_path / "m")
+    assert list(model.labels_) == names and model.matcher_ is not None
+
+
+def test_unknown_test_labels_count_as_misses(files, tmp_path, capsys):
+    root, texts, labels, _ = files
+    assert run(capsys, "train", "--data", root / "train.txt", "--model", tmp_path / "m", *SMALL)[0] == 0
+    test = tmp_path / "test.txt"
+    test.write_text(f"{labels[0][0]}\t{texts[0]}\nnever_seen\t{texts[0]}\n")
+    code, out, err = run(capsys, "evaluate", "--model", tmp_path / "m", "--data", test, "--json", "-k", 10)
+    assert code == 0 and "1 test labels are unknown" in err
+    assert json.loads(out)["R@10"] <= 50.0
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"p01\tdrill\nno tab here\n", "line 2: expected 'label1,label2<TAB>text', found no tab"),
+    (b"p01,,p02\tdrill\n", "line 1: empty label name"),
+    (b"", "no lines"),
+    (b"\xff\xfe\tbad bytes\n", "not UTF-8"),
+])
+def test_malformed_training_files(tmp_path, capsys, content, message):
+    data = tmp_path / "bad.txt"
+    data.write_bytes(content)
+    code, _, err = run(capsys, "train", "--data", data, "--model", tmp_path / "m")
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_bad_arguments_and_files(files, tmp_path, capsys):
+    root, _, _, _ = files
+    code, _, err = run(capsys, "train", "--data", tmp_path / "missing.txt", "--model", tmp_path / "m")
+    assert code == 2 and "no such file" in err
+    code, _, err = run(capsys, "train", "--texts", root / "X.trn.txt.gz", "--labels", root / "Y.trn.npz",
+                       "--model", tmp_path / "m")
+    assert code == 2 and "needs --label-names" in err
+    code, _, err = run(capsys, "train", "--data", root / "train.txt", "--label-names", root / "names.txt",
+                       "--model", tmp_path / "m", *SMALL)
+    assert code == 0, err  # every training label is among the names
+    short = tmp_path / "short.txt"
+    short.write_text("p00\n")
+    code, _, err = run(capsys, "train", "--data", root / "train.txt", "--label-names", short, "--model", tmp_path / "m")
+    assert code == 2 and "unknown label" in err
+    truncated = tmp_path / "X.txt.gz"
+    truncated.write_bytes(gzip.compress(b"a\nb\n" * 1000)[:40])
+    code, _, err = run(capsys, "train", "--texts", truncated, "--labels", root / "Y.trn.npz",
+                       "--label-names", root / "names.txt", "--model", tmp_path / "m")
+    assert code == 2 and "cannot be read" in err
+    not_npz = tmp_path / "Y.npz"
+    not_npz.write_bytes(b"garbage")
+    code, _, err = run(capsys, "train", "--texts", root / "X.trn.txt.gz", "--labels", not_npz,
+                       "--label-names", root / "names.txt", "--model", tmp_path / "m")
+    assert code == 2 and "not a scipy sparse .npz" in err
+    code, _, err = run(capsys, "predict", "--model", tmp_path / "no_model")
+    assert code == 2 and "no such model directory" in err
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "text_xrlinear.json").write_text("{")
+    code, _, err = run(capsys, "predict", "--model", tmp_path / "broken", "--input", short)
+    assert code == 2 and "Traceback" not in err
+    for argv in (["predict", "--model", tmp_path, "-k", "0"], ["evaluate"], ["nonsense"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(a) for a in argv])
+        assert exit_info.value.code == 2
+    capsys.readouterr()
+
+
+def test_the_module_runs_as_a_command():
+    result = subprocess.run([sys.executable, "-m", "pecos_rs.cli", "--help"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "pecos-rs train" in result.stdout
