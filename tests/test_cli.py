@@ -140,3 +140,107 @@ def test_the_module_runs_as_a_command():
     result = subprocess.run([sys.executable, "-m", "pecos_rs.cli", "--help"], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0 and "pecos-rs train" in result.stdout
+
+
+# ------------------------------------------------------------------------------------- serve
+
+
+@pytest.fixture(scope="module")
+def served_model(files, tmp_path_factory):
+    root = files[0]
+    model_dir = tmp_path_factory.mktemp("served") / "m"
+    assert main(["train", "--data", str(root / "train.txt"), "--model", str(model_dir),
+                 *map(str, SMALL)]) == 0
+    return model_dir
+
+
+def http(url, body=None):
+    """(status, JSON answer) of a GET, or of a POST when `body` (bytes) is given."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_serve_answers_a_real_http_client_and_a_concurrent_burst(served_model, capsys):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import quote
+
+    from pecos_rs._predict_server import PredictServer
+
+    model = TextXRLinear.load(served_model)
+    server = PredictServer(("127.0.0.1", 0), model)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = server.url
+        queries = ["cordless drill", "garden hose", "paint roller brush", "tape measure", "lamp bulb"] * 20
+
+        def ask(i):
+            q = queries[i]
+            return q, http(f"{url}predict?text={quote(q)}&k={1 + i % 7}"), 1 + i % 7
+
+        with ThreadPoolExecutor(32) as pool:
+            answers = list(pool.map(ask, range(len(queries))))
+        for q, (status, body), k in answers:
+            assert status == 200 and body["text"] == q
+            assert [(x["label"], pytest.approx(x["score"], rel=1e-6)) for x in body["labels"]] == \
+                model.predict_one(q, k=k)
+        status, body = http(f"{url}predict", json.dumps({"texts": queries[:5], "k": 3}).encode())
+        assert status == 200
+        assert [[x["label"] for x in r["labels"]] for r in body["results"]] == \
+            [[name for name, _ in a] for a in model.predict(queries[:5], k=3)]
+        status, body = http(f"{url}health")
+        assert status == 200 and body["status"] == "ok" and body["labels"] == len(model.labels_)
+        for bad_url, message in ((f"{url}predict?text=%20", "empty query"), (f"{url}predict", "missing parameter"),
+                                 (f"{url}predict?text=a&k=0", "k must be"), (f"{url}predict?text=a&text=b", "2 times"),
+                                 (f"{url}nowhere", "no such path")):
+            status, body = http(bad_url)
+            assert status in (400, 404) and message in body["error"]
+        for bad_body, message in ((b"{not json", "not JSON"), (b'{"texts": "drill"}', "must be"),
+                                  (b'{"texts": []}', "1..1000"), (b'{"texts": ["a", 3]}', "texts[1]"),
+                                  (b'{"texts": ["a"], "k": "many"}', "k must be")):
+            status, body = http(f"{url}predict", bad_body)
+            assert status == 400 and message in body["error"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def serve_and_get(model_dir, path):
+    """Start `pecos-rs serve` on a free port, GET `path`, stop it with Ctrl-C; the (status, JSON)."""
+    import signal
+
+    process = subprocess.Popen([sys.executable, "-m", "pecos_rs.cli", "serve", "--model", str(model_dir),
+                                "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith(f"serving {model_dir} at http://127.0.0.1:"), line + process.stderr.read()
+        url = line.split(" at ")[1].split(" ")[0]
+        return http(url + path)
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        process.stdout.close()
+        process.stderr.close()
+
+
+def test_the_serve_command_serves_either_model_until_stopped(served_model, tmp_path):
+    from pecos_rs.qac import SessionAutocompleter
+
+    status, body = serve_and_get(served_model, "predict?text=garden%20hose&k=2")
+    assert status == 200 and len(body["labels"]) == 2
+    queries = ["weather today", "weather tomorrow", "news", "new york times", "recipes"] * 4
+    SessionAutocompleter(max_leaf_size=2).fit(queries[1:] + [""], [q[:2] for q in queries], queries).save(tmp_path / "qac")
+    status, body = serve_and_get(tmp_path / "qac", "suggest?prev=news&prefix=wea&k=2")
+    assert status == 200 and [s["query"] for s in body["suggestions"]] and \
+        all(s["query"].startswith("wea") for s in body["suggestions"])
+    bad = subprocess.run([sys.executable, "-m", "pecos_rs.cli", "serve", "--model", str(served_model.parent / "x")],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "no such model directory" in bad.stderr

@@ -6,6 +6,7 @@
     pecos-rs predict  --model DIR [--input queries.txt] [-k 10]      # JSON lines out
     pecos-rs evaluate --model DIR --data test.txt                    # P@k, R@k, nDCG@k
     pecos-rs evaluate --model DIR --texts X.tst.txt.gz --labels Y.tst.npz
+    pecos-rs serve    --model DIR [--port 8000]   # JSON over HTTP: this model or an autocompleter
 
 Text files may be gzipped (``.gz``). Bad files or arguments end with a one-line message on
 stderr and exit status 2 (no traceback); progress goes to stderr, results to stdout.
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from ._http import port_number
 from .exceptions import PecosError
 from .metrics import ndcg_at_k, precision_recall_at_k
 from .retrieval import TextXRLinear
@@ -171,6 +173,24 @@ def cmd_evaluate(args) -> None:
         print("  ".join(f"{metric}@{k} {report[f'{metric}@{k}']:6.2f}" for k in ks))
 
 
+def cmd_serve(args) -> None:
+    if not args.model.is_dir():
+        raise CliError(f"{args.model}: no such model directory")
+    if (args.model / "autocompleter.json").is_file():
+        from .qac import SessionAutocompleter
+        from .qac._server import serve
+
+        server = serve(SessionAutocompleter.load(args.model), args.host, args.port)
+        routes = "GET / (a page), GET /suggest?prev=...&prefix=...&k=10"
+    else:
+        from ._predict_server import PredictServer
+
+        server = PredictServer((args.host, args.port), _load(args.model))
+        routes = 'GET /predict?text=...&k=10, POST /predict {"texts": [...], "k": 10}, GET /health'
+    print(f"serving {args.model} at {server.url} ({routes}); Ctrl-C to stop", flush=True)
+    server.serve_until_interrupted()
+
+
 def _load(path: Path) -> TextXRLinear:
     if not path.exists():
         raise CliError(f"{path}: no such model directory")
@@ -203,7 +223,7 @@ def _add_data_arguments(parser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pecos-rs", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[2:9]))
+                                     epilog="\n".join(__doc__.splitlines()[2:10]))
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a model from text files")
@@ -236,6 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
                           help="cut-offs (default: 1 3 5 10)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(run=cmd_evaluate)
+
+    serve = commands.add_parser("serve", help="answer JSON over HTTP on localhost")
+    serve.add_argument("--model", type=Path, required=True, metavar="DIR",
+                       help="a saved TextXRLinear or SessionAutocompleter")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    serve.add_argument("--port", type=port_number, default=8000, help="port, 0 for any free one (default: 8000)")
+    serve.set_defaults(run=cmd_serve)
     return parser
 
 
@@ -247,7 +274,7 @@ def main(argv=None) -> int:
     logging.getLogger("pecos_rs").setLevel(logging.INFO)
     try:
         args.run(args)
-    except (CliError, PecosError, ValueError, FileNotFoundError) as e:
+    except (CliError, PecosError, ValueError, OSError) as e:  # OSError: a missing file, a port in use
         print(f"pecos-rs {args.command}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # the reader of stdout went away (| head)

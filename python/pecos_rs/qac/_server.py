@@ -9,26 +9,17 @@ later keystroke is dropped. ``/suggest`` answers JSON
 
 Any object with ``suggest(prev_query, prefix, k) -> [(query, score), ...]`` (best first) is served,
 such as :class:`pecos_rs.qac.SessionAutocompleter`. Requests are logged at DEBUG level and model
-failures at ERROR level on the ``"pecos_rs.qac._server"`` logger; nothing is printed.
+failures at ERROR level on the ``"pecos_rs.http"`` logger; nothing is printed.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-logger = logging.getLogger(__name__)
-# Unconfigured logging would print model failures (with their tracebacks) on stderr.
-logger.addHandler(logging.NullHandler())
+from .._http import MAX_INPUT_CHARS, MAX_K, JsonHandler, ModelServer, k_param, one_param
 
-#: Longest previous query or prefix accepted, in characters.
-MAX_INPUT_CHARS = 1000
-#: Most suggestions one request may ask for.
-MAX_K = 100
+__all__ = ["MAX_INPUT_CHARS", "MAX_K", "DemoServer", "serve"]
 
 _PAGE = """<!doctype html>
 <html lang="en">
@@ -149,108 +140,40 @@ _PAGE_POLICY = (
 )
 
 
-class _BadRequest(Exception):
-    """A /suggest request refused with 400; the message says why."""
-
-
-def _one(params: dict, name: str, default: str | None = None) -> str:
-    """The single value of query parameter `name` (`default` if absent), at most MAX_INPUT_CHARS long."""
-    values = params.get(name)
-    if values is None:
-        if default is None:
-            raise _BadRequest(f"missing parameter {name!r}")
-        return default
-    if len(values) > 1:
-        raise _BadRequest(f"parameter {name!r} given {len(values)} times")
-    if len(values[0]) > MAX_INPUT_CHARS:
-        raise _BadRequest(f"parameter {name!r} is longer than {MAX_INPUT_CHARS} characters")
-    return values[0]
-
-
 def _suggest_args(query: str) -> tuple[str, str, int]:
-    """``(prev, prefix, k)`` of a /suggest query string, or _BadRequest."""
+    """``(prev, prefix, k)`` of a /suggest query string, or BadRequest."""
     params = parse_qs(query, keep_blank_values=True)
-    prev, prefix, k = _one(params, "prev"), _one(params, "prefix"), _one(params, "k", "10")
-    if not (k.isascii() and k.isdigit() and 1 <= int(k) <= MAX_K):
-        raise _BadRequest(f"k must be an int in 1..{MAX_K}, got {k!r}")
-    return prev, prefix, int(k)
+    return one_param(params, "prev"), one_param(params, "prefix"), k_param(one_param(params, "k", "10"))
 
 
-def _json(payload: dict) -> bytes:
-    return json.dumps(payload, allow_nan=False).encode()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: DemoServer
-
+class _Handler(JsonHandler):
     def do_GET(self):
         url = urlsplit(self.path)
         if url.path == "/":
-            self._send(HTTPStatus.OK, "text/html; charset=utf-8", _PAGE, {"Content-Security-Policy": _PAGE_POLICY})
+            self.send(HTTPStatus.OK, "text/html; charset=utf-8", _PAGE, {"Content-Security-Policy": _PAGE_POLICY})
         elif url.path == "/suggest":
-            self._suggest(url.query)
+            self.answer(lambda: self._suggest(url.query))
         else:
             self.send_error(HTTPStatus.NOT_FOUND, f"no such path: {url.path}")
 
-    def _suggest(self, query: str):
-        try:
-            prev, prefix, k = _suggest_args(query)
-        except _BadRequest as e:
-            return self.send_error(HTTPStatus.BAD_REQUEST, str(e))
-        try:
-            start = time.perf_counter()
-            answer = self.server.autocompleter.suggest(prev, prefix, k=k)
-            ms = (time.perf_counter() - start) * 1000
-            suggestions = [{"query": text, "score": float(score)} for text, score in answer]
-            body = _json({"prev": prev, "prefix": prefix, "suggestions": suggestions, "ms": round(ms, 3)})
-        except Exception as e:  # the model is the caller's: whatever it raises or returns, answer 500
-            logger.exception("the model failed on /suggest")
-            return self.send_error(HTTPStatus.INTERNAL_SERVER_ERROR, f"the model failed: {type(e).__name__}: {e}")
-        self._send(HTTPStatus.OK, "application/json", body)
-
-    def send_error(self, code, message=None, explain=None):
-        """Every error as JSON ``{"error": message}``, also those of http.server itself (a malformed
-        request, an unsupported method: 400, 501, ...)."""
-        self.log_error("%d %s", code, message)
-        self._send(code, "application/json", _json({"error": message or HTTPStatus(code).phrase}))
-
-    def _send(self, code, content_type: str, body: bytes, headers: dict | None = None):
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def log_message(self, format, *args):
-        logger.debug("%s %s", self.address_string(), format % args)
+    def _suggest(self, query: str) -> dict:
+        prev, prefix, k = _suggest_args(query)
+        answer = self.server.autocompleter.suggest(prev, prefix, k=k)
+        suggestions = [{"query": text, "score": float(score)} for text, score in answer]
+        return {"prev": prev, "prefix": prefix, "suggestions": suggestions}
 
 
-class DemoServer(ThreadingHTTPServer):
+class DemoServer(ModelServer):
     """The demo's HTTP server: one thread per request, all calling ``autocompleter.suggest``."""
-
-    daemon_threads = True
-    # socketserver's default backlog of 5 drops the connections of a burst, delaying them by a second.
-    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], autocompleter):
         if not callable(getattr(autocompleter, "suggest", None)):
             raise TypeError(f"autocompleter must have a suggest(prev_query, prefix, k) method, got {autocompleter!r}")
-        self.autocompleter = autocompleter
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, autocompleter)
 
     @property
-    def url(self) -> str:
-        """The page's address, with the port actually bound (the one picked for port 0)."""
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}/"
-
-    def handle_error(self, request, client_address):
-        """A connection that failed (the browser went away mid-answer, ...) is logged, not printed."""
-        logger.debug("connection from %s failed", client_address, exc_info=True)
+    def autocompleter(self):
+        return self.model
 
 
 def serve(autocompleter, host: str = "127.0.0.1", port: int = 8000) -> DemoServer:

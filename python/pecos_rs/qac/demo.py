@@ -15,15 +15,9 @@ import logging
 import time
 from pathlib import Path
 
+from .._http import port_number
 from . import SessionAutocompleter
 from ._server import serve
-
-
-def _port(text: str) -> int:
-    port = int(text)
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is in 0..65535, got {port}")
-    return port
 
 
 def _train_aol(data_dir: Path) -> SessionAutocompleter:
@@ -47,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     source.add_argument("--train-aol", type=Path, metavar="DIR",
                         help="fit a SessionAutocompleter on DIR/train.jsonl.gz (the aol-qac data set) first")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    parser.add_argument("--port", type=_port, default=8000,
+    parser.add_argument("--port", type=port_number, default=8000,
                         help="port to bind, 0 for any free one (default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")  # the server's errors, on stderr
@@ -57,12 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     except (OSError, ValueError) as e:  # no such file, a corrupt model, a port in use, ...
         parser.exit(1, f"{parser.prog}: error: {e}\n")
     print(f"Autocompletion demo at {server.url} (Ctrl-C to stop)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    server.serve_until_interrupted()
 
 
 if __name__ == "__main__":
