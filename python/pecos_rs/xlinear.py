@@ -320,7 +320,9 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         Every scorer (of every tree) keeps the weights with ``|w| >= threshold``, then at most
         ``max_nonzeros_per_label`` of them, by the rule applied in training (the bias competes for
         the slots; on equal ``|w|`` the lower feature id wins, the bias last). The copy's
-        ``get_params()`` hold the new values; this estimator is left as it is.
+        ``get_params()`` hold the new values; this estimator is left as it is. The new values are
+        checked against this estimator's ``threshold`` and ``max_nonzeros_per_label``: those of
+        its fit (or of the prune that made it), unless ``set_params`` changed them since.
 
         With ``negative_sampling="tfn"`` the copy is exactly (weights and predictions) the model
         fitted with the new ``threshold`` / ``max_nonzeros_per_label``, since its solves do not
