@@ -71,6 +71,7 @@ BAD_PARAMS = {
     "negative_sampling": ["man", "TFN", "", None],
     "post_processor": ["l5-hinge", "L3-hinge", "", None, "log-noop", 3],
     "random_state": [-1, 1.5, "0"],
+    "n_trees": [0, -1, 2.0, "2", True, None],
     "n_jobs": [0, 1.5, "2"],
     "verbose": ["yes", 1.5, None],
 }
@@ -99,7 +100,7 @@ def test_parameters_overflowing_float32_are_rejected(small, name):
     "name,value",
     [("n_splits", 2), ("max_leaf_size", 1), ("min_codes", 1), ("max_nonzeros_per_label", 1), ("Cp", 1e-3),
      ("threshold", 0.0), ("bias", 0.0), ("spherical", np.bool_(False)), ("random_state", np.int64(3)),
-     ("n_jobs", -1), ("verbose", False), ("beam_size", np.int32(2))],
+     ("n_jobs", -1), ("verbose", False), ("beam_size", np.int32(2)), ("n_trees", np.int64(2))],
 )
 def test_boundary_parameter_values_are_accepted(small, name, value):
     X, Y = small

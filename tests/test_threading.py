@@ -246,12 +246,14 @@ except KeyboardInterrupt:
     "call",
     [
         "_pecos_rs.XLinearModel.train(*args, n_threads=1)",
+        "_pecos_rs.XLinearModel.train_ensemble(args[0], args[1], [args[2]] * 2, "
+        "core_params(n_trees=2), n_threads=2)",
         "_pecos_rs.hierarchical_kmeans(csr_args(Z), dict(n_splits=16, max_leaf_size=2, kmeans_max_iter=20, "
         "spherical=True, random_state=0, min_codes=None), n_threads=1)",
         "_pecos_rs.hybrid_chain([f'{i:06d}' for i in range(400000)], csr_args(Z), dict(trie_depth=1, "
         "n_splits=16, max_leaf_size=2, kmeans_max_iter=20, spherical=True, random_state=0), n_threads=1)",
     ],
-    ids=["train", "kmeans", "hybrid"],
+    ids=["train", "train_ensemble", "kmeans", "hybrid"],
 )
 def test_ctrl_c_stops_a_long_call(call):
     """SIGINT while the core trains (or clusters) stops it with KeyboardInterrupt within a second or

@@ -26,11 +26,13 @@ topk                      only_topk                            labels returned p
 post_processor            post_processor                       score transform and combiner
 n_jobs                    threads                              None = 1 thread, -1 = all cores
 random_state              seed                                 clustering and solver seed
+n_trees                   (smat_util.CsrEnsembler.average)     trees of an averaged ensemble
 ========================  ===================================  ==================================
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import time
@@ -58,6 +60,8 @@ _MODEL_FILE = "model.bin"
 _CLASSES_FILE = "classes.npy"
 _SAVE_FORMAT_NAME = "pecos_rs.XRLinearClassifier"
 _SAVE_FORMAT = 1
+# Seeds wrap around at 2**64 (the core's seed range): tree i of an ensemble uses random_state + i.
+_SEED_MODULUS = 2**64
 # What `predict` returns: class labels, or an indicator shaped like the y given to fit.
 _OUTPUT_KINDS = ("classes", "dense-indicator", "sparse-indicator")
 
@@ -90,9 +94,10 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
     threshold : float, default=0.1
         Weights with absolute value below it are pruned after each solve (the bias weight included).
         Sensible for L2-normalised features; the pruning threshold x beam size trade-off sets model
-        size, speed and accuracy.
+        size, speed and accuracy. :meth:`prune` raises it on a fitted model without retraining.
     max_nonzeros_per_label : int or None, default=None
-        Keep only the largest weights of each scorer.
+        Keep only the largest weights of each scorer (the bias weight counts as one; on equal
+        ``|w|`` the lower feature id wins, the bias last). :meth:`prune` lowers it after fitting.
     loss : {"squared_hinge", "hinge", "logistic"}, default="squared_hinge"
         Loss of the L2-regularised linear scorers, solved by dual coordinate descent.
     Cp, Cn : float, default=1.0
@@ -113,6 +118,19 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         Threads for training and batch prediction: None means 1, -1 all cores.
     random_state : int, default=0
         Seed of clustering and of the solver's shuffles. Results do not depend on ``n_jobs``.
+    n_trees : int, default=1
+        Trees of the ensemble. Tree ``i`` clusters the labels and trains its solvers with the seed
+        ``random_state + i`` (so it equals a single model fitted with that ``random_state``); the
+        trees share the PIFA embeddings, are clustered one after the other (each with ``n_jobs``
+        threads) and trained all at once in one pool of ``n_jobs`` threads (holding every tree's
+        training state at once). A prediction searches each tree with the same beam for its
+        top-k, and a label's score is the mean over the trees of its score in each tree's top-k,
+        a label missing from a tree's top-k counting 0 for that tree (PECOS's average ensemble).
+        That suits the hinge and sigmoid post-processors (scores >= 0, 0 meaning no evidence),
+        not the "log-" ones or "noop". Each tree is asked for ``k`` labels only: for a mean closer
+        to that of the full scores, ask for more and keep the first ones
+        (``predict_topk(X, k=5 * k)[0][:, :k]``). A single query costs about ``n_trees`` times
+        one tree's. Needs clustering: with a ``cluster_chain`` given to :meth:`fit` it must be 1.
     verbose : int, default=0
         If positive, log the progress of clustering and of each layer's training as INFO records
         on the ``"pecos_rs"`` logger.
@@ -120,9 +138,11 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     model_ : pecos_rs._pecos_rs.XLinearModel
-        The trained Rust model.
+        The trained Rust model (of tree 0 for an ensemble).
+    models_ : list of pecos_rs._pecos_rs.XLinearModel
+        The model of every tree, ``model_`` first (``[model_]`` when ``n_trees=1``).
     cluster_chain_ : ClusterChain
-        The label tree.
+        The label tree (of tree 0; tree ``i``'s parents are ``models_[i].layer_parents(t)``).
     classes_ : ndarray
         Class labels (1-D targets) or ``arange(n_labels)`` (indicator targets).
     n_features_in_ : int
@@ -164,6 +184,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         post_processor="l3-hinge",
         n_jobs=None,
         random_state=0,
+        n_trees=1,
         verbose=0,
     ):
         self.n_splits = n_splits
@@ -185,6 +206,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         self.post_processor = post_processor
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.n_trees = n_trees
         self.verbose = verbose
 
     def __sklearn_tags__(self):
@@ -230,50 +252,135 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
                 raise InvalidInputError(
                     f"label_embedding has {Z.shape[0]} rows but y has {Y.shape[1]} labels"
                 )
-            cluster_chain = HierarchicalKMeans(
-                n_splits=self.n_splits,
-                max_leaf_size=self.max_leaf_size,
-                kmeans_max_iter=self.kmeans_max_iter,
-                spherical=self.spherical,
-                min_codes=self.min_codes,
-                random_state=self.random_state,
-                n_jobs=self.n_jobs,
-            ).fit(Z)
+            cluster_chains = []
+            # The trees differ only by the seed of their clustering (and of their solvers).
+            for tree in range(self.n_trees):
+                chain = HierarchicalKMeans(
+                    n_splits=self.n_splits,
+                    max_leaf_size=self.max_leaf_size,
+                    kmeans_max_iter=self.kmeans_max_iter,
+                    spherical=self.spherical,
+                    min_codes=self.min_codes,
+                    random_state=_tree_seed(self.random_state, tree),
+                    n_jobs=self.n_jobs,
+                ).fit(Z)
+                cluster_chains.append(chain)
+                log(
+                    f"{_tree_prefix(tree, self.n_trees)}indexing: {Y.shape[1]} labels into layers "
+                    f"{chain.layer_sizes} in {time.perf_counter() - start:.2f} s"
+                )
+                start = time.perf_counter()
             # Training does not need the embeddings (PIFA's are larger than X): free them first.
             del Z
         elif not isinstance(cluster_chain, ClusterChain):
             raise InvalidParameterError(
                 f"cluster_chain must be a ClusterChain, got {type(cluster_chain).__name__}"
             )
-        if cluster_chain.n_labels != Y.shape[1]:
-            raise InvalidInputError(
-                f"cluster_chain has {cluster_chain.n_labels} labels but y has {Y.shape[1]}"
+        elif self.n_trees != 1:
+            raise InvalidParameterError(
+                f"n_trees must be 1 with a given cluster_chain (the trees of an ensemble differ by "
+                f"the seed of their clustering), got {self.n_trees!r}"
             )
-        log(
-            f"indexing: {Y.shape[1]} labels into layers {cluster_chain.layer_sizes} "
-            f"in {time.perf_counter() - start:.2f} s"
-        )
+        else:
+            if cluster_chain.n_labels != Y.shape[1]:
+                raise InvalidInputError(
+                    f"cluster_chain has {cluster_chain.n_labels} labels but y has {Y.shape[1]}"
+                )
+            cluster_chains = [cluster_chain]
+            log(
+                f"indexing: {Y.shape[1]} labels into layers {cluster_chain.layer_sizes} "
+                f"in {time.perf_counter() - start:.2f} s"
+            )
 
         solver_passes = []
 
-        def progress(layer, n_layers, n_problems, nnz, max_solver_iter, seconds):
+        def progress(layer, n_layers, n_problems, nnz, max_solver_iter, seconds, tree):
             solver_passes.append(max_solver_iter)
             log(
-                f"training layer {layer + 1}/{n_layers}: {n_problems} scorers, "
-                f"{nnz} nonzero weights, {seconds:.2f} s"
+                f"{_tree_prefix(tree, self.n_trees)}training layer {layer + 1}/{n_layers}: "
+                f"{n_problems} scorers, {nnz} nonzero weights, {seconds:.2f} s"
             )
 
-        self.model_ = _pecos_rs.XLinearModel.train(
+        self.models_ = _pecos_rs.XLinearModel.train_ensemble(
             csr_args(X),
             csr_args(Y),
-            cluster_chain.assignments,
+            [chain.assignments for chain in cluster_chains],
             params,
             n_threads=n_threads,
             progress=progress,
         )
-        self.cluster_chain_ = cluster_chain
+        self.model_ = self.models_[0]
+        self.cluster_chain_ = cluster_chains[0]
         self.n_iter_ = max(solver_passes, default=0)
         return self
+
+    def prune(self, threshold=None, max_nonzeros_per_label=None):
+        """A smaller copy of this fitted estimator, its weights pruned again without retraining.
+
+        Every scorer (of every tree) keeps the weights with ``|w| >= threshold``, then at most
+        ``max_nonzeros_per_label`` of them, by the rule applied in training (the bias competes for
+        the slots; on equal ``|w|`` the lower feature id wins, the bias last). The copy's
+        ``get_params()`` hold the new values; this estimator is left as it is. The new values are
+        checked against this estimator's ``threshold`` and ``max_nonzeros_per_label``: those of
+        its fit (or of the prune that made it), unless ``set_params`` changed them since.
+
+        With ``negative_sampling="tfn"`` the copy is exactly (weights and predictions) the model
+        fitted with the new ``threshold`` / ``max_nonzeros_per_label``, since its solves do not
+        depend on pruning. With ``"tfn+man"`` it is not identical: the matcher-aware negatives of
+        a layer come from the beam of the upper layers, which a fit at the new setting would have
+        pruned already.
+
+        Parameters
+        ----------
+        threshold : float, optional
+            At least the fitted ``threshold`` (default: the fitted one): weights dropped in
+            training cannot come back.
+        max_nonzeros_per_label : int, optional
+            At most the fitted ``max_nonzeros_per_label`` if that is set (default: the fitted
+            one).
+
+        Returns
+        -------
+        pruned : XRLinearClassifier
+            A new fitted estimator.
+
+        Raises
+        ------
+        InvalidParameterError
+            For a value that is not a threshold or a cap (NaN, negative, ...) or looser than the
+            fitted one.
+        """
+        check_is_fitted(self, "model_")
+        threshold = self.threshold if threshold is None else threshold
+        cap = self.max_nonzeros_per_label if max_nonzeros_per_label is None else max_nonzeros_per_label
+        pruned = copy.copy(self)
+        pruned.threshold, pruned.max_nonzeros_per_label = plain(threshold), plain(cap)
+        # The core words the type and range errors (NaN, negative, not an integer, ...).
+        _pecos_rs.check_xlinear_params(pruned._core_params())
+        if pruned.threshold < self.threshold:
+            raise InvalidParameterError(
+                f"threshold must be >= the fitted threshold {self.threshold!r} (weights below it "
+                f"were dropped in training and cannot come back), got {pruned.threshold!r}"
+            )
+        fitted_cap = self.max_nonzeros_per_label
+        # A cap left as None keeps the fitted one, so it is None only if the fitted one is.
+        if fitted_cap is not None and pruned.max_nonzeros_per_label > fitted_cap:
+            raise InvalidParameterError(
+                f"max_nonzeros_per_label must be <= the fitted max_nonzeros_per_label {fitted_cap!r} "
+                f"(the weights beyond it were dropped in training and cannot come back), "
+                f"got {pruned.max_nonzeros_per_label!r}"
+            )
+        pruning = {"threshold": pruned.threshold, "max_nonzeros_per_label": pruned.max_nonzeros_per_label}
+        n_threads = self._n_threads()
+        pruned.models_ = [tree.pruned(pruning, n_threads=n_threads) for tree in self.models_]
+        pruned.model_ = pruned.models_[0]
+        return pruned
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # Estimators pickled before ensembles existed hold model_ only.
+        if "model_" in self.__dict__ and "models_" not in self.__dict__:
+            self.models_ = [self.model_]
 
     def _encode_targets(self, y, n_samples):
         """Turn `y` into a binary CSR label matrix and set `classes_` and the output kind."""
@@ -362,6 +469,9 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             (column index) in its range, and returns only such labels. With labels sorted as
             strings, the labels starting with a typed prefix are one such range.
 
+        For an ensemble (``n_trees > 1``) each tree is searched for its top-k and a label's score
+        is the mean over the trees, 0 counting for a tree whose top-k misses it (see ``n_trees``).
+
         Returns
         -------
         labels : ndarray of int64, shape (n_samples, k)
@@ -375,9 +485,14 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         post_processor = self.post_processor if post_processor is None else post_processor
         params = _search_params(beam_size, k, post_processor)
         ranges = None if label_ranges is None else _as_label_ranges(label_ranges)
-        labels, scores = self.model_.predict_topk(
-            csr_args(X), params, n_threads=self._n_threads(), label_ranges=ranges
-        )
+        if len(self.models_) == 1:
+            labels, scores = self.model_.predict_topk(
+                csr_args(X), params, n_threads=self._n_threads(), label_ranges=ranges
+            )
+        else:
+            labels, scores = _pecos_rs.XLinearModel.predict_topk_ensemble(
+                self.models_, csr_args(X), params, n_threads=self._n_threads(), label_ranges=ranges
+            )
         # The core returns at most n_labels columns; pad the rest as documented (an absurd k
         # fails here, with numpy's MemoryError or ValueError).
         if labels.shape[1] < k:
@@ -439,7 +554,8 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         """Write the fitted estimator to directory `path` (created if needed).
 
         The directory holds ``estimator.json`` (parameters and targets), ``model.bin`` (the Rust
-        model, versioned and checksummed) and ``classes.npy``. No pickle is involved.
+        model, versioned and checksummed; of tree 0 for an ensemble, tree ``i`` in
+        ``model.tree<i>.bin``) and ``classes.npy``. No pickle is involved.
         """
         check_is_fitted(self, "model_")
         path = Path(path)
@@ -451,7 +567,8 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             if classes.dtype == object:
                 raise InvalidInputError("class labels of mixed or object types cannot be saved")
         np.save(path / _CLASSES_FILE, classes, allow_pickle=False)
-        self.model_.save(str(path / _MODEL_FILE))
+        for tree, model in enumerate(self.models_):
+            model.save(str(path / _model_file(tree)))
         write_metadata(path / _ESTIMATOR_FILE, _SAVE_FORMAT_NAME, _SAVE_FORMAT,
                        params=self.get_params(), output_kind=self._output_kind,
                        n_features_in=int(self.n_features_in_))
@@ -476,6 +593,9 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             est.n_features_in_ = int(meta["n_features_in"])
             if est._output_kind not in _OUTPUT_KINDS:
                 raise ValueError(f"unknown output kind {est._output_kind!r}")
+            # Saved before ensembles existed: no n_trees, so the default, 1.
+            if not is_int(est.n_trees) or est.n_trees < 1:
+                raise ValueError(f"n_trees must be an integer >= 1, got {est.n_trees!r}")
         except (ValueError, KeyError, TypeError) as e:
             raise corrupt(meta_file, e) from e
         try:
@@ -484,13 +604,32 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             raise
         except (ValueError, OSError, EOFError) as e:
             raise ModelFormatError(f"corrupt {_CLASSES_FILE} in {path}: {e}") from e
-        est.model_ = _pecos_rs.XLinearModel.load(str(path / _MODEL_FILE))
-        if est.model_.n_labels != len(est.classes_) or est.model_.n_features != est.n_features_in_:
-            raise ModelFormatError(f"the files in {path} do not belong to the same model")
+        est.models_ = [
+            _pecos_rs.XLinearModel.load(str(path / _model_file(tree))) for tree in range(est.n_trees)
+        ]
+        est.model_ = est.models_[0]
+        for model in est.models_:
+            if model.n_labels != len(est.classes_) or model.n_features != est.n_features_in_:
+                raise ModelFormatError(f"the files in {path} do not belong to the same model")
         est.cluster_chain_ = ClusterChain(
             [est.model_.layer_parents(t) for t in range(est.model_.depth)]
         )
         return est
+
+
+def _model_file(tree):
+    """The file of tree `tree`'s model in a saved directory (tree 0's is that of a single model)."""
+    return _MODEL_FILE if tree == 0 else f"model.tree{tree}.bin"
+
+
+def _tree_seed(random_state, tree):
+    """The seed of tree `tree` of an ensemble (that of a single model for tree 0)."""
+    return (int(random_state) + tree) % _SEED_MODULUS
+
+
+def _tree_prefix(tree, n_trees):
+    """How log records name the tree they are about: not at all for a single model."""
+    return "" if n_trees == 1 else f"tree {tree + 1}/{n_trees}: "
 
 
 @functools.lru_cache(maxsize=64, typed=True)

@@ -8,14 +8,16 @@ use crate::error::core;
 use crate::threads::{run_detached, run_interruptible};
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pecos_core::infer::{
-    predict_batch, predict_batch_filtered, predict_one, predict_one_filtered, LabelRangeFilter,
-    LabelSets, PredictParams,
+    mean_of_trees, predict_batch, predict_batch_filtered, predict_one, predict_one_filtered,
+    LabelRangeFilter, LabelSets, PredictParams, TopK,
 };
 use pecos_core::model::{Layer, XLinearModel};
-use pecos_core::train::{train, LayerReport, XLinearParams};
+use pecos_core::sparse::CsrView;
+use pecos_core::train::{train, train_ensemble, LayerReport, Pruning, XLinearParams};
 use pecos_core::{io, PecosError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -77,23 +79,7 @@ impl PyXLinearModel {
         let chain = cluster_chain(&chain)?;
         let metadata = parse_metadata(metadata)?;
         let (xv, yv) = (x.view()?, y.view()?);
-        let report = |r: &LayerReport| {
-            if let Some(cb) = &progress {
-                Python::attach(|py| {
-                    let args = (
-                        r.layer,
-                        r.n_layers,
-                        r.n_problems,
-                        r.nnz,
-                        r.max_solver_iter,
-                        r.seconds,
-                    );
-                    if let Err(e) = cb.call1(py, args) {
-                        e.write_unraisable(py, None);
-                    }
-                });
-            }
-        };
+        let report = |r: &LayerReport| report_layer(progress.as_ref(), r, None);
         let model = run_interruptible(py, n_threads, |stop| {
             train(&xv, &yv, &chain, &params, &report, stop)
         })?;
@@ -124,6 +110,63 @@ impl PyXLinearModel {
         Ok(PyXLinearModel::new(model, metadata))
     }
 
+    /// Trains an ensemble: one model per cluster chain of `chains` (`n_trees` of them, each a list
+    /// of parent arrays as in `train`), model `i` with the solver seed `random_state + i`
+    /// (wrapping at 2**64), all trained at once in one pool of `n_threads` threads. Each model
+    /// equals the one `train` gives with that seed, for every thread count. `progress` gets the
+    /// tree's index as a seventh argument. Releases the GIL; Ctrl-C stops it with
+    /// `KeyboardInterrupt`.
+    #[staticmethod]
+    #[pyo3(signature = (x, y, chains, params, *, n_threads, metadata = "null", progress = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn train_ensemble(
+        py: Python<'_>,
+        x: CsrArgs<'_>,
+        y: CsrArgs<'_>,
+        chains: Vec<Vec<PyReadonlyArray1<'_, u32>>>,
+        params: ParamsArg,
+        n_threads: usize,
+        metadata: &str,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Vec<Self>> {
+        let XLinearParams {
+            train: params,
+            n_trees,
+            ..
+        } = core(XLinearParams::from_params(params.0))?;
+        if chains.len() != n_trees {
+            return core(Err(PecosError::InvalidInput(format!(
+                "got {} cluster chains for n_trees={n_trees}: one chain per tree is needed",
+                chains.len()
+            ))));
+        }
+        let chains = chains
+            .iter()
+            .map(|chain| cluster_chain(chain))
+            .collect::<PyResult<Vec<_>>>()?;
+        let metadata = parse_metadata(metadata)?;
+        let (xv, yv) = (x.view()?, y.view()?);
+        let report = |tree: usize, r: &LayerReport| report_layer(progress.as_ref(), r, Some(tree));
+        let models = run_interruptible(py, n_threads, |stop| {
+            train_ensemble(&xv, &yv, &chains, &params, &report, stop)
+        })?;
+        Ok(models
+            .into_iter()
+            .map(|model| PyXLinearModel::new(model, metadata.clone()))
+            .collect())
+    }
+
+    /// A smaller model: this one with every scorer pruned again at `params` (`threshold`,
+    /// `max_nonzeros_per_label`: a dict, validated here), without retraining; see
+    /// `pecos_core::model::XLinearModel::pruned`. Keeps the metadata. Releases the GIL.
+    #[pyo3(signature = (params, *, n_threads))]
+    fn pruned(&self, py: Python<'_>, params: ParamsArg, n_threads: usize) -> PyResult<Self> {
+        let pruning = params.read(Pruning::from_params)?;
+        let model = &self.model;
+        let pruned = run_detached(py, n_threads, || model.pruned(&pruning))?;
+        Ok(PyXLinearModel::new(pruned, self.metadata.clone()))
+    }
+
     /// Top-`topk` labels and scores per row of `x`: `(labels int64 (n, w), scores float32 (n, w))`
     /// with `w = min(topk, n_labels)`, best first, padded with -1 / 0. With `label_ranges`
     /// (uint32 `(n, 2)`: `[start, end)` per row), row `i`'s search enters only nodes holding a
@@ -138,33 +181,52 @@ impl PyXLinearModel {
         n_threads: usize,
         label_ranges: Option<PyReadonlyArray2<'py, u32>>,
     ) -> PyResult<TopKArrays<'py>> {
-        let params = params.0;
         let xv = x.view()?;
-        let m = &self.model;
-        let top = match label_ranges {
-            None if xv.n_rows() == 1 => core(py.detach(|| predict_one(m, &xv, &params)))?,
-            None => run_detached(py, n_threads, || {
-                predict_batch(m.layers(), m.n_features(), m.bias(), &xv, &params)
-            })?,
-            Some(ranges) => {
-                let ranges = label_range_rows(&ranges, xv.n_rows(), m.n_labels())?;
-                // Built once per model, without the GIL (it reads every layer's chain).
-                let sets = py.detach(|| self.label_sets.get_or_init(|| LabelSets::new(m.layers())));
-                let filter = LabelRangeFilter {
-                    sets,
-                    ranges: &ranges,
-                };
-                if xv.n_rows() == 1 {
-                    core(py.detach(|| predict_one_filtered(m, &xv, &params, &filter)))?
-                } else {
-                    run_detached(py, n_threads, || {
-                        let (layers, d, bias) = (m.layers(), m.n_features(), m.bias());
-                        predict_batch_filtered(layers, d, bias, &xv, &params, &filter)
-                    })?
-                }
-            }
-        };
+        let ranges = label_ranges
+            .map(|r| label_range_rows(&r, xv.n_rows(), self.model.n_labels()))
+            .transpose()?;
+        let top = self.search(py, &xv, &params.0, n_threads, ranges.as_deref())?;
         topk_arrays(py, top, xv.n_rows())
+    }
+
+    /// As `predict_topk`, for an ensemble of models over the same labels (`trees`): each tree is
+    /// searched with the same parameters for its top-`topk`, and a label's score is the mean over
+    /// the trees of its score in each tree's top-`topk` (0 where it is missing: PECOS's average
+    /// ensemble), best first, equal means in increasing label order.
+    #[staticmethod]
+    #[pyo3(signature = (trees, x, params, *, n_threads, label_ranges = None))]
+    fn predict_topk_ensemble<'py>(
+        py: Python<'py>,
+        trees: Vec<PyRef<'py, Self>>,
+        x: CsrArgs<'py>,
+        params: PyRef<'py, PySearchParams>,
+        n_threads: usize,
+        label_ranges: Option<PyReadonlyArray2<'py, u32>>,
+    ) -> PyResult<TopKArrays<'py>> {
+        let n_labels = trees.first().map_or(0, |t| t.model.n_labels());
+        if let Some(other) = trees.iter().find(|t| t.model.n_labels() != n_labels) {
+            return core(Err(PecosError::InvalidInput(format!(
+                "the trees of an ensemble must share their labels, got {n_labels} and {}",
+                other.model.n_labels()
+            ))));
+        }
+        let xv = x.view()?;
+        let n_rows = xv.n_rows();
+        let ranges = label_ranges
+            .map(|r| label_range_rows(&r, n_rows, n_labels))
+            .transpose()?;
+        let per_tree = trees
+            .iter()
+            .map(|tree| tree.search(py, &xv, &params.0, n_threads, ranges.as_deref()))
+            .collect::<PyResult<Vec<_>>>()?;
+        let k = per_tree.first().map_or(1, |t| t.k);
+        // A single row is merged in well under a microsecond: not worth leaving the GIL.
+        let top = if n_rows == 1 {
+            core(mean_of_trees(&per_tree, n_rows, k))?
+        } else {
+            run_detached(py, n_threads, || mean_of_trees(&per_tree, n_rows, k))?
+        };
+        topk_arrays(py, top, n_rows)
     }
 
     /// Writes the model to one file (format version `FORMAT_VERSION`, checksummed).
@@ -258,6 +320,38 @@ impl PyXLinearModel {
 }
 
 impl PyXLinearModel {
+    /// The top-k of `x`'s rows, restricted to `ranges` (one per row) if given: a single row on
+    /// the calling thread with reused buffers, larger batches in parallel; without the GIL.
+    fn search(
+        &self,
+        py: Python<'_>,
+        xv: &CsrView<'_>,
+        params: &PredictParams,
+        n_threads: usize,
+        ranges: Option<&[Range<u32>]>,
+    ) -> PyResult<TopK> {
+        let m = &self.model;
+        match ranges {
+            None if xv.n_rows() == 1 => core(py.detach(|| predict_one(m, xv, params))),
+            None => run_detached(py, n_threads, || {
+                predict_batch(m.layers(), m.n_features(), m.bias(), xv, params)
+            }),
+            Some(ranges) => {
+                // Built once per model, without the GIL (it reads every layer's chain).
+                let sets = py.detach(|| self.label_sets.get_or_init(|| LabelSets::new(m.layers())));
+                let filter = LabelRangeFilter { sets, ranges };
+                if xv.n_rows() == 1 {
+                    core(py.detach(|| predict_one_filtered(m, xv, params, &filter)))
+                } else {
+                    run_detached(py, n_threads, || {
+                        let (layers, d, bias) = (m.layers(), m.n_features(), m.bias());
+                        predict_batch_filtered(layers, d, bias, xv, params, &filter)
+                    })
+                }
+            }
+        }
+    }
+
     fn new(model: XLinearModel, metadata: serde_json::Value) -> Self {
         PyXLinearModel {
             model,
@@ -272,4 +366,31 @@ impl PyXLinearModel {
             PecosError::InvalidInput(format!("layer {t} does not exist (the model has {depth})"))
         }))
     }
+}
+
+/// Calls the Python `progress` callback (if any) with a layer's report, and the tree's index for
+/// an ensemble; an exception it raises is reported as unraisable, not propagated (training goes on).
+fn report_layer(progress: Option<&Py<PyAny>>, r: &LayerReport, tree: Option<usize>) {
+    let Some(callback) = progress else {
+        return;
+    };
+    Python::attach(|py| {
+        let (layer, n_layers, n_problems, nnz, iters, seconds) = (
+            r.layer,
+            r.n_layers,
+            r.n_problems,
+            r.nnz,
+            r.max_solver_iter,
+            r.seconds,
+        );
+        let result = match tree {
+            None => callback.call1(py, (layer, n_layers, n_problems, nnz, iters, seconds)),
+            Some(tree) => {
+                callback.call1(py, (layer, n_layers, n_problems, nnz, iters, seconds, tree))
+            }
+        };
+        if let Err(e) = result {
+            e.write_unraisable(py, None);
+        }
+    });
 }

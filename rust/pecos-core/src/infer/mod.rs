@@ -1,10 +1,12 @@
 //! Inference: beam search down the model's layers (`beam`), the score transforms and combiners
 //! applied on the way (`postprocess`), restricting the search to part of the label space
-//! (`filter`: a typed prefix's labels), batch prediction in parallel and the single-query path.
+//! (`filter`: a typed prefix's labels), the mean of an ensemble's predictions (`ensemble`), batch
+//! prediction in parallel and the single-query path.
 //!
 //! Uses [`crate::model`] (the scoring kernels) and [`crate::sparse`] (the queries).
 
 mod beam;
+mod ensemble;
 mod filter;
 mod postprocess;
 
@@ -12,6 +14,7 @@ pub use beam::{
     check_query_width, output_width, predict_batch, predict_batch_filtered, PredictParams,
     Searcher, TopK,
 };
+pub use ensemble::mean_of_trees;
 pub use filter::{LabelRangeFilter, LabelSets, NodeFilter, Unfiltered};
 pub use postprocess::PostProcessor;
 

@@ -94,38 +94,51 @@ impl Layer {
                 .count()
     }
 
+    /// The weights of parent `p`'s children (`p < chain().n_parents()`), in slot order, each
+    /// child's features increasing: the inverse of `LayerBuilder::push_chunk`.
+    pub(crate) fn chunk_child_weights(&self, p: usize) -> Vec<ChildWeights> {
+        let children = self.chain.children(p);
+        let mut weights: Vec<ChildWeights> = children
+            .iter()
+            .map(|&child| ChildWeights {
+                bias: self.arrays.bias_weight[child as usize],
+                ..ChildWeights::default()
+            })
+            .collect();
+        let row_ptr = self.chunk_row_ptr(p);
+        let base = self.arrays.chunk_entry_ptr[p] as usize;
+        for (k, r) in self.chunk_rows(p).enumerate() {
+            let feature = self.arrays.row_feature[r];
+            for e in base + row_ptr[k] as usize..base + row_ptr[k + 1] as usize {
+                let cw = &mut weights[self.arrays.entry_slot[e] as usize];
+                cw.features.push(feature);
+                cw.values.push(self.arrays.entry_value[e]);
+            }
+        }
+        weights
+    }
+
     /// The weights as a CSC matrix of shape `(n_features + 1) x n_children` (PECOS's `W`; the last
     /// row holds the bias weights): `(indptr, indices, data)`.
     pub fn to_csc(&self, n_features: usize) -> (Vec<i64>, Vec<i32>, Vec<f32>) {
         let n_children = self.chain.n_children();
-        let mut columns: Vec<Vec<(i32, f32)>> = vec![Vec::new(); n_children];
+        let mut columns: Vec<ChildWeights> = vec![ChildWeights::default(); n_children];
         for p in 0..self.chain.n_parents() {
             let children = self.chain.children(p);
-            let row_ptr = self.chunk_row_ptr(p);
-            let base = self.arrays.chunk_entry_ptr[p] as usize;
-            for (k, r) in self.chunk_rows(p).enumerate() {
-                for e in base + row_ptr[k] as usize..base + row_ptr[k + 1] as usize {
-                    let child = children[self.arrays.entry_slot[e] as usize] as usize;
-                    columns[child].push((
-                        self.arrays.row_feature[r] as i32,
-                        self.arrays.entry_value[e],
-                    ));
-                }
+            for (&child, cw) in children.iter().zip(self.chunk_child_weights(p)) {
+                columns[child as usize] = cw;
             }
         }
         let mut indptr = Vec::with_capacity(n_children + 1);
         let mut indices = Vec::new();
         let mut data = Vec::new();
         indptr.push(0i64);
-        for (child, col) in columns.into_iter().enumerate() {
-            for (f, v) in col {
-                indices.push(f);
-                data.push(v);
-            }
-            let b = self.arrays.bias_weight[child];
-            if b != 0.0 {
+        for cw in columns {
+            indices.extend(cw.features.iter().map(|&f| f as i32));
+            data.extend_from_slice(&cw.values);
+            if cw.bias != 0.0 {
                 indices.push(n_features as i32);
-                data.push(b);
+                data.push(cw.bias);
             }
             indptr.push(indices.len() as i64);
         }
@@ -231,6 +244,16 @@ pub(super) mod tests {
         assert_eq!(layer.arrays.chunk_ptr, vec![0, 2, 3]);
         assert_eq!(layer.arrays.chunk_entry_ptr, vec![0, 3, 4]);
         assert_eq!(layer.arrays.row_ptr, vec![0, 1, 3, 0, 1]);
+    }
+
+    #[test]
+    fn chunk_child_weights_invert_the_builder() {
+        let layer = toy_layer();
+        let chain = layer.chain().clone();
+        let weights: Vec<ChildWeights> = (0..chain.n_parents())
+            .flat_map(|p| layer.chunk_child_weights(p))
+            .collect();
+        assert_eq!(Layer::from_child_weights(chain, &weights).unwrap(), layer);
     }
 
     #[test]

@@ -14,8 +14,12 @@
 //! (or problem) is seeded from its first child's id and results are gathered in order, so the
 //! model is identical for every thread count.
 //!
+//! Ensembles ([`train_ensemble`]) train several such models at once, over differently seeded
+//! chains.
+//!
 //! Owns the training parameters (`params`), the rows each node trains on (`targets`), the
-//! solvers (`solver`, `siblings`) and pruning (`prune`). Uses [`crate::sparse`],
+//! solvers (`solver`, `siblings`) and pruning (`prune`, also applied to a trained model by
+//! [`XLinearModel::pruned`]). Uses [`crate::sparse`],
 //! [`crate::index`] (the chain), [`crate::model`] (what it builds) and [`crate::infer`] (the beam
 //! that finds matcher-aware negatives).
 
@@ -26,6 +30,7 @@ mod solver;
 mod targets;
 
 pub use params::{LayerReport, NegativeSampling, TrainParams, XLinearParams};
+pub use prune::Pruning;
 pub use solver::{Loss, SolverParams};
 
 use crate::error::{PecosError, Result, StopFlag};
@@ -33,7 +38,7 @@ use crate::index::ClusterChain;
 use crate::model::{ChildWeights, Layer, XLinearModel};
 use crate::rng::SplitMix64;
 use crate::sparse::{CsrView, LocalRows};
-use prune::prune;
+use prune::prune_solution;
 use rayon::prelude::*;
 use siblings::{solve_svc_group, GroupWorkspace, LANES};
 use solver::{solve_logistic, ProblemRows, Workspace};
@@ -84,7 +89,11 @@ fn train_parent(
                     .collect();
                 let seed = problem_seed(params.seed, layer, child);
                 let sol = solve_logistic(&problem, &labels, None, &params.solver, seed, ws);
-                (prune(sol.w, sol.bias_w, &local.columns, params), sol.n_iter)
+                let pruning = &params.pruning;
+                (
+                    prune_solution(sol.w, sol.bias_w, &local.columns, pruning),
+                    sol.n_iter,
+                )
             })
             .collect();
     }
@@ -108,7 +117,8 @@ fn train_parent(
             let sol = solve_svc_group(&problem, group.len(), &labels, &params.solver, seed, ws);
             (0..group.len())
                 .map(|k| {
-                    let cw = prune(ws.weights(k), sol.bias_w[k], &local.columns, params);
+                    let pruning = &params.pruning;
+                    let cw = prune_solution(ws.weights(k), sol.bias_w[k], &local.columns, pruning);
                     (cw, sol.n_iter[k])
                 })
                 .collect::<Vec<_>>()
@@ -200,6 +210,42 @@ pub fn train(
     XLinearModel::new(x.n_cols(), params.solver.bias, layers)
 }
 
+/// Trains one model per chain of `chains` (an ensemble), all at once in the current rayon pool:
+/// tree `i` is [`train`]ed over `chains[i]` with the solver seed `params.seed + i` (wrapping), so
+/// tree `i` equals a single model trained with that seed, for every thread count. `progress` is
+/// called with the tree's index after each of its layers; `stop` ends every tree's training.
+///
+/// Training the trees concurrently keeps every thread busy where one tree's layers have few
+/// parents (the top ones), at the cost of holding every tree's training state at once.
+///
+/// # Errors
+/// As [`train`], for the first tree that fails; [`PecosError::InvalidInput`] without chains.
+pub fn train_ensemble(
+    x: &CsrView<'_>,
+    y: &CsrView<'_>,
+    chains: &[ClusterChain],
+    params: &TrainParams,
+    progress: &(dyn Fn(usize, &LayerReport) + Sync),
+    stop: &StopFlag,
+) -> Result<Vec<XLinearModel>> {
+    if chains.is_empty() {
+        return Err(PecosError::InvalidInput(
+            "an ensemble needs at least one cluster chain".into(),
+        ));
+    }
+    chains
+        .par_iter()
+        .enumerate()
+        .map(|(tree, chain)| {
+            let tree_params = TrainParams {
+                seed: params.seed.wrapping_add(tree as u64),
+                ..params.clone()
+            };
+            train(x, y, chain, &tree_params, &|r| progress(tree, r), stop)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,7 +316,10 @@ mod tests {
     fn identical_for_any_thread_count() {
         let (x, y, chain) = toy();
         let params = TrainParams {
-            threshold: 0.0,
+            pruning: Pruning {
+                threshold: 0.0,
+                ..Pruning::default()
+            },
             ..TrainParams::default()
         };
         let run = |threads| {
@@ -281,6 +330,55 @@ mod tests {
             pool.install(|| fit(&x, &y, &chain, &params).unwrap())
         };
         assert_eq!(run(1), run(3));
+    }
+
+    #[test]
+    fn pruning_a_trained_model_equals_training_with_the_stricter_setting() {
+        let (x, y, chain) = toy();
+        let with = |threshold, max_nonzeros_per_label| TrainParams {
+            pruning: Pruning {
+                threshold,
+                max_nonzeros_per_label,
+            },
+            ..TrainParams::default()
+        };
+        let loose = fit(&x, &y, &chain, &with(0.0, 0)).unwrap();
+        let mut previous_nnz = loose.nnz();
+        for (threshold, cap) in [(0.05, 0), (0.2, 0), (0.2, 3), (0.4, 2), (0.4, 1)] {
+            let direct = fit(&x, &y, &chain, &with(threshold, cap)).unwrap();
+            let pruned = loose.pruned(&with(threshold, cap).pruning).unwrap();
+            assert_eq!(pruned, direct, "threshold {threshold}, cap {cap}");
+            assert!(pruned.nnz() <= previous_nnz);
+            previous_nnz = pruned.nnz();
+        }
+        assert!(previous_nnz < loose.nnz());
+    }
+
+    #[test]
+    fn an_ensemble_tree_equals_the_single_model_of_its_seed() {
+        let (x, y, chain) = toy();
+        let other = ClusterChain::try_new(vec![vec![0, 0], vec![0, 1, 0, 1, 0, 1, 0, 1]]).unwrap();
+        let params = TrainParams {
+            seed: 5,
+            ..TrainParams::default()
+        };
+        let chains = [chain, other];
+        let trees = train_ensemble(
+            &x.view(),
+            &y.view(),
+            &chains,
+            &params,
+            &|_, _| {},
+            &StopFlag::default(),
+        )
+        .unwrap();
+        for (i, tree) in trees.iter().enumerate() {
+            let single = TrainParams {
+                seed: 5 + i as u64,
+                ..params.clone()
+            };
+            assert_eq!(*tree, fit(&x, &y, &chains[i], &single).unwrap());
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@ use crate::error::Result;
 use crate::index::HierarchicalKMeans;
 use crate::infer::{PostProcessor, PredictParams};
 use crate::params::{name_of, Params, Value};
+use crate::train::prune::Pruning;
 use crate::train::solver::SolverParams;
 use serde::{Deserialize, Serialize};
 
@@ -31,10 +32,8 @@ impl NegativeSampling {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainParams {
     pub solver: SolverParams,
-    /// Weights with `|w| < threshold` are dropped (the bias weight included).
-    pub threshold: f32,
-    /// Keep at most this many weights per scorer, largest `|w|` first; 0 keeps all.
-    pub max_nonzeros_per_label: usize,
+    /// Which weights of each solved scorer are kept.
+    pub pruning: Pruning,
     pub negative_sampling: NegativeSampling,
     /// Beam used to find matcher-aware negatives.
     pub man_beam_size: usize,
@@ -47,8 +46,7 @@ impl Default for TrainParams {
     fn default() -> Self {
         TrainParams {
             solver: SolverParams::default(),
-            threshold: 0.1,
-            max_nonzeros_per_label: 0,
+            pruning: Pruning::default(),
             negative_sampling: NegativeSampling::Tfn,
             man_beam_size: 10,
             man_post_processor: PostProcessor::Hinge(3),
@@ -58,8 +56,8 @@ impl Default for TrainParams {
 }
 
 impl TrainParams {
-    /// Reads the solver's parameters ([`SolverParams::from_params`]), `threshold`,
-    /// `max_nonzeros_per_label` (None: no cap), `negative_sampling`, `beam_size` and
+    /// Reads the solver's parameters ([`SolverParams::from_params`]), the pruning's
+    /// ([`Pruning::from_params`]: `threshold`, `max_nonzeros_per_label`), `negative_sampling`, `beam_size` and
     /// `post_processor` (the beam that finds matcher-aware negatives) and `random_state`: the
     /// estimator's names.
     ///
@@ -68,8 +66,7 @@ impl TrainParams {
     pub fn from_params(p: &mut Params) -> Result<Self> {
         Ok(TrainParams {
             solver: SolverParams::from_params(p)?,
-            threshold: p.real("threshold", false)?,
-            max_nonzeros_per_label: p.count_or("max_nonzeros_per_label", 1, 0)?,
+            pruning: Pruning::from_params(p)?,
             negative_sampling: p.choice("negative_sampling", &NegativeSampling::CHOICES)?,
             man_beam_size: p.count("beam_size", 1)?,
             man_post_processor: PostProcessor::from_value(p.value("post_processor")?)?,
@@ -83,24 +80,11 @@ impl TrainParams {
     /// [`crate::PecosError::InvalidParam`] naming the first invalid parameter.
     pub fn validate(&self) -> Result<()> {
         self.solver.validate()?;
-        let cap = self.max_nonzeros_per_label;
-        let mut p = Params::new([
-            ("threshold".to_string(), Value::Float(self.threshold.into())),
-            (
-                "max_nonzeros_per_label".to_string(),
-                if cap == 0 {
-                    Value::None
-                } else {
-                    Value::Int(cap as i128)
-                },
-            ),
-            (
-                "beam_size".to_string(),
-                Value::Int(self.man_beam_size as i128),
-            ),
-        ]);
-        p.real("threshold", false)?;
-        p.count_or("max_nonzeros_per_label", 1, 0)?;
+        self.pruning.validate()?;
+        let mut p = Params::new([(
+            "beam_size".to_string(),
+            Value::Int(self.man_beam_size as i128),
+        )]);
         p.count("beam_size", 1)?;
         Ok(())
     }
@@ -126,6 +110,9 @@ pub struct XLinearParams {
     pub index: HierarchicalKMeans,
     pub train: TrainParams,
     pub predict: PredictParams,
+    /// Trees of the ensemble (`n_trees`, an integer >= 1), tree `i` seeded `random_state + i`
+    /// (see [`crate::train::train_ensemble`]).
+    pub n_trees: usize,
 }
 
 impl XLinearParams {
@@ -138,6 +125,7 @@ impl XLinearParams {
             index: HierarchicalKMeans::from_params(&mut p)?,
             train: TrainParams::from_params(&mut p)?,
             predict: PredictParams::from_params(&mut p)?,
+            n_trees: p.count("n_trees", 1)?,
         };
         p.finish()?;
         Ok(params)
