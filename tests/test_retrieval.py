@@ -277,3 +277,17 @@ def test_a_model_rebuilt_from_its_weight_columns_predicts_the_same(planted):
             [model.layer_parents(t) for t in range(model.depth)],
             [(indptr, indices, data, n_cols, n_rows - 1)] + weights[1:],
             n_features=model.n_features, bias=model.bias)
+
+
+def test_merge_topk_refuses_inconsistent_results():
+    a = (np.array([[0, 1]]), np.array([[0.5, 0.25]]))
+    with pytest.raises(InvalidInputError):
+        merge_topk([a, (np.array([[0, 1], [1, 2]]), np.ones((2, 2)))], [1.0, 1.0], 2)  # rows differ
+    with pytest.raises(InvalidInputError):
+        merge_topk([a, (np.array([[0, 1]]), np.ones((1, 3)))], [1.0, 1.0], 2)  # labels vs scores
+    with pytest.raises(InvalidInputError):
+        merge_topk([a], [1.0, 2.0], 2)
+    with pytest.raises(InvalidInputError):
+        merge_topk([a], [float("nan")], 2)
+    with pytest.raises(InvalidParameterError):
+        merge_topk([a], [1.0], 0)

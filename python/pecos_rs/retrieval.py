@@ -332,27 +332,9 @@ def merge_topk(results, weights, k):
 
     `results` are ``(labels, scores)`` pairs of ``(n, k_i)`` arrays (labels padded with -1); a
     label missing from a result counts 0 there. Returns ``(labels int64, scores float32)`` of
-    shape ``(n, k)``, padded with -1 / 0, ties broken by the smaller label.
+    shape ``(n, k)``, padded with -1 / 0, equal sums by increasing label (the merge of the
+    ensembles of :class:`~pecos_rs.XRLinearClassifier`, with weights).
     """
-    n = results[0][0].shape[0]
-    labels = np.concatenate([np.asarray(lab, dtype=np.int64) for lab, _ in results], axis=1)
-    scores = np.concatenate([np.asarray(sc, dtype=np.float64) * w for (_, sc), w in zip(results, weights)],
-                            axis=1)
-    rows = np.repeat(np.arange(n), labels.shape[1])
-    labels, scores = labels.ravel(), scores.ravel()
-    valid = labels >= 0
-    rows, labels, scores = rows[valid], labels[valid], scores[valid]
-    # One entry per (row, label): sum the scores of the same label in the same row.
-    keys, first, inverse = np.unique(rows * (labels.max(initial=0) + 1) + labels, return_index=True,
-                                     return_inverse=True)
-    total = np.bincount(inverse.ravel(), weights=scores, minlength=len(keys))
-    rows, labels = rows[first], labels[first]
-    order = np.lexsort((labels, -total, rows))
-    rows, labels, total = rows[order], labels[order], total[order]
-    rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
-    keep = rank < k
-    out_labels = np.full((n, k), -1, dtype=np.int64)
-    out_scores = np.zeros((n, k), dtype=np.float32)
-    out_labels[rows[keep], rank[keep]] = labels[keep]
-    out_scores[rows[keep], rank[keep]] = total[keep]
-    return out_labels, out_scores
+    arrays = [(np.ascontiguousarray(labels, dtype=np.int64), np.ascontiguousarray(scores, dtype=np.float32))
+              for labels, scores in results]
+    return _pecos_rs.merge_topk(arrays, [float(w) for w in weights], k)

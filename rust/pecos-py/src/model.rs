@@ -6,10 +6,10 @@ use crate::convert::{
 };
 use crate::error::core;
 use crate::threads::{run_detached, run_interruptible};
-use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pecos_core::infer::{
     mean_of_trees, predict_batch, predict_batch_filtered, predict_one, predict_one_filtered,
-    LabelRangeFilter, LabelSets, PredictParams, TopK,
+    weighted_sum, LabelRangeFilter, LabelSets, PredictParams, TopK,
 };
 use pecos_core::model::{Layer, XLinearModel};
 use pecos_core::sparse::CsrView;
@@ -393,4 +393,37 @@ fn report_layer(progress: Option<&Py<PyAny>>, r: &LayerReport, tree: Option<usiz
             e.write_unraisable(py, None);
         }
     });
+}
+
+/// The weighted sum of several top-k results over the same labels (`(labels int64 (n, k_i),
+/// scores float32 (n, k_i))` pairs, labels padded with -1), as the top `k` per row: a label
+/// missing from a result counts 0 there; best first, equal sums by increasing label.
+#[pyfunction]
+#[pyo3(name = "merge_topk", signature = (results, weights, k))]
+pub fn py_merge_topk<'py>(
+    py: Python<'py>,
+    results: Vec<(PyReadonlyArray2<'py, i64>, PyReadonlyArray2<'py, f32>)>,
+    weights: Vec<f32>,
+    k: usize,
+) -> PyResult<TopKArrays<'py>> {
+    let n_rows = results.first().map_or(0, |(labels, _)| labels.shape()[0]);
+    let per_result = results
+        .iter()
+        .map(|(labels, scores)| {
+            if labels.shape() != scores.shape() {
+                return core(Err(PecosError::InvalidInput(format!(
+                    "labels of shape {:?} with scores of shape {:?}",
+                    labels.shape(),
+                    scores.shape()
+                ))));
+            }
+            Ok(TopK {
+                k: labels.shape()[1],
+                labels: labels.as_array().iter().copied().collect(),
+                scores: scores.as_array().iter().copied().collect(),
+            })
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let top = core(weighted_sum(&per_result, &weights, n_rows, k))?;
+    topk_arrays(py, top, n_rows)
 }

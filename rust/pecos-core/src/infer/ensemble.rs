@@ -1,7 +1,7 @@
-//! Ensembles: the predictions of several models over the same labels (differently seeded trees)
-//! merged into one ranking.
+//! Ensembles: the predictions of several models over the same labels (differently seeded trees,
+//! or a model and a matcher) merged into one ranking.
 //!
-//! The merge is PECOS's average ensemble (`CsrEnsembler.average`): a label's score is the mean over
+//! [`mean_of_trees`] is PECOS's average ensemble (`CsrEnsembler.average`): a label's score is the mean over
 //! the trees of its score in each tree's top-k, a label missing from a tree's top-k counting 0
 //! for that tree. So it suits post-processors whose scores are >= 0 with 0 meaning "no evidence"
 //! (the hinge ones, sigmoid); a tree asked for more labels than the output keeps makes the mean
@@ -24,6 +24,41 @@ const MERGE_BLOCK_ROWS: usize = 256;
 /// [`PecosError::InvalidInput`] without trees, [`PecosError::ShapeMismatch`] if a tree's
 /// predictions do not hold `n_rows` rows, and [`PecosError::InvalidParam`] for `k` = 0.
 pub fn mean_of_trees(per_tree: &[TopK], n_rows: usize, k: usize) -> Result<TopK> {
+    merge(per_tree, Combine::Mean, n_rows, k)
+}
+
+/// The sum over `per_result` of each label's score times the result's weight, as a top-`k` per
+/// row, as [`mean_of_trees`] otherwise (a label missing from a result counts 0 there).
+///
+/// # Errors
+/// As [`mean_of_trees`], and [`PecosError::ShapeMismatch`] if there is not one finite weight per
+/// result.
+pub fn weighted_sum(per_result: &[TopK], weights: &[f32], n_rows: usize, k: usize) -> Result<TopK> {
+    if weights.len() != per_result.len() {
+        return Err(PecosError::shape(
+            "weights (one per result)",
+            per_result.len(),
+            weights.len(),
+        ));
+    }
+    if let Some(w) = weights.iter().find(|w| !w.is_finite()) {
+        return Err(PecosError::InvalidInput(format!(
+            "weights must be finite, got {w}"
+        )));
+    }
+    merge(per_result, Combine::Weighted(weights), n_rows, k)
+}
+
+/// How the scores of a label in several results become one.
+#[derive(Clone, Copy)]
+enum Combine<'a> {
+    /// Summed in result order, divided by the number of results.
+    Mean,
+    /// Each times its result's weight, summed in result order.
+    Weighted(&'a [f32]),
+}
+
+fn merge(per_tree: &[TopK], combine: Combine, n_rows: usize, k: usize) -> Result<TopK> {
     if per_tree.is_empty() {
         return Err(PecosError::InvalidInput(
             "an ensemble needs at least one tree".into(),
@@ -53,7 +88,7 @@ pub fn mean_of_trees(per_tree: &[TopK], n_rows: usize, k: usize) -> Result<TopK>
         |pairs: &mut Vec<(i64, f32)>, block: usize, lab: &mut [i64], sco: &mut [f32]| {
             let first = block * MERGE_BLOCK_ROWS;
             for (r, (lrow, srow)) in lab.chunks_mut(k).zip(sco.chunks_mut(k)).enumerate() {
-                merge_row(per_tree, first + r, pairs, lrow, srow);
+                merge_row(per_tree, combine, first + r, pairs, lrow, srow);
             }
         };
     if n_rows <= MERGE_BLOCK_ROWS {
@@ -74,16 +109,25 @@ pub fn mean_of_trees(per_tree: &[TopK], n_rows: usize, k: usize) -> Result<TopK>
 /// scratch space.
 fn merge_row(
     per_tree: &[TopK],
+    combine: Combine,
     row: usize,
     pairs: &mut Vec<(i64, f32)>,
     labels: &mut [i64],
     scores: &mut [f32],
 ) {
     pairs.clear();
-    for tree in per_tree {
+    for (t, tree) in per_tree.iter().enumerate() {
+        let weight = match combine {
+            Combine::Mean => 1.0,
+            Combine::Weighted(weights) => weights[t],
+        };
         let span = row * tree.k..(row + 1) * tree.k;
         let entries = tree.labels[span.clone()].iter().zip(&tree.scores[span]);
-        pairs.extend(entries.filter(|(&l, _)| l >= 0).map(|(&l, &s)| (l, s)));
+        pairs.extend(
+            entries
+                .filter(|(&l, _)| l >= 0)
+                .map(|(&l, &s)| (l, s * weight)),
+        );
     }
     // Stable: each label's scores stay in tree order, so their sum does too.
     pairs.sort_by_key(|&(l, _)| l);
@@ -97,9 +141,11 @@ fn merge_row(
         }
     }
     pairs.truncate(n_distinct);
-    let n_trees = per_tree.len() as f32;
-    for pair in pairs.iter_mut() {
-        pair.1 /= n_trees;
+    if let Combine::Mean = combine {
+        let n_trees = per_tree.len() as f32;
+        for pair in pairs.iter_mut() {
+            pair.1 /= n_trees;
+        }
     }
     let keep = labels.len().min(pairs.len());
     if keep > 0 && keep < pairs.len() {
@@ -133,6 +179,17 @@ mod tests {
         let mean = mean_of_trees(&[a, b], 2, 3).unwrap();
         assert_eq!(mean.labels, vec![1, 3, 2, 0, 4, -1]);
         assert_eq!(mean.scores, vec![0.5, 0.5, 0.25, 0.375, 0.0625, 0.0]);
+    }
+
+    #[test]
+    fn weighted_sums_weigh_each_result() {
+        let a = topk(2, vec![3, 1, 0, -1], vec![1.0, 0.25, 0.5, 0.0]);
+        let b = topk(1, vec![1, 4], vec![0.75, 0.125]);
+        let sum = weighted_sum(&[a.clone(), b.clone()], &[0.5, 2.0], 2, 2).unwrap();
+        assert_eq!(sum.labels, vec![1, 3, 0, 4]); // equal sums: the smaller label first
+        assert_eq!(sum.scores, vec![1.625, 0.5, 0.25, 0.25]);
+        assert!(weighted_sum(&[a.clone(), b.clone()], &[0.5], 2, 2).is_err());
+        assert!(weighted_sum(&[a, b], &[0.5, f32::NAN], 2, 2).is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub use beam::{
     check_query_width, output_width, predict_batch, predict_batch_filtered, PredictParams,
     Searcher, TopK,
 };
-pub use ensemble::mean_of_trees;
+pub use ensemble::{mean_of_trees, weighted_sum};
 pub use filter::{LabelRangeFilter, LabelSets, NodeFilter, Unfiltered};
 pub use postprocess::PostProcessor;
 
