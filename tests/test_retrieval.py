@@ -291,3 +291,14 @@ def test_merge_topk_refuses_inconsistent_results():
         merge_topk([a], [float("nan")], 2)
     with pytest.raises(InvalidParameterError):
         merge_topk([a], [1.0], 0)
+
+
+def test_an_ensemble_classifier_is_used_whole_by_every_path(catalogue):
+    texts, labels, names, titles = catalogue
+    model = TextXRLinear(classifier=small_classifier(n_trees=3)).fit(texts, labels, label_names=names,
+                                                                      label_texts=titles)
+    assert len(model.classifier_.models_) == 3
+    single = TextXRLinear(classifier=small_classifier()).fit(texts, labels, label_names=names, label_texts=titles)
+    batch = model.predict(texts[:20], k=5)
+    assert batch == [model.predict_one(t, k=5) for t in texts[:20]]
+    assert batch != single.predict(texts[:20], k=5)  # the other trees count

@@ -180,7 +180,7 @@ class TextXRLinear(BaseEstimator):
         row = self.featurizer_._row_arrays(text)
         clf = self.classifier_
         n = k if self.matcher_ is None else max(k, self.match_candidates)
-        model = clf.model_.predict_topk(row, _search_params(clf.beam_size, n, clf.post_processor), n_threads=1)
+        model = clf._search(row, _search_params(clf.beam_size, n, clf.post_processor), 1)
         if self.matcher_ is not None:
             matched = self.matcher_.predict_topk(row, _search_params(1, n, "noop"), n_threads=1)
             model = self._blend(model, matched, k)

@@ -485,14 +485,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         post_processor = self.post_processor if post_processor is None else post_processor
         params = _search_params(beam_size, k, post_processor)
         ranges = None if label_ranges is None else _as_label_ranges(label_ranges)
-        if len(self.models_) == 1:
-            labels, scores = self.model_.predict_topk(
-                csr_args(X), params, n_threads=self._n_threads(), label_ranges=ranges
-            )
-        else:
-            labels, scores = _pecos_rs.XLinearModel.predict_topk_ensemble(
-                self.models_, csr_args(X), params, n_threads=self._n_threads(), label_ranges=ranges
-            )
+        labels, scores = self._search(csr_args(X), params, self._n_threads(), ranges)
         # The core returns at most n_labels columns; pad the rest as documented (an absurd k
         # fails here, with numpy's MemoryError or ValueError).
         if labels.shape[1] < k:
@@ -502,6 +495,15 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             padded_labels[:, :width], padded_scores[:, :width] = labels, scores
             labels, scores = padded_labels, padded_scores
         return labels, scores
+
+    def _search(self, rows, params, n_threads, label_ranges=None):
+        """The core's top-k of `rows` (the core's CSR arguments) with checked search `params`: the
+        one call of every prediction path, of one tree or of the ensemble."""
+        if len(self.models_) == 1:
+            return self.model_.predict_topk(rows, params, n_threads=n_threads, label_ranges=label_ranges)
+        return _pecos_rs.XLinearModel.predict_topk_ensemble(
+            self.models_, rows, params, n_threads=n_threads, label_ranges=label_ranges
+        )
 
     def predict_scores(self, X, k=None, *, beam_size=None, post_processor=None):
         """Top-k scores as a sparse (n_samples, n_labels) CSR matrix (PECOS's prediction format)."""

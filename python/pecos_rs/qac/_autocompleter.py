@@ -255,9 +255,7 @@ class SessionAutocompleter(BaseEstimator):
         ranges = np.array([self.completion_.prefix_range(prefix)], dtype=np.uint32)
         model = self.model_
         params = _search_params(model.beam_size, max(k, self.candidates), model.post_processor)
-        labels, scores = model.model_.predict_topk(
-            (indptr, indices, data, n_rows, n_cols), params, n_threads=1, label_ranges=ranges
-        )
+        labels, scores = model._search((indptr, indices, data, n_rows, n_cols), params, 1, ranges)
         return self._answer(prefix, labels[0], scores[0], k)
 
     def suggest_batch(self, prev_queries, prefixes, k: int = 10) -> list:
