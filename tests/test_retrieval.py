@@ -45,7 +45,7 @@ def catalogue():
 
 
 def small_classifier(**kw):
-    return XRLinearClassifier(n_splits=2, max_leaf_size=4, threshold=0.0, **kw)
+    return XRLinearClassifier(**{"n_splits": 2, "max_leaf_size": 4, "threshold": 0.0, **kw})
 
 
 def test_equals_featurizer_and_classifier_composed_by_hand(catalogue):

@@ -6,6 +6,7 @@
     pecos-rs predict  --model DIR [--input queries.txt] [-k 10]      # JSON lines out
     pecos-rs evaluate --model DIR --data test.txt                    # P@k, R@k, nDCG@k
     pecos-rs evaluate --model DIR --texts X.tst.txt.gz --labels Y.tst.npz
+    pecos-rs sweep    --model DIR --data val.txt --out DIR       # threshold x beam: CSV, table, PNG
     pecos-rs serve    --model DIR [--port 8000]   # JSON over HTTP: this model or an autocompleter
 
 Text files may be gzipped (``.gz``). Bad files or arguments end with a one-line message on
@@ -144,6 +145,48 @@ def cmd_predict(args) -> None:
 
 def cmd_evaluate(args) -> None:
     model = _load(args.model)
+    texts, Y = _evaluation_data(args, model)
+    ks = sorted(set(args.ks))
+    start = time.perf_counter()
+    top, _ = model.predict_topk(texts, max(ks))
+    seconds = time.perf_counter() - start
+    report = {**precision_recall_at_k(Y, top, ks), **ndcg_at_k(Y, top, ks)}
+    if args.json:
+        print(json.dumps({"rows": len(texts), "seconds": round(seconds, 3), **report}))
+        return
+    print(f"{len(texts):,} rows, predicted in {seconds:.2f} s ({1000 * seconds / len(texts):.3f} ms/row)")
+    for metric in ("P", "R", "nDCG"):
+        print("  ".join(f"{metric}@{k} {report[f'{metric}@{k}']:6.2f}" for k in ks))
+
+
+def cmd_sweep(args) -> None:
+    from .sweep import markdown_table, plot, sweep, write_csv
+
+    model = _load(args.model)
+    texts, Y = _evaluation_data(args, model)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def report(row):
+        _progress(f"threshold {row['threshold']:g}, beam {row['beam_size']}: R@10 {row['R@10']:.4f}, "
+                  f"R@100 {row['R@100']:.4f}, p50 {row['p50_ms']:.3f} ms")
+
+    rows = sweep(model, texts, Y, thresholds=args.thresholds, beam_sizes=args.beams,
+                 n_latency_queries=args.latency_queries, progress=report)
+    write_csv(rows, args.out / "sweep.csv")
+    table = markdown_table(rows)
+    (args.out / "sweep.md").write_text(table)
+    written = [args.out / "sweep.csv", args.out / "sweep.md"]
+    try:
+        written += plot(rows, args.out)
+    except ImportError as e:
+        _progress(f"no plots: {e}")
+    print(table, end="")
+    _progress("wrote " + ", ".join(str(p) for p in written))
+
+
+def _evaluation_data(args, model) -> tuple:
+    """``(texts, Y)``: the labelled texts of the arguments, Y's columns the model's labels, then
+    any test label the model does not know (relevant, so a miss for every prediction)."""
     texts, labels = read_dataset(args)
     column = {name: j for j, name in enumerate(model.labels_)}
     if sp.issparse(labels):
@@ -160,17 +203,7 @@ def cmd_evaluate(args) -> None:
         Y = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(rows), len(column) + len(unknown)))
         if unknown:
             _progress(f"{len(unknown):,} test labels are unknown to the model (counted as misses)")
-    ks = sorted(set(args.ks))
-    start = time.perf_counter()
-    top, _ = model.predict_topk(texts, max(ks))
-    seconds = time.perf_counter() - start
-    report = {**precision_recall_at_k(Y, top, ks), **ndcg_at_k(Y, top, ks)}
-    if args.json:
-        print(json.dumps({"rows": len(texts), "seconds": round(seconds, 3), **report}))
-        return
-    print(f"{len(texts):,} rows, predicted in {seconds:.2f} s ({1000 * seconds / len(texts):.3f} ms/row)")
-    for metric in ("P", "R", "nDCG"):
-        print("  ".join(f"{metric}@{k} {report[f'{metric}@{k}']:6.2f}" for k in ks))
+    return texts, Y
 
 
 def cmd_serve(args) -> None:
@@ -223,7 +256,7 @@ def _add_data_arguments(parser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pecos-rs", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[2:10]))
+                                     epilog="\n".join(__doc__.splitlines()[2:11]))
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a model from text files")
@@ -256,6 +289,18 @@ def build_parser() -> argparse.ArgumentParser:
                           help="cut-offs (default: 1 3 5 10)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(run=cmd_evaluate)
+
+    sweep = commands.add_parser("sweep", help="threshold x beam grid: recall, latency, size (CSV, markdown, PNG)")
+    sweep.add_argument("--model", type=Path, required=True, metavar="DIR")
+    _add_data_arguments(sweep)
+    sweep.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write the results")
+    sweep.add_argument("--thresholds", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5],
+                       help="pruning thresholds, at least the model's (default: 0.1 0.2 0.3 0.5)")
+    sweep.add_argument("--beams", type=_positive_int, nargs="+", default=[1, 5, 10, 20, 50],
+                       help="beam widths (default: 1 5 10 20 50)")
+    sweep.add_argument("--latency-queries", type=_positive_int, default=1000,
+                       help="texts timed one at a time (default: 1000)")
+    sweep.set_defaults(run=cmd_sweep)
 
     serve = commands.add_parser("serve", help="answer JSON over HTTP on localhost")
     serve.add_argument("--model", type=Path, required=True, metavar="DIR",

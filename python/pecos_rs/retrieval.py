@@ -11,6 +11,7 @@ every label by the cosine similarity of its text to the query, blended with the 
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -199,6 +200,26 @@ class TextXRLinear(BaseEstimator):
 
     def _named(self, labels, scores):
         return [(self.labels_[i], float(s)) for i, s in zip(labels, scores) if i >= 0]
+
+    def prune(self, threshold=None, max_nonzeros_per_label=None):
+        """A smaller copy of this fitted model, the classifier's weights pruned again without
+        retraining (see :meth:`pecos_rs.XRLinearClassifier.prune`); featurizer, labels and
+        matcher are shared with this model, which is left as it is."""
+        check_is_fitted(self, "classifier_")
+        pruned = copy.copy(self)
+        pruned.classifier_ = self.classifier_.prune(threshold, max_nonzeros_per_label)
+        base = self.classifier if self.classifier is not None else XRLinearClassifier()
+        pruned.classifier = clone(base).set_params(
+            threshold=pruned.classifier_.threshold,
+            max_nonzeros_per_label=pruned.classifier_.max_nonzeros_per_label)
+        return pruned
+
+    @property
+    def n_bytes_(self) -> int:
+        """Bytes of the weights in the model files: every tree and the matcher."""
+        check_is_fitted(self, "classifier_")
+        models = list(self.classifier_.models_) + ([self.matcher_] if self.matcher_ is not None else [])
+        return sum(len(m.to_bytes()) for m in models)
 
     # ------------------------------------------------------------------ persistence
 
