@@ -105,10 +105,33 @@ def test_corrupt_save_is_refused(fitted, tmp_path):
         SessionAutocompleter.load(tmp_path / "m")
 
 
+def test_a_version_1_save_loads_with_the_reranking_of_its_time(data, tmp_path):
+    """A directory saved before the session pairs and the re-ranking parameters (format 1: no
+    pairs file, none of the three parameters) answers as such a model did."""
+    import json
+
+    (prev, prefix, nxt), (prev_t, prefix_t, _) = data
+    old = SessionAutocompleter(max_leaf_size=4, overlap_weight=0.0, session_weight=0.0,
+                               exclude_previous=False).fit(prev, prefix, nxt)
+    old.save(tmp_path / "m")
+    meta_file = tmp_path / "m" / "autocompleter.json"
+    meta = json.loads(meta_file.read_text())
+    for name in ("overlap_weight", "session_weight", "exclude_previous"):
+        del meta["params"][name]
+    meta["format_version"] = 1
+    meta_file.write_text(json.dumps(meta))
+    back = SessionAutocompleter.load(tmp_path / "m")
+    assert back.suggest_batch(prev_t[:40], prefix_t[:40]) == old.suggest_batch(prev_t[:40], prefix_t[:40])
+    meta["format_version"] = 3
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ModelFormatError, match="version 3 is not supported .*reads 1 and 2"):
+        SessionAutocompleter.load(tmp_path / "m")
+
+
 def test_frequency_weight_reorders_towards_frequent_queries(data):
     (prev, prefix, nxt), _ = data
     ac = SessionAutocompleter(
-        max_leaf_size=4, frequency_weight=1.0, candidates=8, label_queries="next"
+        max_leaf_size=4, frequency_weight=1.0, candidates=8, label_queries="next", overlap_weight=0.0
     ).fit(prev, prefix, nxt)
     got = ac.suggest("weather 0", "w", k=4)
     counts = [nxt.count(s) for s, _ in got]
@@ -156,3 +179,100 @@ def test_previous_queries_become_suggestions_with_label_queries_all(data):
     # "music 1" is only ever a previous query: now a suggestion of its own.
     assert "music 1" in [s for s, _ in both.suggest("", "mus", k=3)]
     assert "music 1" not in [s for s, _ in only_next.suggest("", "mus", k=3)]
+
+
+# Made-up sessions for the re-ranking: "cheap flights" is followed by "car rental" three times.
+RERANK_DATA = (
+    ["cheap flights"] * 3 + ["pizza"] * 5 + ["cat toys", "card games", "car parts", "car wash"],
+    ["ca"] * 3 + ["ca"] * 5 + ["ca", "ca", "car", "car"],
+    ["car rental"] * 3 + ["car wash"] * 5 + ["cat food", "card shop", "car wash", "car parts"],
+)
+
+
+def _scores(ac, prev, prefix, k=10):
+    return dict(ac.suggest(prev, prefix, k=k))
+
+
+def test_exclude_previous_never_suggests_the_previous_query(data):
+    (prev, prefix, nxt), _ = data
+    ac = SessionAutocompleter(max_leaf_size=4).fit(prev, prefix, nxt)  # previous queries are labels
+    assert ac.exclude_previous
+    for query in ("weather 0", "music 2"):
+        for typed in (query[:1], query[:4], query):  # the model's candidates, then the fill
+            assert query not in [s for s, _ in ac.suggest(query, typed, k=10)]
+            assert all(query not in [s for s, _ in row]
+                       for row in ac.suggest_batch([query], [typed], k=10))
+    ac.set_params(exclude_previous=False)
+    assert "weather 0" in [s for s, _ in ac.suggest("weather 0", "weather 0", k=3)]
+
+
+def test_overlap_weight_multiplies_by_the_shared_word_factor():
+    prev, prefix, nxt = RERANK_DATA
+    ac = SessionAutocompleter(max_leaf_size=4, frequency_weight=0.0, session_weight=0.0,
+                              overlap_weight=0.0).fit(prev, prefix, nxt)
+    plain = _scores(ac, "car hire", "ca")
+    ac.set_params(overlap_weight=2.0)  # a query-time parameter: no refit needed
+    boosted = _scores(ac, "car hire", "ca")
+    assert set(plain) == set(boosted)
+    for query, score in plain.items():
+        words = query.split()
+        share = sum(w in ("car", "hire") for w in words) / len(words)
+        assert boosted[query] == pytest.approx(score * np.exp(2.0 * share)), query
+    # "card shop" shares no word ("card" is not "car"): unchanged.
+    assert boosted["card shop"] == pytest.approx(plain["card shop"])
+    assert boosted["car wash"] > plain["car wash"]
+
+
+def test_session_weight_multiplies_by_the_times_seen_together():
+    prev, prefix, nxt = RERANK_DATA
+    ac = SessionAutocompleter(max_leaf_size=4, frequency_weight=0.0, overlap_weight=0.0,
+                              session_weight=2.0).fit(prev, prefix, nxt)
+    with_pairs = _scores(ac, "cheap flights", "ca")
+    ac.set_params(session_weight=0.0)
+    without = _scores(ac, "cheap flights", "ca")
+    # Seen together 3 times: the factor is 1 + 2 * 3; the other candidates keep their scores.
+    assert with_pairs["car rental"] == pytest.approx(without["car rental"] * 7)
+    for query in set(without) - {"car rental"}:
+        assert with_pairs[query] == pytest.approx(without[query]), query
+    # Pairs count in either order: "car wash" followed "car parts" once, and the other way once.
+    ac.set_params(session_weight=2.0)
+    assert _scores(ac, "car parts", "car w")["car wash"] == pytest.approx(
+        _scores(ac.set_params(session_weight=0.0), "car parts", "car w")["car wash"] * 5)
+
+
+def test_session_weight_zero_stores_no_pairs(tmp_path):
+    prev, prefix, nxt = RERANK_DATA
+    ac = SessionAutocompleter(max_leaf_size=4, session_weight=0).fit(prev, prefix, nxt)
+    assert ac.session_pairs_ is None
+    ac.save(tmp_path / "m")
+    assert not (tmp_path / "m" / "session_pairs.npz").exists()
+    assert SessionAutocompleter.load(tmp_path / "m").suggest("pizza", "c") == ac.suggest("pizza", "c")
+
+
+def test_rerank_round_trip_and_batch(data, tmp_path):
+    (prev, prefix, nxt), (vprev, vprefix, _) = data
+    ac = SessionAutocompleter(max_leaf_size=4).fit(prev, prefix, nxt)
+    assert ac.session_pairs_.nnz > 0
+    single = [ac.suggest(p, q, k=5) for p, q in zip(vprev[:60], vprefix[:60])]
+    assert ac.suggest_batch(vprev[:60], vprefix[:60], k=5) == single
+    ac.save(tmp_path / "m")
+    back = SessionAutocompleter.load(tmp_path / "m")
+    assert back.get_params() == ac.get_params()
+    assert back.suggest_batch(vprev[:60], vprefix[:60], k=5) == single
+    saved = (tmp_path / "m" / "session_pairs.npz").read_bytes()
+    for damaged in (b"not an npz", saved[: len(saved) // 2]):
+        (tmp_path / "m" / "session_pairs.npz").write_bytes(damaged)
+        with pytest.raises(ModelFormatError, match="session_pairs"):
+            SessionAutocompleter.load(tmp_path / "m")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(overlap_weight=-1.0), "overlap_weight must be a finite number >= 0"),
+    (dict(session_weight=float("inf")), "session_weight must be a finite number >= 0"),
+    (dict(overlap_weight="3"), "overlap_weight must be"),
+    (dict(exclude_previous="yes"), "exclude_previous must be True or False"),
+])
+def test_bad_rerank_parameters(kwargs, message):
+    prev, prefix, nxt = RERANK_DATA
+    with pytest.raises(InvalidParameterError, match=message):
+        SessionAutocompleter(**kwargs).fit(prev, prefix, nxt)

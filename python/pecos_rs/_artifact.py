@@ -34,9 +34,9 @@ def write_metadata(file: Path, format_name: str, format_version: int, **fields) 
     file.write_text(json.dumps(metadata(format_name, format_version, **fields), indent=2))
 
 
-def read_metadata(file: Path, format_name: str, format_version: int) -> dict:
-    """The metadata in `file`, written by :func:`write_metadata` with these `format_name` and
-    `format_version`.
+def read_metadata(file: Path, format_name: str, format_version) -> dict:
+    """The metadata in `file`, written by :func:`write_metadata` with this `format_name` and
+    `format_version` (an int, or a tuple of the versions this build reads).
 
     Raises
     ------
@@ -56,7 +56,7 @@ def read_metadata(file: Path, format_name: str, format_version: int) -> dict:
     return check_metadata(meta, format_name, format_version, holder=file.parent, label=file.stem)
 
 
-def check_metadata(meta, format_name: str, format_version: int, *, holder, label: str) -> dict:
+def check_metadata(meta, format_name: str, format_version, *, holder, label: str) -> dict:
     """`meta` (parsed JSON), checked to be the :func:`metadata` of `format_name` in version
     `format_version`. Errors name `holder` (the directory or file holding it) and `label` (what
     to call the format in the version message).
@@ -71,9 +71,11 @@ def check_metadata(meta, format_name: str, format_version: int, *, holder, label
         what = format_name.rpartition(".")[2]
         raise ModelFormatError(f"{holder} does not hold a pecos_rs {what}")
     version = meta.get("format_version")
-    if version != format_version:
+    readable = format_version if isinstance(format_version, tuple) else (format_version,)
+    if isinstance(version, bool) or version not in readable:
+        versions = " and ".join(str(v) for v in readable)
         raise ModelFormatError(
-            f"{label} format version {version!r} is not supported (this build reads {format_version})"
+            f"{label} format version {version!r} is not supported (this build reads {versions})"
         )
     return meta
 
