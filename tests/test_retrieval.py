@@ -50,10 +50,10 @@ def small_classifier(**kw):
 
 def test_equals_featurizer_and_classifier_composed_by_hand(catalogue):
     texts, labels, names, _ = catalogue
-    model = TextXRLinear(classifier=small_classifier()).fit(texts, labels)
+    model = TextXRLinear(classifier=small_classifier(), centroid_weight=0.0).fit(texts, labels)
     assert list(model.labels_) == sorted({n for row in labels for n in row})
-    assert model.matcher_ is None
-    featurizer = TextFeaturizer().fit(texts)
+    assert model.matcher_ is None and model.centroid_matcher_ is None
+    featurizer = TextFeaturizer(blocks="retrieval").fit(texts)
     Y = sp.csr_matrix(
         [[float(name in row) for name in model.labels_] for row in labels], dtype=np.float32)
     clf = small_classifier().fit(featurizer.transform(texts), Y)
@@ -62,18 +62,19 @@ def test_equals_featurizer_and_classifier_composed_by_hand(catalogue):
     np.testing.assert_array_equal(got_labels, want_labels)
     np.testing.assert_array_equal(got_scores, want_scores)
     # A scikit-learn Pipeline of the two parts keeps working and agrees.
-    pipe = Pipeline([("features", TextFeaturizer()), ("model", small_classifier())]).fit(texts, Y)
+    pipe = Pipeline([("features", TextFeaturizer(blocks="retrieval")), ("model", small_classifier())]).fit(texts, Y)
     assert (pipe.predict(texts[:50]) != clf.predict(featurizer.transform(texts[:50]))).nnz == 0
 
 
 def test_label_texts_blend_the_model_with_the_exact_title_match(catalogue):
     texts, labels, names, titles = catalogue
     w = 0.4
-    model = TextXRLinear(classifier=small_classifier(), label_text_weight=w, match_candidates=20).fit(
+    model = TextXRLinear(classifier=small_classifier(), label_text_weight=w, centroid_weight=0.0,
+                         match_candidates=20, text_weight_C=None).fit(
         texts, labels, label_names=names, label_texts=titles)
     assert list(model.labels_) == names
     # By hand: featurizer over texts and titles, titles as extra rows, cosine to every title.
-    featurizer = TextFeaturizer().fit(texts + titles)
+    featurizer = TextFeaturizer(blocks="retrieval").fit(texts + titles)
     X, T = featurizer.transform(texts), featurizer.transform(titles)
     Y = sp.csr_matrix([[float(n in row) for n in names] for row in labels], dtype=np.float32)
     clf = small_classifier().fit(sp.vstack([X, T]).tocsr(), sp.vstack([Y, sp.identity(len(names))]).tocsr())
@@ -93,6 +94,79 @@ def test_label_texts_blend_the_model_with_the_exact_title_match(catalogue):
         found = got_labels[i] >= 0
         np.testing.assert_allclose(got_scores[i][found], [s for _, s in best][: found.sum()], rtol=1e-5, atol=1e-6)
         assert found.sum() == min(8, len(expected))
+
+
+def test_the_centroid_matcher_blends_the_cosine_to_each_label_centroid(catalogue):
+    from pecos_rs import pifa
+
+    texts, labels, names, titles = catalogue
+    wt, wc = 0.3, 0.2
+    model = TextXRLinear(classifier=small_classifier(), label_text_weight=wt, centroid_weight=wc,
+                         match_candidates=15, text_weight_C=None).fit(
+        texts, labels, label_names=names, label_texts=titles)
+    featurizer = TextFeaturizer(blocks="retrieval").fit(texts + titles)
+    X, T = featurizer.transform(texts), featurizer.transform(titles)
+    Y = sp.csr_matrix([[float(n in row) for n in names] for row in labels], dtype=np.float32)
+    clf = small_classifier().fit(sp.vstack([X, T]).tocsr(), sp.vstack([Y, sp.identity(len(names))]).tocsr())
+    queries = texts[:30] + ["hose nozzle garden", ""]
+    Q = featurizer.transform(queries)
+    model_labels, model_scores = clf.predict_topk(Q, 15)
+    parts = [(1 - wt - wc, model_labels, model_scores)]
+    for weight, M in ((wt, T), (wc, pifa(Y, X))):  # the centroids: PIFA of the texts only
+        cosine = (Q @ M.T).toarray()
+        top = np.argsort(-cosine, axis=1, kind="stable")[:, :15]
+        parts.append((weight, top, np.take_along_axis(cosine, top, 1)))
+    got_labels, got_scores = model.predict_topk(queries, 6)
+    for i in range(len(queries)):
+        expected = {}
+        for weight, lab, sc in parts:
+            for j, v in zip(lab[i], sc[i]):
+                if j >= 0:
+                    expected[j] = expected.get(j, 0.0) + weight * v
+        best = sorted(expected.values(), reverse=True)[:6]
+        found = got_labels[i] >= 0
+        np.testing.assert_allclose(got_scores[i][found], best[: found.sum()], rtol=1e-5, atol=1e-6)
+    assert model.centroid_matcher_.n_labels == len(names)
+    with pytest.raises(InvalidParameterError, match="at most 1"):
+        TextXRLinear(label_text_weight=0.7, centroid_weight=0.4).fit(texts, labels)
+
+
+def test_learned_text_weights_discount_a_misleading_word():
+    """Every title and query holds a colour; a query's colour is random, not that of its product.
+    The plain cosine rewards the colour match; the learned weights must discount the colour
+    words (weight < 1) against the product words (> 1 on average)."""
+    rng = np.random.default_rng(0)
+    colours = ["red", "blue", "green", "black", "white", "grey"]
+    names = [f"p{j:02d}" for j in range(60)]
+    title_words = [list(rng.choice(WORDS, size=2, replace=False)) for _ in names]
+    titles = [f"{' '.join(w)} {colours[j % 6]}" for j, w in enumerate(title_words)]
+    titles[0] += " zephyr"
+
+    def queries(n):
+        texts, labels = [], []
+        for _ in range(n):
+            j = rng.integers(len(names))
+            texts.append(f"{title_words[j][rng.integers(2)]} {colours[rng.integers(6)]}")
+            labels.append([names[j]])
+        return texts, labels
+
+    train = queries(600)
+    kw = {"classifier": small_classifier(), "label_text_weight": 1.0, "centroid_weight": 0.0}
+    learned = TextXRLinear(**kw).fit(*train, label_names=names, label_texts=titles)
+    plain = TextXRLinear(**kw, text_weight_C=None).fit(*train, label_names=names, label_texts=titles)
+    # The learned weights are folded into the matcher: its weights over the plain one's.
+    features = learned.featurizer_.get_feature_names_out()
+    def weights(matcher):
+        indptr, indices, data, shape = matcher.layer_weights(0)
+        return sp.csc_matrix((data, indices, indptr), shape=shape).tocsr()
+
+    a, b = weights(learned.matcher_), weights(plain.matcher_)
+    rows, cols = b.nonzero()
+    ratio = {features[f]: a[f, c] / b[f, c] for f, c in zip(rows, cols)}
+    assert ratio["word__red"] < 1 and ratio["word__blue"] < 1
+    assert np.mean([ratio[f"word__{w}"] for w in WORDS if f"word__{w}" in ratio]) > 1
+    # A title word no training query has never overlaps in a pair: it keeps weight 1 exactly.
+    assert ratio["word__zephyr"] == 1.0
 
 
 def test_a_label_without_training_texts_is_found_by_its_title(catalogue):
@@ -166,6 +240,9 @@ def test_save_load_round_trip_and_corruption(tmp_path, catalogue):
 
 @pytest.mark.parametrize("params, match", [
     ({"label_text_weight": 1.5}, "label_text_weight"),
+    ({"centroid_weight": -0.1}, "centroid_weight"),
+    ({"text_weight_C": 0}, "text_weight_C"),
+    ({"text_weight_C": float("inf")}, "text_weight_C"),
     ({"label_text_weight": "0.5"}, "label_text_weight"),
     ({"match_candidates": 0}, "match_candidates"),
     ({"label_text_rows": "yes"}, "label_text_rows"),

@@ -1221,3 +1221,18 @@ def test_text_featurizer_zero_weight_drops_the_block_values():
     W = TextFeaturizer([("word", WordTfidf())]).fit_transform(["echo with screen", "abc"])
     assert X.shape[1] > W.shape[1]
     assert_identical(sp.csr_matrix(X[:, :n_word]), W)
+
+
+def test_presets_are_the_documented_blocks():
+    from pecos_rs.text import PRESETS, CharTfidf, TextFeaturizer, WordTfidf
+
+    docs = ["Echo with screen", "kindle paperwhite 8GB", "echo dot"]
+    explicit = TextFeaturizer([("word", WordTfidf(ngram_range=(1, 2), sublinear_tf=True)),
+                               ("char", CharTfidf(ngram_range=(2, 4), token_pattern=r"\S+", start_marker=" ",
+                                                  end_marker=" ", sublinear_tf=True))])
+    by_name = TextFeaturizer(blocks="retrieval")
+    assert (explicit.fit_transform(docs) != by_name.fit_transform(docs)).nnz == 0
+    assert (TextFeaturizer(blocks="paper").fit_transform(docs) != TextFeaturizer().fit_transform(docs)).nnz == 0
+    assert set(PRESETS) == {"paper", "sklearn", "retrieval"}
+    with pytest.raises(InvalidParameterError, match="one of"):
+        TextFeaturizer(blocks="fancy").fit(docs)

@@ -6,7 +6,9 @@ A :class:`~pecos_rs.text.TextFeaturizer` turns each text into TF-IDF features, a
 ...) and may come with a text of their own (a product title): most products of a real catalogue
 have few or no training queries, and their text is what lets them be found. Label texts are used
 twice, each use a parameter: as training rows of their label, and by an exact matcher that scores
-every label by the cosine similarity of its text to the query, blended with the model's score.
+every label by the cosine similarity of its text to the query, blended with the model's score. A
+second matcher does the same with each label's centroid of training texts (its PIFA embedding),
+which finds labels for texts unlike any one training text of theirs.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from . import _pecos_rs
 from ._artifact import corrupt, read_metadata, write_metadata
 from ._params import check_param, is_int, str_list
 from ._sparse import csr_args
+from ._threads import resolve_n_jobs
 from .exceptions import InvalidInputError, InvalidParameterError, ModelFormatError
+from .indexer import pifa
 from .text import TextFeaturizer
 from .xlinear import XRLinearClassifier, _search_params
 
@@ -37,6 +41,7 @@ _FORMAT_VERSION = 1
 _META_FILE = "text_xrlinear.json"
 _LABELS_FILE = "labels.npy"
 _MATCHER_FILE = "label_text_matcher.bin"
+_CENTROID_FILE = "centroid_matcher.bin"
 
 
 class TextXRLinear(BaseEstimator):
@@ -45,20 +50,38 @@ class TextXRLinear(BaseEstimator):
     Parameters
     ----------
     featurizer : TextFeaturizer or None, default=None
-        Fitted on the training texts and the label texts; None means ``TextFeaturizer()`` (word
-        1-3-grams + character 3-grams with an end marker, PECOS's product-search setting).
+        Fitted on the training texts and the label texts; None means
+        ``TextFeaturizer(blocks="retrieval")`` (word 1-2-grams + character 2-4-grams of
+        space-padded words, sublinear tf), measured best on the validation parts of aol-click
+        and homedepot; ``TextFeaturizer()`` is PECOS's product-search setting (``"paper"``).
     classifier : XRLinearClassifier or None, default=None
         The ranking model (its ``topk``, ``beam_size`` and ``post_processor`` are the prediction
         defaults); None means ``XRLinearClassifier()``.
     label_text_rows : bool, default=True
         With label texts, add each as a training row of its label.
     label_text_weight : float in [0, 1], default=0.5
-        With label texts, the final score of a label is
-        ``(1 - w) * model score + w * cosine(text, label text)`` over the union of the model's
-        and the matcher's candidates (a label missing from one list scores 0 there); 0 turns the
-        matcher off (and does not build it).
+        ``w_t``: with label texts, the weight of ``cosine(text, label text)`` in the score (0
+        turns this matcher off and does not build it).
+    centroid_weight : float in [0, 1], default=0.005
+        ``w_c``: the weight of ``cosine(text, label centroid)``, the centroid being the
+        normalised sum of the label's training texts' features (PIFA; only texts, not label
+        texts); 0 turns this matcher off. The final score of a label is
+        ``(1 - w_t - w_c) * model score + w_t * text cosine + w_c * centroid cosine`` over the
+        union of the candidates of the model and the matchers (a label missing from one list
+        scores 0 there), so ``w_t + w_c <= 1``. The default was chosen on a validation part of
+        aol-click's training split (BENCHMARKS.md): so small a weight leaves the model's
+        confident labels first and ranks the centroid matches among its weak ones.
     match_candidates : int, default=100
-        Labels taken from each of the model and the matcher before blending (at least ``k``).
+        Labels taken from each of the model and the matchers before blending (at least ``k``).
+    text_weight_C : float > 0 or None, default=30.0
+        With label texts, learn how much each feature's overlap between a text and a label text
+        counts: a logistic regression (the package's solver, cost ``C``) over (training text,
+        candidate label) pairs, the candidates being the label-text match's top
+        ``match_candidates`` and the text's relevant labels, the features the products
+        ``text_f * label_text_f`` and their sum (the cosine). The learned weights are folded into
+        the matcher (no cost per query); a feature never overlapping in training keeps weight 1.
+        None keeps the plain cosine. The default was chosen on a validation part of homedepot's
+        training split (BENCHMARKS.md).
 
     Attributes
     ----------
@@ -68,6 +91,8 @@ class TextXRLinear(BaseEstimator):
     classifier_ : XRLinearClassifier
     matcher_ : pecos_rs._pecos_rs.XLinearModel or None
         The exact label-text matcher: one layer whose weights are the label texts' features.
+    centroid_matcher_ : pecos_rs._pecos_rs.XLinearModel or None
+        The same over the label centroids.
 
     Examples
     --------
@@ -81,12 +106,14 @@ class TextXRLinear(BaseEstimator):
     """
 
     def __init__(self, featurizer=None, classifier=None, *, label_text_rows=True,
-                 label_text_weight=0.5, match_candidates=100):
+                 label_text_weight=0.5, centroid_weight=0.005, match_candidates=100, text_weight_C=30.0):
         self.featurizer = featurizer
         self.classifier = classifier
         self.label_text_rows = label_text_rows
         self.label_text_weight = label_text_weight
+        self.centroid_weight = centroid_weight
         self.match_candidates = match_candidates
+        self.text_weight_C = text_weight_C
 
     # ------------------------------------------------------------------ training
 
@@ -98,12 +125,20 @@ class TextXRLinear(BaseEstimator):
             raise InvalidParameterError(
                 f"classifier must be an XRLinearClassifier or None, got {type(self.classifier).__name__}")
         check_param(self, "label_text_rows", isinstance(self.label_text_rows, (bool, np.bool_)), "a bool")
-        w = self.label_text_weight
-        check_param(self, "label_text_weight",
-                    isinstance(w, (int, float)) and not isinstance(w, bool) and 0.0 <= w <= 1.0,
-                    "a number in [0, 1]")
+        for name in ("label_text_weight", "centroid_weight"):
+            w = getattr(self, name)
+            check_param(self, name, isinstance(w, (int, float)) and not isinstance(w, bool) and 0.0 <= w <= 1.0,
+                        "a number in [0, 1]")
+        if self.label_text_weight + self.centroid_weight > 1.0:
+            raise InvalidParameterError(
+                "label_text_weight + centroid_weight must be at most 1, got "
+                f"{self.label_text_weight!r} + {self.centroid_weight!r}")
         check_param(self, "match_candidates", is_int(self.match_candidates) and self.match_candidates >= 1,
                     "an int >= 1")
+        c = self.text_weight_C
+        check_param(self, "text_weight_C",
+                    c is None or (isinstance(c, (int, float)) and not isinstance(c, bool) and 0 < c < float("inf")),
+                    "a number > 0 or None")
 
     def fit(self, texts, labels, *, label_names=None, label_texts=None):
         """Learn to rank the labels of each text.
@@ -133,12 +168,15 @@ class TextXRLinear(BaseEstimator):
         log = logger.info if self.classifier is not None and self.classifier.verbose else (lambda msg: None)
 
         start = time.perf_counter()
-        featurizer = clone(self.featurizer) if self.featurizer is not None else TextFeaturizer()
+        featurizer = clone(self.featurizer) if self.featurizer is not None else TextFeaturizer(blocks="retrieval")
         featurizer.fit(texts + (label_text_list or []))
         X = featurizer.transform(texts)
         log(f"featurized {len(texts)} texts into {X.shape[1]} features in {time.perf_counter() - start:.2f} s")
         match_weight = self.label_text_weight if label_text_list is not None else 0.0
         T = featurizer.transform(label_text_list) if label_text_list is not None else None
+        n_threads = resolve_n_jobs(self.classifier.n_jobs if self.classifier is not None else None)
+        centroids = pifa(Y, X, n_jobs=n_threads) if self.centroid_weight > 0 else None
+        X_texts, Y_texts = X, Y
         if T is not None and self.label_text_rows:
             X = sp.vstack([X, T], format="csr")
             Y = sp.vstack([Y, sp.identity(len(names), dtype=np.float32, format="csr")], format="csr")
@@ -147,7 +185,15 @@ class TextXRLinear(BaseEstimator):
         classifier = clone(self.classifier) if self.classifier is not None else XRLinearClassifier()
         classifier.fit(X, Y)
         self.featurizer_, self.classifier_, self.labels_ = featurizer, classifier, names
-        self.matcher_ = _label_text_matcher(T) if match_weight > 0 else None
+        self.matcher_ = None
+        if match_weight > 0:
+            if self.text_weight_C is not None:
+                seed = classifier.random_state
+                T = T.multiply(_learned_text_weights(X_texts, Y_texts, T, self.text_weight_C, self.match_candidates,
+                                                     n_threads, seed)).tocsr()
+                log("learned the weights of the label-text match")
+            self.matcher_ = _label_text_matcher(T)
+        self.centroid_matcher_ = _label_text_matcher(centroids) if centroids is not None else None
         return self
 
     # ---------------------------------------------------------------- prediction
@@ -159,13 +205,15 @@ class TextXRLinear(BaseEstimator):
         texts = str_list(texts, "texts")
         k = self._check_k(k)
         X = self.featurizer_.transform(texts)
-        if self.matcher_ is None:
+        matchers = self._matchers()
+        if not matchers:
             return self.classifier_.predict_topk(X, k)
         n = max(k, self.match_candidates)
-        model = self.classifier_.predict_topk(X, n)
-        matched = self.matcher_.predict_topk(csr_args(X), _search_params(1, n, "noop"),
-                                             n_threads=self.classifier_._n_threads())
-        return self._blend(model, matched, k)
+        n_threads = self.classifier_._n_threads()
+        results = [self.classifier_.predict_topk(X, n)]
+        results += [m.predict_topk(csr_args(X), _search_params(1, n, "noop"), n_threads=n_threads)
+                    for m, _ in matchers]
+        return self._blend(results, matchers, k)
 
     def predict(self, texts, k=None) -> list:
         """Per text, up to `k` ``(label name, score)`` pairs, best first."""
@@ -180,12 +228,13 @@ class TextXRLinear(BaseEstimator):
         k = self._check_k(k)
         row = self.featurizer_._row_arrays(text)
         clf = self.classifier_
-        n = k if self.matcher_ is None else max(k, self.match_candidates)
-        model = clf._search(row, _search_params(clf.beam_size, n, clf.post_processor), 1)
-        if self.matcher_ is not None:
-            matched = self.matcher_.predict_topk(row, _search_params(1, n, "noop"), n_threads=1)
-            model = self._blend(model, matched, k)
-        labels, scores = model
+        matchers = self._matchers()
+        n = max(k, self.match_candidates) if matchers else k
+        results = [clf._search(row, _search_params(clf.beam_size, n, clf.post_processor), 1)]
+        if matchers:
+            results += [m.predict_topk(row, _search_params(1, n, "noop"), n_threads=1) for m, _ in matchers]
+            results = [self._blend(results, matchers, k)]
+        labels, scores = results[0]
         return self._named(labels[0][:k], scores[0][:k])
 
     def _check_k(self, k):
@@ -194,9 +243,15 @@ class TextXRLinear(BaseEstimator):
             raise InvalidInputError(f"k must be an int >= 1, got {k!r}")
         return int(k)
 
-    def _blend(self, model, matched, k):
-        w = self.label_text_weight
-        return merge_topk([model, matched], [1.0 - w, w], k)
+    def _matchers(self) -> list:
+        """``(matcher, weight)`` of the matchers this model has."""
+        pairs = [(self.matcher_, self.label_text_weight), (self.centroid_matcher_, self.centroid_weight)]
+        return [(m, w) for m, w in pairs if m is not None]
+
+    def _blend(self, results, matchers, k):
+        """The model's result (first) and the matchers', weighted as the parameters say."""
+        weights = [w for _, w in matchers]
+        return merge_topk(results, [1.0 - sum(weights)] + weights, k)
 
     def _named(self, labels, scores):
         return [(self.labels_[i], float(s)) for i, s in zip(labels, scores) if i >= 0]
@@ -218,7 +273,7 @@ class TextXRLinear(BaseEstimator):
     def n_bytes_(self) -> int:
         """Bytes of the weights in the model files: every tree and the matcher."""
         check_is_fitted(self, "classifier_")
-        models = list(self.classifier_.models_) + ([self.matcher_] if self.matcher_ is not None else [])
+        models = list(self.classifier_.models_) + [m for m, _ in self._matchers()]
         return sum(len(m.to_bytes()) for m in models)
 
     # ------------------------------------------------------------------ persistence
@@ -234,9 +289,12 @@ class TextXRLinear(BaseEstimator):
         np.save(path / _LABELS_FILE, np.array(list(self.labels_), dtype=str), allow_pickle=False)
         if self.matcher_ is not None:
             self.matcher_.save(str(path / _MATCHER_FILE))
+        if self.centroid_matcher_ is not None:
+            self.centroid_matcher_.save(str(path / _CENTROID_FILE))
         params = {k: v for k, v in self.get_params(deep=False).items() if k not in ("featurizer", "classifier")}
         write_metadata(path / _META_FILE, _FORMAT_NAME, _FORMAT_VERSION, params=params,
-                       has_matcher=self.matcher_ is not None)
+                       has_matcher=self.matcher_ is not None,
+                       has_centroid_matcher=self.centroid_matcher_ is not None)
 
     @classmethod
     def load(cls, path):
@@ -250,6 +308,7 @@ class TextXRLinear(BaseEstimator):
         try:
             est = cls(featurizer=clone(featurizer), classifier=clone(classifier), **meta["params"])
             has_matcher = bool(meta["has_matcher"])
+            has_centroids = bool(meta["has_centroid_matcher"])
         except (TypeError, KeyError, ValueError) as e:
             raise corrupt(meta_file, e) from e
         try:
@@ -261,11 +320,11 @@ class TextXRLinear(BaseEstimator):
         est.featurizer_, est.classifier_ = featurizer, classifier
         est.labels_ = labels.astype(object)
         est.matcher_ = _pecos_rs.XLinearModel.load(str(path / _MATCHER_FILE)) if has_matcher else None
+        est.centroid_matcher_ = _pecos_rs.XLinearModel.load(str(path / _CENTROID_FILE)) if has_centroids else None
         n_features = featurizer.transform([""]).shape[1]
         if (labels.ndim != 1 or len(labels) != classifier.model_.n_labels
                 or classifier.n_features_in_ != n_features
-                or (est.matcher_ is not None and (est.matcher_.n_labels != len(labels)
-                                                  or est.matcher_.n_features != n_features))):
+                or any(m.n_labels != len(labels) or m.n_features != n_features for m, _ in est._matchers())):
             raise ModelFormatError(f"the files in {path} do not belong to the same model")
         return est
 
@@ -338,10 +397,60 @@ def _align_label_texts(label_texts, names):
     return texts
 
 
+#: The cosine's column in the pairs is scaled up so that its regularised weight can be large at
+#: little cost: the learned per-feature weights are deviations from it.
+_COSINE_SCALE = 10.0
+#: Training texts used to learn the label-text weights (a seeded sample above this).
+_MAX_WEIGHT_TEXTS = 20_000
+
+
+def _learned_text_weights(X, Y, T, C, n_candidates, n_threads, seed) -> np.ndarray:
+    """Per-feature weights ``w`` (a row vector over the features) of the label-text match
+    ``sum_f x_f * t_f * w_f``, learned from the texts `X` and their relevant labels `Y`.
+
+    Pairs are each text with the label-text match's top `n_candidates` labels and its relevant
+    ones; a pair's features are ``[scale * cosine, x ⊙ t]`` and its target whether the label is
+    relevant. The logistic regression (cost `C`) gives ``a`` for the cosine and ``d_f`` for each
+    feature; ``w_f = (a + d_f) / a`` (1 where ``d_f`` is 0). If ``a <= 0`` the match is not
+    helped by learning: all weights 1."""
+    n_texts, n_features = X.shape
+    if n_texts > _MAX_WEIGHT_TEXTS:
+        keep = np.sort(np.random.default_rng(seed).choice(n_texts, _MAX_WEIGHT_TEXTS, replace=False))
+        X, Y, n_texts = X[keep], Y[keep], _MAX_WEIGHT_TEXTS
+    candidates, _ = _label_text_matcher(T).predict_topk(
+        csr_args(X), _search_params(1, n_candidates, "noop"), n_threads=n_threads)
+    Y = sp.csr_matrix(Y)
+    rows, cols = [], []
+    for i in range(n_texts):
+        relevant = Y.indices[Y.indptr[i]:Y.indptr[i + 1]]
+        labels = np.union1d(candidates[i][candidates[i] >= 0], relevant)
+        rows.append(np.full(len(labels), i))
+        cols.append(labels)
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    if len(rows) == 0:
+        return np.ones((1, n_features), dtype=np.float32)
+    products = sp.csr_matrix(X[rows].multiply(T[cols]), dtype=np.float32)
+    cosine = np.asarray(products.sum(axis=1), dtype=np.float32)
+    pairs = sp.hstack([sp.csr_matrix(_COSINE_SCALE * cosine), products], format="csr", dtype=np.float32)
+    pairs.sort_indices()
+    target = np.asarray(Y[rows, cols], dtype=np.float32).reshape(-1, 1) != 0
+    params = XRLinearClassifier(loss="logistic", Cp=C, Cn=C, threshold=0.0, random_state=seed)._core_params()
+    solver = _pecos_rs.XLinearModel.train(csr_args(pairs), csr_args(sp.csr_matrix(target, dtype=np.float32)),
+                                          [np.zeros(1, dtype=np.uint32)], params, n_threads=n_threads)
+    indptr, indices, data, _ = solver.layer_weights(0)
+    w = np.zeros(pairs.shape[1] + 1)
+    w[indices] = data
+    a = w[0] * _COSINE_SCALE
+    if a <= 0:
+        return np.ones((1, n_features), dtype=np.float32)
+    return ((a + w[1:-1]) / a).astype(np.float32)[None, :]
+
+
 def _label_text_matcher(T):
-    """An exact matcher: a one-layer model over every label whose weights are the label's text
-    features, so that its ``noop`` score is the dot product (cosine, rows being normalised) of a
-    query with each label text, computed by the model's sparse kernel (an inverted index)."""
+    """An exact matcher: a one-layer model over every label whose weights are the label's row of
+    `T` (its text's features, or its centroid), so that its ``noop`` score is the dot product
+    (cosine, rows being normalised) of a query with each row, computed by the model's sparse
+    kernel (an inverted index)."""
     n_labels, n_features = T.shape
     W = sp.csr_matrix((T.data, T.indices, T.indptr), shape=(n_labels, n_features + 1))
     return _pecos_rs.XLinearModel.from_weight_columns(

@@ -38,7 +38,7 @@ from .. import _pecos_rs
 # _ngram_tfidf (what the n-gram featurizers share: parameters, fit / transform, persistence),
 # _featurizers (the three n-gram featurizers), _combined (TextFeaturizer, the blocks side by side),
 # _csr (CSR matrices around the rows the Rust kernels return).
-from ._combined import TextFeaturizer, default_blocks
+from ._combined import PRESETS, TextFeaturizer, default_blocks
 from ._featurizers import DEFAULT_TOKEN_PATTERN, CharTfidf, PositionWeightedCharTfidf, WordTfidf
 from ._ngram_tfidf import featurizer_from_vocab
 
@@ -48,6 +48,7 @@ __all__ = [
     "PositionWeightedCharTfidf",
     "TextFeaturizer",
     "WordTfidf",
+    "PRESETS",
     "default_blocks",
     "load",
 ]

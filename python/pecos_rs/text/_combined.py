@@ -24,29 +24,54 @@ _FORMAT_NAME = f"{FORMAT_PREFIX}TextFeaturizer"
 
 
 def default_blocks():
-    r"""The default blocks of :class:`TextFeaturizer`: the product-search setting.
+    r"""The default blocks of :class:`TextFeaturizer`, the ``"paper"`` preset: the product-search
+    setting of PECOS (Chang et al., KDD 2021).
 
     ``[("word", WordTfidf(ngram_range=(1, 3), sublinear_tf=True)),
     ("char", CharTfidf(ngram_range=(3, 3), end_marker="#", token_pattern=r"\S+",
     sublinear_tf=True))]``: the char block's words are whitespace-separated (punctuation kept,
-    as in scikit-learn's ``char_wb``) and term frequencies are dampened.
-
-    For XR-Linear on the debian-depends and aol-click data sets, dropping the word 3-grams
-    measured better: word 1-2-grams of tokens of 2+ characters and character 3-grams of
-    space-padded words (scikit-learn's ``word`` + ``char_wb`` recipe) scored P@1/3/5 and R@10
-    0.1-1.2 points above this default on debian-depends (test and validation splits) and about
-    the same on aol-click; sublinear tf made no consistent difference (within 0.4 either way)::
-
-        [("word", WordTfidf(ngram_range=(1, 2), token_pattern=r"(?u)\b\w\w+\b",
-                            sublinear_tf=True)),
-         ("char", CharTfidf(ngram_range=(3, 3), token_pattern=r"\S+", start_marker=" ",
-                            end_marker=" ", sublinear_tf=True))]
-
-    BENCHMARKS.md ("XR-Linear accuracy on these features") has the measurements.
+    as in scikit-learn's ``char_wb``) and term frequencies are dampened. See :data:`PRESETS`
+    for the blocks measured better with the text models.
     """
-    return [("word", WordTfidf(ngram_range=(1, 3), sublinear_tf=True)),
-            ("char", CharTfidf(ngram_range=(3, 3), end_marker="#", token_pattern=r"\S+",
-                               sublinear_tf=True))]
+    return preset_blocks("paper")
+
+
+def preset_blocks(name: str) -> list:
+    """Fresh (unfitted) blocks of the preset `name` (see :data:`PRESETS`)."""
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise InvalidParameterError(f"blocks must be one of {sorted(PRESETS)} or a list of (name, featurizer) "
+                                    f"pairs, got {name!r}") from None
+
+
+#: Named block settings (``TextFeaturizer(blocks="retrieval")``), measured with XR-Linear in
+#: BENCHMARKS.md ("XR-Linear accuracy on these features", "Product retrieval"):
+#:
+#: * ``"paper"``: word 1-3-grams + character 3-grams with the end marker ``"#"`` (PECOS's product
+#:   search), the default of :class:`TextFeaturizer`;
+#: * ``"sklearn"``: word 1-2-grams of tokens of 2+ characters + character 3-grams of space-padded
+#:   words (scikit-learn's ``word`` + ``char_wb`` recipe), 0.1-1.2 points above ``"paper"`` in
+#:   P@k and R@10 on debian-depends, about the same on aol-click;
+#: * ``"retrieval"``: word 1-2-grams + character 2-4-grams of space-padded words, all
+#:   sublinear: the default of :class:`~pecos_rs.TextXRLinear`, best on the validation parts of
+#:   aol-click and homedepot.
+PRESETS = {
+    "paper": lambda: [
+        ("word", WordTfidf(ngram_range=(1, 3), sublinear_tf=True)),
+        ("char", CharTfidf(ngram_range=(3, 3), end_marker="#", token_pattern=r"\S+", sublinear_tf=True)),
+    ],
+    "sklearn": lambda: [
+        ("word", WordTfidf(ngram_range=(1, 2), token_pattern=r"(?u)\b\w\w+\b", sublinear_tf=True)),
+        ("char", CharTfidf(ngram_range=(3, 3), token_pattern=r"\S+", start_marker=" ", end_marker=" ",
+                           sublinear_tf=True)),
+    ],
+    "retrieval": lambda: [
+        ("word", WordTfidf(ngram_range=(1, 2), sublinear_tf=True)),
+        ("char", CharTfidf(ngram_range=(2, 4), token_pattern=r"\S+", start_marker=" ", end_marker=" ",
+                           sublinear_tf=True)),
+    ],
+}
 
 
 class TextFeaturizer(DocumentsInputMixin, TransformerMixin, BaseEstimator):
@@ -55,11 +80,12 @@ class TextFeaturizer(DocumentsInputMixin, TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    blocks : list of (str, featurizer) or None, default=None
+    blocks : list of (str, featurizer), str or None, default=None
         Named featurizers (:class:`WordTfidf`, :class:`CharTfidf`,
-        :class:`PositionWeightedCharTfidf`). None means the product-search setting of PECOS
-        (Chang et al., KDD 2021), word 1-3-grams + character 3-grams with the end marker ``"#"``,
-        as built by :func:`default_blocks`.
+        :class:`PositionWeightedCharTfidf`), or the name of a preset (``"paper"``,
+        ``"sklearn"``, ``"retrieval"``: :data:`PRESETS`). None means ``"paper"``, the
+        product-search setting of PECOS (Chang et al., KDD 2021), word 1-3-grams + character
+        3-grams with the end marker ``"#"``, as built by :func:`default_blocks`.
     block_weights : list of float or None, default=None
         Weight of each block before renormalisation (default: all 1).
     norm : {"l2", "l1"} or None, default="l2"
@@ -87,6 +113,8 @@ class TextFeaturizer(DocumentsInputMixin, TransformerMixin, BaseEstimator):
         blocks = self.blocks
         if blocks is None:
             blocks = default_blocks()
+        elif isinstance(blocks, str):
+            blocks = preset_blocks(blocks)
         try:
             names = [name for name, _ in blocks]
         except (TypeError, ValueError):
