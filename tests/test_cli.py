@@ -244,3 +244,18 @@ def test_the_serve_command_serves_either_model_until_stopped(served_model, tmp_p
     bad = subprocess.run([sys.executable, "-m", "pecos_rs.cli", "serve", "--model", str(served_model.parent / "x")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "no such model directory" in bad.stderr
+
+
+def test_train_options_reach_the_model(files, tmp_path, capsys):
+    root = files[0]
+    code, _, err = run(capsys, "train", "--data", root / "train.txt", "--model", tmp_path / "m", *SMALL,
+                       "--n-trees", 2, "--features", "paper", "--centroid-weight", 0, "--beam-size", 3)
+    assert code == 0, err
+    model = TextXRLinear.load(tmp_path / "m")
+    assert len(model.classifier_.models_) == 2 and model.classifier_.beam_size == 3
+    assert model.centroid_matcher_ is None
+    (_, word), (_, char) = model.featurizer_.blocks_
+    assert tuple(word.ngram_range) == (1, 3) and tuple(char.ngram_range) == (3, 3) and char.end_marker == "#"
+    code, _, err = run(capsys, "train", "--data", root / "train.txt", "--model", tmp_path / "m",
+                       "--centroid-weight", 2)
+    assert code == 2 and "centroid_weight" in err

@@ -30,6 +30,7 @@ from ._http import port_number
 from .exceptions import PecosError
 from .metrics import ndcg_at_k, precision_recall_at_k
 from .retrieval import TextXRLinear
+from .text import PRESETS, TextFeaturizer
 from .xlinear import XRLinearClassifier
 
 #: Exit status of a run stopped by bad input (argparse's own, for usage errors).
@@ -116,10 +117,11 @@ def cmd_train(args) -> None:
         raise CliError("--labels (a matrix) needs --label-names (one name per column)")
     classifier = XRLinearClassifier(
         threshold=args.threshold, beam_size=args.beam_size, n_splits=args.n_splits,
-        max_leaf_size=args.max_leaf_size, topk=args.k, n_jobs=args.n_jobs, random_state=args.seed,
-        verbose=1,
+        max_leaf_size=args.max_leaf_size, n_trees=args.n_trees, topk=args.k, n_jobs=args.n_jobs,
+        random_state=args.seed, verbose=1,
     )
-    model = TextXRLinear(classifier=classifier, label_text_weight=args.label_text_weight)
+    model = TextXRLinear(TextFeaturizer(blocks=args.features), classifier,
+                         label_text_weight=args.label_text_weight, centroid_weight=args.centroid_weight)
     _progress(f"training on {len(texts):,} texts ...")
     start = time.perf_counter()
     model.fit(texts, labels, label_names=names, label_texts=label_texts)
@@ -269,8 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--beam-size", type=_positive_int, default=10, help="beam width (default: 10)")
     train.add_argument("--n-splits", type=_positive_int, default=16, help="tree branching factor (default: 16)")
     train.add_argument("--max-leaf-size", type=_positive_int, default=100, help="labels per leaf (default: 100)")
+    train.add_argument("--features", choices=sorted(PRESETS), default="retrieval",
+                       help="text features: a TextFeaturizer preset (default: retrieval)")
+    train.add_argument("--n-trees", type=_positive_int, default=1, help="trees of the ensemble (default: 1)")
     train.add_argument("--label-text-weight", type=float, default=0.5,
                        help="weight of the label-text match in the score (default: 0.5)")
+    train.add_argument("--centroid-weight", type=float, default=0.005,
+                       help="weight of the label-centroid match in the score (default: 0.005)")
     train.add_argument("-k", type=_positive_int, default=10, help="default labels per prediction (default: 10)")
     train.add_argument("--n-jobs", type=int, default=-1, help="threads, -1 for all cores (default: -1)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
