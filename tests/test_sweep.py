@@ -27,7 +27,7 @@ def fitted():
 
 def test_rows_equal_direct_measurements(fitted):
     model, texts, Y = fitted
-    rows = sweep(model, texts, Y, thresholds=(0.3, 0.05), beam_sizes=(2, 1), n_latency_queries=10)
+    rows = sweep(model, texts, Y, thresholds=(0.3, 0.05), beam_sizes=(2, 1), n_latency_queries=10, passes=2)
     assert [(r["threshold"], r["beam_size"]) for r in rows] == [(0.05, 1), (0.05, 2), (0.3, 1), (0.3, 2)]
     for row in rows:
         assert list(row) == list(COLUMNS)
@@ -67,6 +67,8 @@ def test_bad_sweeps_are_refused(fitted):
         sweep(model, texts, Y, thresholds=(), beam_sizes=(1,))
     with pytest.raises(InvalidInputError, match="shape"):
         sweep(model, texts[:-1], Y)
+    with pytest.raises(InvalidParameterError, match="passes"):
+        sweep(model, texts, Y, passes=0)
 
 
 def test_the_sweep_command(tmp_path, capsys):

@@ -173,7 +173,7 @@ def cmd_sweep(args) -> None:
                   f"R@100 {row['R@100']:.4f}, p50 {row['p50_ms']:.3f} ms")
 
     rows = sweep(model, texts, Y, thresholds=args.thresholds, beam_sizes=args.beams,
-                 n_latency_queries=args.latency_queries, progress=report)
+                 n_latency_queries=args.latency_queries, passes=args.passes, progress=report)
     write_csv(rows, args.out / "sweep.csv")
     table = markdown_table(rows)
     (args.out / "sweep.md").write_text(table)
@@ -307,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="beam widths (default: 1 5 10 20 50)")
     sweep.add_argument("--latency-queries", type=_positive_int, default=1000,
                        help="texts timed one at a time (default: 1000)")
+    sweep.add_argument("--passes", type=_positive_int, default=3,
+                       help="timing rounds over all settings, interleaved (default: 3)")
     sweep.set_defaults(run=cmd_sweep)
 
     serve = commands.add_parser("serve", help="answer JSON over HTTP on localhost")
