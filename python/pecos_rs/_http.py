@@ -124,6 +124,7 @@ class ModelServer(ThreadingHTTPServer):
     def url(self) -> str:
         """The server's address, with the port actually bound (the one picked for port 0)."""
         host, port = self.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
         return f"http://{host}:{port}/"
 
     def serve_until_interrupted(self) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from ._http import port_number
+from ._http import ModelServer, port_number
 from .exceptions import PecosError
 from .metrics import ndcg_at_k, precision_recall_at_k
 from .retrieval import TextXRLinear
@@ -199,7 +199,8 @@ def _evaluation_data(args, model) -> tuple:
         # Test labels the model does not know stay relevant: they count as misses, not as absent.
         unknown = sorted({name for row in labels for name in row if name not in column})
         extra = {name: len(column) + i for i, name in enumerate(unknown)}
-        rows = [sorted({column.get(name, extra.get(name)) for name in row}) for row in labels]
+        index = {**column, **extra}
+        rows = [sorted({index[name] for name in row}) for row in labels]
         indptr = np.cumsum([0] + [len(r) for r in rows])
         indices = np.array([j for r in rows for j in r], dtype=np.int64)
         Y = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(rows), len(column) + len(unknown)))
@@ -215,7 +216,7 @@ def cmd_serve(args) -> None:
         from .qac import SessionAutocompleter
         from .qac._server import serve
 
-        server = serve(SessionAutocompleter.load(args.model), args.host, args.port)
+        server: ModelServer = serve(SessionAutocompleter.load(args.model), args.host, args.port)
         routes = "GET / (a page), GET /suggest?prev=...&prefix=...&k=10"
     else:
         from ._predict_server import PredictServer

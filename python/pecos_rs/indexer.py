@@ -239,7 +239,7 @@ class ClusterChain:
         )
 
     # Mutable arrays inside: equal chains could hash differently after an in-place edit.
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"ClusterChain(n_labels={self.n_labels}, layer_sizes={self.layer_sizes})"

@@ -294,7 +294,7 @@ def qac_report(prefixes, targets, suggestions, k=10) -> dict:
         f"prefix<={_SHORT_PREFIX}": short,
         f"prefix>{_SHORT_PREFIX}": ~short,
     }
-    report = {}
+    report: dict[str, dict[str, float]] = {}
     for group, mask in groups.items():
         n_rows = int(mask.sum())
         report[group] = {"n_rows": n_rows}

@@ -420,13 +420,13 @@ def _learned_text_weights(X, Y, T, C, n_candidates, n_threads, seed) -> np.ndarr
     candidates, _ = _label_text_matcher(T).predict_topk(
         csr_args(X), _search_params(1, n_candidates, "noop"), n_threads=n_threads)
     Y = sp.csr_matrix(Y)
-    rows, cols = [], []
+    row_parts, col_parts = [], []
     for i in range(n_texts):
         relevant = Y.indices[Y.indptr[i]:Y.indptr[i + 1]]
         labels = np.union1d(candidates[i][candidates[i] >= 0], relevant)
-        rows.append(np.full(len(labels), i))
-        cols.append(labels)
-    rows, cols = np.concatenate(rows), np.concatenate(cols)
+        row_parts.append(np.full(len(labels), i))
+        col_parts.append(labels)
+    rows, cols = np.concatenate(row_parts), np.concatenate(col_parts)
     if len(rows) == 0:
         return np.ones((1, n_features), dtype=np.float32)
     products = sp.csr_matrix(X[rows].multiply(T[cols]), dtype=np.float32)

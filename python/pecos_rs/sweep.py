@@ -78,8 +78,8 @@ def sweep(model, texts, Y, *, thresholds=(0.1, 0.2, 0.3, 0.5), beam_sizes=(1, 5,
             "nnz": int(sum(tree.nnz for tree in m.classifier_.models_)), "model_mb": m.n_bytes_ / 1e6,
         }
     timed = texts[:n_latency_queries]
-    latencies = {s: [] for s in settings}
-    batch_seconds = {s: [] for s in settings}
+    latencies: dict[tuple, list[float]] = {s: [] for s in settings}
+    batch_seconds: dict[tuple, list[float]] = {s: [] for s in settings}
     for p in range(passes):
         for t, b in settings[p % len(settings):] + settings[: p % len(settings)]:
             m = _at(pruned[t], b)

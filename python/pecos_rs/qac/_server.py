@@ -147,6 +147,8 @@ def _suggest_args(query: str) -> tuple[str, str, int]:
 
 
 class _Handler(JsonHandler):
+    server: DemoServer
+
     def do_GET(self):
         url = urlsplit(self.path)
         if url.path == "/":

@@ -26,7 +26,7 @@ FORMAT_VERSION = 1
 FORMAT_PREFIX = "pecos_rs.text."
 
 # Class name -> featurizer class, for the saved files that name them (see `loadable`).
-_LOADABLE = {}
+_LOADABLE: dict[str, type] = {}
 
 
 class NgramTfidf(DocumentsInputMixin, TransformerMixin, BaseEstimator):
