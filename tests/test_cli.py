@@ -259,3 +259,21 @@ def test_train_options_reach_the_model(files, tmp_path, capsys):
     code, _, err = run(capsys, "train", "--data", root / "train.txt", "--model", tmp_path / "m",
                        "--centroid-weight", 2)
     assert code == 2 and "centroid_weight" in err
+
+
+def test_predict_batches_keep_the_input_order(files, tmp_path, capsys, monkeypatch):
+    import pecos_rs.cli
+
+    root = files[0]
+    assert run(capsys, "train", "--data", root / "train.txt", "--model", tmp_path / "m", *SMALL)[0] == 0
+    monkeypatch.setattr(pecos_rs.cli, "PREDICT_BATCH", 2)
+    texts = ["garden hose", "", "drill", "paint brush", " ", "ladder step", "saw blade"]
+    (tmp_path / "q.txt").write_text("".join(t + "\n" for t in texts))
+    code, out, err = run(capsys, "predict", "--model", tmp_path / "m", "--input", tmp_path / "q.txt", "-k", 2)
+    assert code == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    model = TextXRLinear.load(tmp_path / "m")
+    assert [r["text"] for r in records] == texts
+    for r in records:
+        expected = [name for name, _ in model.predict_one(r["text"], k=2)] if r["text"].strip() else []
+        assert [x["label"] for x in r["labels"]] == expected

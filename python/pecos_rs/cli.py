@@ -131,18 +131,28 @@ def cmd_train(args) -> None:
     _progress(f"saved to {args.model}")
 
 
+#: Texts predicted together by `predict` (all threads), then written.
+PREDICT_BATCH = 4096
+
+
 def cmd_predict(args) -> None:
     model = _load(args.model)
     lines = read_lines(args.input) if args.input is not None else [line.rstrip("\r\n") for line in sys.stdin]
     out = sys.stdout
-    for text in lines:
-        record = {"text": text}
-        if text.strip():
-            record["labels"] = [{"label": name, "score": round(score, 6)}
-                                for name, score in model.predict_one(text, k=args.k)]
-        else:
-            record["labels"], record["error"] = [], "empty query"
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    progress = _Progress("predicting", len(lines))
+    for start in range(0, len(lines), PREDICT_BATCH):
+        batch = lines[start:start + PREDICT_BATCH]
+        queries = [text for text in batch if text.strip()]
+        answers = iter(model.predict(queries, k=args.k)) if queries else iter(())
+        for text in batch:
+            record = {"text": text}
+            if text.strip():
+                record["labels"] = [{"label": name, "score": round(score, 6)} for name, score in next(answers)]
+            else:
+                record["labels"], record["error"] = [], "empty query"
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        progress.update(len(batch))
+    progress.close()
 
 
 def cmd_evaluate(args) -> None:
@@ -235,6 +245,28 @@ def _load(path: Path) -> TextXRLinear:
 
 def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+class _Progress:
+    """A progress bar on stderr, redrawn in place, when stderr is a terminal (nothing otherwise:
+    logs and pipes get the summary lines only)."""
+
+    WIDTH = 30
+
+    def __init__(self, what: str, total: int):
+        self.what, self.total, self.done = what, total, 0
+        self.shown = sys.stderr.isatty() and total > PREDICT_BATCH
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.shown:
+            filled = self.WIDTH * self.done // max(self.total, 1)
+            bar = "#" * filled + "." * (self.WIDTH - filled)
+            print(f"\r{self.what} [{bar}] {self.done:,}/{self.total:,}", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.shown:
+            print(file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------------------- parsing
