@@ -166,34 +166,36 @@ class TextXRLinear(BaseEstimator):
         names, Y = _label_matrix(labels, len(texts), label_names, label_texts)
         label_text_list = _align_label_texts(label_texts, names)
         log = logger.info if self.classifier is not None and self.classifier.verbose else (lambda msg: None)
+        n_threads = resolve_n_jobs(self.classifier.n_jobs if self.classifier is not None else None)
 
         start = time.perf_counter()
         featurizer = clone(self.featurizer) if self.featurizer is not None else TextFeaturizer(blocks="retrieval")
         featurizer.fit(texts + (label_text_list or []))
         X = featurizer.transform(texts)
-        log(f"featurized {len(texts)} texts into {X.shape[1]} features in {time.perf_counter() - start:.2f} s")
-        match_weight = self.label_text_weight if label_text_list is not None else 0.0
         T = featurizer.transform(label_text_list) if label_text_list is not None else None
-        n_threads = resolve_n_jobs(self.classifier.n_jobs if self.classifier is not None else None)
-        centroids = pifa(Y, X, n_jobs=n_threads) if self.centroid_weight > 0 else None
-        X_texts, Y_texts = X, Y
+        log(f"featurized {len(texts)} texts into {X.shape[1]} features in {time.perf_counter() - start:.2f} s")
+        X_rows, Y_rows = X, Y
         if T is not None and self.label_text_rows:
-            X = sp.vstack([X, T], format="csr")
-            Y = sp.vstack([Y, sp.identity(len(names), dtype=np.float32, format="csr")], format="csr")
-        if X.shape[0] == 0:
+            X_rows = sp.vstack([X, T], format="csr")
+            Y_rows = sp.vstack([Y, sp.identity(len(names), dtype=np.float32, format="csr")], format="csr")
+        if X_rows.shape[0] == 0:
             raise InvalidInputError("cannot fit on no texts")
         classifier = clone(self.classifier) if self.classifier is not None else XRLinearClassifier()
-        classifier.fit(X, Y)
+        classifier.fit(X_rows, Y_rows)
+
         self.featurizer_, self.classifier_, self.labels_ = featurizer, classifier, names
         self.matcher_ = None
-        if match_weight > 0:
+        if T is not None and self.label_text_weight > 0:
             if self.text_weight_C is not None:
-                seed = classifier.random_state
-                T = T.multiply(_learned_text_weights(X_texts, Y_texts, T, self.text_weight_C, self.match_candidates,
-                                                     n_threads, seed)).tocsr()
+                weights = _learned_text_weights(X, Y, T, self.text_weight_C, self.match_candidates, n_threads,
+                                                classifier.random_state)
+                T = T.multiply(weights).tocsr()
                 log("learned the weights of the label-text match")
             self.matcher_ = _label_text_matcher(T)
-        self.centroid_matcher_ = _label_text_matcher(centroids) if centroids is not None else None
+        self.centroid_matcher_ = None
+        if self.centroid_weight > 0:
+            # The texts' centroids only: a label text is the matcher's, not a training text.
+            self.centroid_matcher_ = _label_text_matcher(pifa(Y, X, n_jobs=n_threads))
         return self
 
     # ---------------------------------------------------------------- prediction
