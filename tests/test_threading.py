@@ -271,3 +271,69 @@ def test_ctrl_c_stops_a_long_call(call):
     outcome, seconds = r.stdout.split()
     assert outcome == "INTERRUPTED", f"the call ran to its end ({seconds} s) without seeing Ctrl-C"
     assert float(seconds) < delay + 1.5, f"KeyboardInterrupt came {float(seconds) - delay:.1f} s after Ctrl-C"
+
+
+def test_predicting_threads_beside_saving_loading_and_pickling_threads(tmp_path):
+    """8 threads predict on one model of each kind (single rows and batches) while 2 others save,
+    load and pickle those same models and predict with the copies: every answer must equal the
+    one computed before the threads started, and all threads must finish (no deadlock)."""
+    import pickle
+
+    from helpers import make_planted
+    from pecos_rs import TextXRLinear
+    from pecos_rs.qac import SessionAutocompleter
+
+    from test_qac import sessions
+    from test_retrieval import make_catalogue
+
+    X, Y = make_planted(n_rows=300, n_features=60, n_labels=40, seed=7)
+    xr = XRLinearClassifier(n_splits=4, max_leaf_size=4, n_jobs=2).fit(X, Y)
+    texts, labels, names, titles = make_catalogue(n_texts=150, seed=8)
+    text_model = TextXRLinear(classifier=XRLinearClassifier(n_splits=2, max_leaf_size=4, n_jobs=2)).fit(
+        texts, labels, label_names=names, label_texts=titles)
+    prev, prefix, nxt = sessions(300, seed=9)
+    qac = SessionAutocompleter(max_leaf_size=4, n_jobs=2).fit(prev, prefix, nxt)
+    expected = {
+        "xr_batch": xr.predict_topk(X),
+        "xr_rows": [xr.predict_topk(X[i]) for i in range(20)],
+        "text": text_model.predict(texts[:40], k=5),
+        "qac": qac.suggest_batch(prev[:40], prefix[:40]),
+    }
+
+    def check(xr_m, text_m, qac_m, i):
+        labels_, scores_ = xr_m.predict_topk(X)
+        np.testing.assert_array_equal(labels_, expected["xr_batch"][0])
+        np.testing.assert_array_equal(scores_, expected["xr_batch"][1])
+        row = xr_m.predict_topk(X[i % 20])
+        np.testing.assert_array_equal(row[0], expected["xr_rows"][i % 20][0])
+        assert text_m.predict_one(texts[i % 40], k=5) == expected["text"][i % 40]
+        assert qac_m.suggest(prev[i % 40], prefix[i % 40]) == expected["qac"][i % 40]
+
+    calls = {"predict": 0, "copies": 0}
+    lock = threading.Lock()
+
+    def predictor(worker):
+        for i in range(40):
+            check(xr, text_model, qac, worker * 40 + i)
+            with lock:
+                calls["predict"] += 1
+
+    def copier(worker):
+        for i in range(6):
+            folder = tmp_path / f"w{worker}-{i}"
+            xr.save(folder / "xr")
+            text_model.save(folder / "text")
+            qac.save(folder / "qac")
+            copies = [(XRLinearClassifier.load(folder / "xr"), TextXRLinear.load(folder / "text"),
+                       SessionAutocompleter.load(folder / "qac")),
+                      pickle.loads(pickle.dumps((xr, text_model, qac)))]
+            for copy in copies:
+                check(*copy, i)
+            with lock:
+                calls["copies"] += len(copies)
+
+    with ThreadPoolExecutor(10) as pool:
+        futures = [pool.submit(predictor, w) for w in range(8)] + [pool.submit(copier, w) for w in range(2)]
+        for f in futures:
+            f.result(timeout=300)  # re-raises a wrong answer; a deadlock would time out
+    assert calls == {"predict": 8 * 40, "copies": 2 * 6 * 2}
