@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -129,8 +130,9 @@ def report(out_dir: Path) -> str:
     passes = max((s["n_runs"] for s in summaries.values()), default=0)
     versions = ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items())
     params = meta.get("params")
+    source = meta.get("pecos_rs_source")
     lines = [f"Command: `{meta['command']}`", "", machine_line(meta["machine"], skip=SKIP_PACKAGES)
-             + (f" Also: {versions}." if versions else ""), "",
+             + (f" Also: {versions}." if versions else "") + (f" pecos_rs from {source}." if source else ""), "",
              f"Date: {meta['started']}; split **{meta['split']}**"
              + (f" (first {meta['limit']} rows of train and eval only)" if meta.get("limit") else "")
              + f"; {passes} pass{'es' if passes != 1 else ''}, interleaved (method order rotated every pass); "
@@ -146,6 +148,17 @@ def report(out_dir: Path) -> str:
                   "pecos_rs / peer, below 1: pecos_rs is faster or smaller):", ""]
         lines += ratio_table(datasets, summaries, methods)
     return "\n".join(lines)
+
+
+def pecos_rs_source() -> str:
+    """Where pecos_rs is imported from and, for a git work tree, its commit (main moves under a
+    benchmark that imports a source tree: the report says which code it measured)."""
+    import pecos_rs
+    path = Path(pecos_rs.__file__).resolve().parent
+    git = ["git", "-C", str(path)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "."], capture_output=True, text=True).stdout.strip()
+    return f"{path}" + (f" at commit {commit}" + (" with uncommitted changes" if dirty else "") if commit else "")
 
 
 def package_versions() -> dict:
@@ -192,7 +205,7 @@ def main() -> None:
             out_dir = new_run_dir(f"retrieval-{args.split}-%Y%m%d-%H%M%S", {
                 "datasets": args.datasets, "methods": args.methods, "split": args.split, "passes": args.passes,
                 "threads": args.threads, "limit": args.limit, "params": args.params,
-                "versions": package_versions()})
+                "versions": package_versions(), "pecos_rs_source": pecos_rs_source()})
         run_all(args, out_dir)
     text = report(out_dir)
     print(text)

@@ -25,8 +25,8 @@ Methods (``--method``):
 
 * ``pecos_rs``: ``pecos_rs.TextXRLinear(classifier=XRLinearClassifier(n_jobs=threads))`` with
   its defaults and the label titles (``label_texts``) on homedepot; ``--params`` changes it (a
-  JSON object: ``classifier__<name>`` for the classifier, ``featurizer`` for a preset of
-  ``FEATURIZERS``, anything else for TextXRLinear).
+  JSON object: ``classifier__<name>`` for the classifier, ``featurizer`` for a preset name of
+  ``pecos_rs.text.PRESETS``, anything else for TextXRLinear).
 * ``libpecos``: libpecos 1.2.8's text pipeline ``pecos.apps.text2text`` from Python: the
   defaults of its command line (native TF-IDF vectorizer, PIFA, hierarchical k-means, XR-Linear),
   no label texts (it has no use for them).
@@ -133,27 +133,14 @@ class Runner(ModelRunner):
         raise NotImplementedError
 
 
-def featurizer_presets() -> dict:
-    """The ``featurizer`` values of pecos_rs's ``--params``: name -> TextFeaturizer or None."""
-    from pecos_rs.text import TextFeaturizer
-    from text_quality import SKLEARN_TOKENS, blocks
-    return {
-        "default": None,
-        # scikit-learn's word 1-2-gram + char_wb 3-gram recipe (the XMC benchmark's features)
-        "sklearn": TextFeaturizer(blocks((1, 2), SKLEARN_TOKENS, sublinear=False, start=" ", end=" ",
-                                         normalization=None)),
-        # the same with sublinear tf ("tuned" in text_quality.py)
-        "sklearn_sublinear": TextFeaturizer(blocks((1, 2), SKLEARN_TOKENS, start=" ", end=" ")),
-    }
-
-
 class PecosRsRunner(Runner):
     package = "pecos_rs"
 
     def __init__(self, threads, model_dir, params=None):
         super().__init__(threads, model_dir)
         from pecos_rs import TextXRLinear, XRLinearClassifier
-        self.TextXRLinear, self.XRLinearClassifier = TextXRLinear, XRLinearClassifier
+        from pecos_rs.text import TextFeaturizer
+        self.TextXRLinear, self.XRLinearClassifier, self.TextFeaturizer = TextXRLinear, XRLinearClassifier, TextFeaturizer
         self.params = dict(params or {})
         self.settings = {"api": "TextXRLinear(classifier=XRLinearClassifier(n_jobs=threads), **params).fit("
                                 "texts, Y, label_names=names, label_texts=titles or None); predict_topk(texts, 100); "
@@ -162,7 +149,9 @@ class PecosRsRunner(Runner):
     def fit(self, texts, Y, label_names, label_texts):
         params = dict(self.params)
         clf = {k.split("__", 1)[1]: params.pop(k) for k in list(params) if k.startswith("classifier__")}
-        featurizer = featurizer_presets()[params.pop("featurizer", "default")]
+        # a preset name of pecos_rs.text.PRESETS; none: TextXRLinear's own default features
+        preset = params.pop("featurizer", None)
+        featurizer = self.TextFeaturizer(blocks=preset) if preset is not None else None
         self.model = self.TextXRLinear(featurizer=featurizer,
                                        classifier=self.XRLinearClassifier(n_jobs=self.threads, **clf), **params)
         self.model.fit(texts, Y, label_names=label_names, label_texts=label_texts)
@@ -460,7 +449,8 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=features.DATA_ROOT)
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON result")
     parser.add_argument("--params", type=json.loads, default=None,
-                        help="pecos_rs only: a JSON object of TextXRLinear parameters (classifier__<name>, featurizer)")
+                        help="pecos_rs only: a JSON object of TextXRLinear parameters (classifier__<name>, featurizer: a "
+                             "pecos_rs.text preset)")
     args = parser.parse_args()
     if args.params is not None and args.method != "pecos_rs":
         parser.error("--params applies to --method pecos_rs only")
