@@ -33,8 +33,8 @@ Methods (``--method``):
 * ``bm25``: ``bm25s`` over one document per label: the label's name (a site split into words)
   or title, plus the training queries relevant to it.
 * ``minilm``: all-MiniLM-L6-v2 (``minilm.py``, numpy), exact inner product with one embedding
-  per label: on aol-click the mean of its training queries' embeddings (its name's embedding when
-  it has none), on homedepot its title's embedding.
+  per label: on aol-click the mean of its training queries' embeddings, L2-normalised (its name's
+  embedding when it has none), on homedepot its title's embedding.
 
 Usage: python benches/run_retrieval.py --method bm25 --dataset homedepot --split val --out r.json
 Exit status: 0 ok, 1 the run failed, 2 the method is not installed (the JSON says which).
@@ -330,8 +330,8 @@ class MiniLMRunner(Runner):
                    "numpy (minilm.py), mean pooling, L2-normalised; checked against sentence-transformers' "
                    "published similarities (max difference 1e-3) before every run",
         "labels": "aol-click: mean of the embeddings of the label's training queries (one per relevant "
-                  "training row; each distinct query embedded once), the embedding of its name as words "
-                  "when it has none; homedepot: the embedding of its title",
+                  "training row; each distinct query embedded once), L2-normalised, the embedding of its "
+                  "name as words when it has none; homedepot: the embedding of its title",
         "search": "exact inner product with every label embedding (numpy matmul, 1024 queries a block), top 100",
         "train_time": "every embedding is counted: embeddings cached by an earlier run of the same texts "
                       "are read from benches/.cache/minilm and the seconds that run measured are counted",
@@ -361,6 +361,10 @@ class MiniLMRunner(Runner):
         counts = sp.csr_matrix(Y.T) @ rows_to_distinct
         n_rows = np.asarray(counts.sum(axis=1)).ravel()
         labels = np.asarray(counts @ E) / np.maximum(n_rows, 1)[:, None]
+        # cosine to the mean, not the inner product with it: the mean of a site's many different
+        # queries is short, and unnormalised it ranked those popular sites low (val R@10 0.4665,
+        # R@100 0.6216 against 0.5771 / 0.7488 normalised)
+        labels /= np.maximum(np.linalg.norm(labels, axis=1, keepdims=True), 1e-12)
         without = np.flatnonzero(n_rows == 0)
         if len(without):  # labels with no training query: the embedding of their name
             names, name_recorded, name_spent = cached_encode(self.encoder, [name_words(label_names[j]) for j in without])
