@@ -48,6 +48,18 @@ def dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def save_and_reload(runner) -> dict:
+    """Save the trained model of `runner` into its ``model_dir``, measure it on disk, drop it and
+    time loading it back: ``{"model_bytes", "load_s"}`` (every benchmark's persistence step)."""
+    runner.save()
+    model_bytes = dir_bytes(runner.model_dir)
+    runner.drop()
+    gc.collect()
+    t0 = time.perf_counter()
+    runner.load()
+    return {"model_bytes": model_bytes, "load_s": time.perf_counter() - t0}
+
+
 def ranked_pairs_to_array(rows: list, k: int) -> np.ndarray:
     """Turn per-row lists of (label, score) into an (n, k) int64 array, best first, padded with -1."""
     out = np.full((len(rows), k), -1, dtype=np.int64)
@@ -77,6 +89,10 @@ class Runner:
 
     def save(self) -> None:
         raise NotImplementedError
+
+    def drop(self) -> None:
+        """Release the trained model (before ``load`` is timed)."""
+        self.model = None
 
     def load(self) -> None:
         """Replace the trained model by one loaded from ``model_dir`` for prediction."""
@@ -329,13 +345,7 @@ def run(args, runner: Runner, result: dict) -> None:
     result["train_s"] = time.perf_counter() - t0
     result["peak_rss_after_train_mb"] = peak_rss_mb()
 
-    runner.save()
-    result["model_bytes"] = dir_bytes(runner.model_dir)
-    runner.model = None
-    gc.collect()
-    t0 = time.perf_counter()
-    runner.load()
-    result["load_s"] = time.perf_counter() - t0
+    result.update(save_and_reload(runner))
 
     batch = runner.prepare_batch(X_tst)
     t0 = time.perf_counter()

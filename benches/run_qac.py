@@ -51,7 +51,7 @@ import scipy.sparse as sp
 
 import features
 from proc_stats import peak_rss_mb, rss_mb
-from run_one import dir_bytes, run_isolated
+from run_one import run_isolated, save_and_reload
 from pecos_rs.metrics import qac_report
 
 K = 10  # suggestions per query, as in qp2q's evaluation
@@ -350,14 +350,8 @@ def run(args, runner: Runner, result: dict) -> None:
     result["peak_rss_after_train_mb"] = peak_rss_mb()
     del train, train_targets
 
-    runner.model_dir.mkdir(parents=True)
-    runner.save()
-    result["model_bytes"] = dir_bytes(runner.model_dir)
-    runner.drop()
-    gc.collect()
-    t0 = time.perf_counter()
-    runner.load()
-    result["load_s"] = time.perf_counter() - t0
+    runner.model_dir.mkdir(parents=True, exist_ok=True)
+    result.update(save_and_reload(runner))
 
     for row in rows[:N_WARMUP]:
         runner.suggest(row["prev_query"], row["prefix"])

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import gzip
 import hashlib
 import json
 import re
@@ -56,7 +55,7 @@ import scipy.sparse as sp
 
 import features
 from proc_stats import peak_rss_mb, rss_mb
-from run_one import dir_bytes, run_isolated
+from run_one import run_isolated, save_and_reload
 from run_qac import Runner as ModelRunner
 from pecos_rs.metrics import precision_recall_at_k
 
@@ -413,13 +412,7 @@ def run(args, runner: Runner, result: dict) -> None:
     del data["texts"], data["Y"]
 
     runner.model_dir.mkdir(parents=True, exist_ok=True)
-    runner.save()
-    result["model_bytes"] = dir_bytes(runner.model_dir)
-    runner.drop()
-    gc.collect()
-    t0 = time.perf_counter()
-    runner.load()
-    result["load_s"] = time.perf_counter() - t0
+    result.update(save_and_reload(runner))
 
     texts, Y_eval = data["eval_texts"], data["Y_eval"]
     t0 = time.perf_counter()
