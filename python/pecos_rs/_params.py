@@ -30,6 +30,12 @@ def is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def is_number(value) -> bool:
+    """Whether `value` is a Python int or float (NaN included: range checks refuse it), a bool
+    excluded."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def check_param(estimator, name: str, ok: bool, expected: str) -> None:
     """Raise InvalidParameterError for the parameter `name` of `estimator` unless `ok`; `expected`
     says what the parameter must be ("an int >= 1")."""

@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _pecos_rs
 from ._artifact import corrupt, read_metadata, write_metadata
-from ._params import check_param, is_int, str_list
+from ._params import check_param, is_int, is_number, str_list
 from ._sparse import csr_args
 from ._threads import resolve_n_jobs
 from .exceptions import InvalidInputError, InvalidParameterError, ModelFormatError
@@ -127,8 +127,7 @@ class TextXRLinear(BaseEstimator):
         check_param(self, "label_text_rows", isinstance(self.label_text_rows, (bool, np.bool_)), "a bool")
         for name in ("label_text_weight", "centroid_weight"):
             w = getattr(self, name)
-            check_param(self, name, isinstance(w, (int, float)) and not isinstance(w, bool) and 0.0 <= w <= 1.0,
-                        "a number in [0, 1]")
+            check_param(self, name, is_number(w) and 0.0 <= w <= 1.0, "a number in [0, 1]")
         if self.label_text_weight + self.centroid_weight > 1.0:
             raise InvalidParameterError(
                 "label_text_weight + centroid_weight must be at most 1, got "
@@ -136,8 +135,7 @@ class TextXRLinear(BaseEstimator):
         check_param(self, "match_candidates", is_int(self.match_candidates) and self.match_candidates >= 1,
                     "an int >= 1")
         c = self.text_weight_C
-        check_param(self, "text_weight_C",
-                    c is None or (isinstance(c, (int, float)) and not isinstance(c, bool) and 0 < c < float("inf")),
+        check_param(self, "text_weight_C", c is None or (is_number(c) and 0 < c < float("inf")),
                     "a number > 0 or None")
 
     def fit(self, texts, labels, *, label_names=None, label_texts=None):
@@ -191,11 +189,11 @@ class TextXRLinear(BaseEstimator):
                                                 classifier.random_state)
                 T = T.multiply(weights).tocsr()
                 log("learned the weights of the label-text match")
-            self.matcher_ = _label_text_matcher(T)
+            self.matcher_ = _exact_matcher(T)
         self.centroid_matcher_ = None
         if self.centroid_weight > 0:
             # The texts' centroids only: a label text is the matcher's, not a training text.
-            self.centroid_matcher_ = _label_text_matcher(pifa(Y, X, n_jobs=n_threads))
+            self.centroid_matcher_ = _exact_matcher(pifa(Y, X, n_jobs=n_threads))
         return self
 
     # ---------------------------------------------------------------- prediction
@@ -419,7 +417,7 @@ def _learned_text_weights(X, Y, T, C, n_candidates, n_threads, seed) -> np.ndarr
     if n_texts > _MAX_WEIGHT_TEXTS:
         keep = np.sort(np.random.default_rng(seed).choice(n_texts, _MAX_WEIGHT_TEXTS, replace=False))
         X, Y, n_texts = X[keep], Y[keep], _MAX_WEIGHT_TEXTS
-    candidates, _ = _label_text_matcher(T).predict_topk(
+    candidates, _ = _exact_matcher(T).predict_topk(
         csr_args(X), _search_params(1, n_candidates, "noop"), n_threads=n_threads)
     Y = sp.csr_matrix(Y)
     row_parts, col_parts = [], []
@@ -448,7 +446,7 @@ def _learned_text_weights(X, Y, T, C, n_candidates, n_threads, seed) -> np.ndarr
     return ((a + w[1:-1]) / a).astype(np.float32)[None, :]
 
 
-def _label_text_matcher(T):
+def _exact_matcher(T):
     """An exact matcher: a one-layer model over every label whose weights are the label's row of
     `T` (its text's features, or its centroid), so that its ``noop`` score is the dot product
     (cosine, rows being normalised) of a query with each row, computed by the model's sparse

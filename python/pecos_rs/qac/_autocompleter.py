@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import _pecos_rs
 from .._artifact import corrupt, read_metadata, write_metadata
-from .._params import check_param, is_int, str_list
+from .._params import check_param, is_int, is_number, str_list
 from .._sparse import csr_args
 from ..exceptions import InvalidInputError
 from ..indexer import HierarchicalKMeans, HybridIndexer, TrieIndexer, pifa
@@ -160,10 +160,10 @@ class SessionAutocompleter(BaseEstimator):
         check_param(self, "prefix_samples", is_int(self.prefix_samples) and self.prefix_samples >= 1,
                     "an int >= 1")
         w = self.frequency_weight
-        check_param(self, "frequency_weight", _is_number(w) and 0.0 <= w <= 1.0, "a number in [0, 1]")
+        check_param(self, "frequency_weight", is_number(w) and 0.0 <= w <= 1.0, "a number in [0, 1]")
         for name in ("overlap_weight", "session_weight"):
             value = getattr(self, name)
-            check_param(self, name, _is_number(value) and 0.0 <= value < float("inf"), "a finite number >= 0")
+            check_param(self, name, is_number(value) and 0.0 <= value < float("inf"), "a finite number >= 0")
         check_param(self, "exclude_previous", isinstance(self.exclude_previous, bool), "True or False")
 
     def fit(self, prev_queries, prefixes, next_queries):
@@ -439,10 +439,6 @@ class SessionAutocompleter(BaseEstimator):
         if est.session_weight != 0:
             est.session_pairs_ = _load_pairs(path / _PAIRS_FILE, len(est.labels_))
         return est
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _load_pairs(file: Path, n_labels: int) -> sp.csr_matrix:
