@@ -213,7 +213,7 @@ class TextXRLinear(BaseEstimator):
         results = [self.classifier_.predict_topk(X, n)]
         results += [m.predict_topk(csr_args(X), _search_params(1, n, "noop"), n_threads=n_threads)
                     for m, _ in matchers]
-        return self._blend(results, matchers, k)
+        return self._blend(results, matchers, k, n_threads)
 
     def predict(self, texts, k=None) -> list:
         """Per text, up to `k` ``(label name, score)`` pairs, best first."""
@@ -233,7 +233,7 @@ class TextXRLinear(BaseEstimator):
         results = [clf._search(row, _search_params(clf.beam_size, n, clf.post_processor), 1)]
         if matchers:
             results += [m.predict_topk(row, _search_params(1, n, "noop"), n_threads=1) for m, _ in matchers]
-            results = [self._blend(results, matchers, k)]
+            results = [self._blend(results, matchers, k, 1)]
         labels, scores = results[0]
         return self._named(labels[0][:k], scores[0][:k])
 
@@ -248,10 +248,10 @@ class TextXRLinear(BaseEstimator):
         pairs = [(self.matcher_, self.label_text_weight), (self.centroid_matcher_, self.centroid_weight)]
         return [(m, w) for m, w in pairs if m is not None]
 
-    def _blend(self, results, matchers, k):
+    def _blend(self, results, matchers, k, n_threads):
         """The model's result (first) and the matchers', weighted as the parameters say."""
         weights = [w for _, w in matchers]
-        return merge_topk(results, [1.0 - sum(weights)] + weights, k)
+        return merge_topk(results, [1.0 - sum(weights)] + weights, k, n_threads)
 
     def _named(self, labels, scores):
         return [(self.labels_[i], float(s)) for i, s in zip(labels, scores) if i >= 0]
@@ -457,7 +457,7 @@ def _exact_matcher(T):
         [np.zeros(n_labels, dtype=np.uint32)], [csr_args(W)], n_features=n_features, bias=1.0)
 
 
-def merge_topk(results, weights, k):
+def merge_topk(results, weights, k, n_threads=1):
     """Weighted sum of several top-k results over the union of their labels, top `k` of it.
 
     `results` are ``(labels, scores)`` pairs of ``(n, k_i)`` arrays (labels padded with -1); a
@@ -467,4 +467,4 @@ def merge_topk(results, weights, k):
     """
     arrays = [(np.ascontiguousarray(labels, dtype=np.int64), np.ascontiguousarray(scores, dtype=np.float32))
               for labels, scores in results]
-    return _pecos_rs.merge_topk(arrays, [float(w) for w in weights], k)
+    return _pecos_rs.merge_topk(arrays, [float(w) for w in weights], k, n_threads=n_threads)

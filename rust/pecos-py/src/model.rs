@@ -397,14 +397,16 @@ fn report_layer(progress: Option<&Py<PyAny>>, r: &LayerReport, tree: Option<usiz
 
 /// The weighted sum of several top-k results over the same labels (`(labels int64 (n, k_i),
 /// scores float32 (n, k_i))` pairs, labels padded with -1), as the top `k` per row: a label
-/// missing from a result counts 0 there; best first, equal sums by increasing label.
+/// missing from a result counts 0 there; best first, equal sums by increasing label. More than one
+/// row is merged in a pool of `n_threads` threads, the GIL released.
 #[pyfunction]
-#[pyo3(name = "merge_topk", signature = (results, weights, k))]
+#[pyo3(name = "merge_topk", signature = (results, weights, k, *, n_threads = 1))]
 pub fn py_merge_topk<'py>(
     py: Python<'py>,
     results: Vec<(PyReadonlyArray2<'py, i64>, PyReadonlyArray2<'py, f32>)>,
     weights: Vec<f32>,
     k: usize,
+    n_threads: usize,
 ) -> PyResult<TopKArrays<'py>> {
     let n_rows = results.first().map_or(0, |(labels, _)| labels.shape()[0]);
     let per_result = results
@@ -424,6 +426,13 @@ pub fn py_merge_topk<'py>(
             })
         })
         .collect::<PyResult<Vec<_>>>()?;
-    let top = core(weighted_sum(&per_result, &weights, n_rows, k))?;
+    // As for ensembles: a single row is merged in well under a microsecond, a batch off the GIL.
+    let top = if n_rows <= 1 {
+        core(weighted_sum(&per_result, &weights, n_rows, k))?
+    } else {
+        run_detached(py, n_threads, || {
+            weighted_sum(&per_result, &weights, n_rows, k)
+        })?
+    };
     topk_arrays(py, top, n_rows)
 }
