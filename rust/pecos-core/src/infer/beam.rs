@@ -68,15 +68,15 @@ fn by_score_then_key(a: &(u64, Candidate), b: &(u64, Candidate)) -> Ordering {
 /// Candidates are pruned to the best `keep` whenever `2 * max(keep, PRUNE_BATCH)` have gathered.
 const PRUNE_BATCH: usize = 32;
 
-/// Keeps the best `keep` candidates (in no particular order) and returns the lowest score among
-/// them, or -inf if there were not more than `keep`.
-fn keep_best(cands: &mut Vec<(u64, Candidate)>, keep: usize) -> f32 {
+/// Keeps the best `keep` candidates (in no particular order) and returns the worst of them, or
+/// `None` if there were not more than `keep`.
+fn keep_best(cands: &mut Vec<(u64, Candidate)>, keep: usize) -> Option<(u64, Candidate)> {
     if cands.len() <= keep {
-        return f32::NEG_INFINITY;
+        return None;
     }
     cands.select_nth_unstable_by(keep - 1, by_score_then_key);
     cands.truncate(keep);
-    cands[keep - 1].1.score
+    cands.last().copied()
 }
 
 /// Reusable buffers for one thread's searches: a search allocates nothing once they have grown.
@@ -89,9 +89,10 @@ fn keep_best(cands: &mut Vec<(u64, Candidate)>, keep: usize) -> f32 {
 pub struct Searcher {
     beams: Vec<Vec<Candidate>>,
     candidates: Vec<Vec<(u64, Candidate)>>,
-    /// Per query, the score of its `keep`-th best candidate at the last [`keep_best`]: a candidate
-    /// scoring below it can never be kept, so it is not even stored.
-    floors: Vec<f32>,
+    /// Per query, its `keep`-th best candidate at the last [`keep_best`]: a candidate ranking
+    /// after it (lower score, or equal score and later key) can never be kept, so it is not even
+    /// stored. Ties matter: most children of a large one-layer matcher score exactly 0.
+    floors: Vec<Option<(u64, Candidate)>>,
     /// `(parent, query, position of the parent in that query's beam)`.
     pairs: Vec<(u32, u32, u32)>,
     scratch: ScoreScratch,
@@ -157,7 +158,7 @@ impl Searcher {
             self.pairs.sort_unstable();
             self.candidates[..n].iter_mut().for_each(Vec::clear);
             self.floors.clear();
-            self.floors.resize(n, f32::NEG_INFINITY);
+            self.floors.resize(n, None);
             // Pairs are sorted by parent: each run of equal parents is scored in one call.
             let mut rest = &self.pairs[..];
             while let Some(&(parent, ..)) = rest.first() {
@@ -181,16 +182,27 @@ impl Searcher {
                     );
                 }
                 let children = layer.chain().children(parent as usize);
+                // On the last layer, children still at a starting score shared by all of them
+                // (no query feature reached them) score alike and rank by position, so only the
+                // first `keep` of those the filter accepts can be kept: the others are skipped
+                // at the cost of one comparison (most labels of a wide one-layer matcher).
+                let untouched = match next {
+                    None => layer.shared_bias(parent as usize).map(|b| bias * b),
+                    Some(_) => None,
+                };
                 let raw_scores = self.scratch.scores().chunks_exact(children.len());
                 for (&(_, q, pos), raw_scores) in group.iter().zip(raw_scores) {
                     let (q, pos) = (q as usize, pos as usize);
                     let parent_score = self.beams[q][pos].score;
-                    for (ci, (&child, &raw)) in children.iter().zip(raw_scores).enumerate() {
+                    let (cands, floor) = (&mut self.candidates[q], &mut self.floors[q]);
+                    // Offers child `ci` with raw score `raw`; false if the filter refuses it.
+                    let mut offer = |ci: usize, raw: f32| -> bool {
+                        let child = children[ci];
                         // An empty cluster leads to no label: keeping it would waste a beam slot.
                         if next.is_some_and(|l| l.chain().children(child as usize).is_empty())
                             || !filter.accepts(q, t, child)
                         {
-                            continue;
+                            return false;
                         }
                         let mut score = pp.transform(raw);
                         // The root carries no score of its own: layer 0 is not combined.
@@ -204,14 +216,35 @@ impl Searcher {
                         } else {
                             score + 0.0
                         };
-                        if score < self.floors[q] {
-                            continue; // `keep` better candidates are known already
-                        }
                         let key = ((pos as u64) << 32) | ci as u64;
-                        let cands = &mut self.candidates[q];
+                        // `keep` better candidates are known already (plain comparisons equal
+                        // `by_score_then_key` here: no NaN, no -0.0).
+                        if floor.is_some_and(|(floor_key, f)| {
+                            score < f.score || (score == f.score && key > floor_key)
+                        }) {
+                            return true;
+                        }
                         cands.push((key, Candidate { node: child, score }));
                         if cands.len() == 2 * keep.max(PRUNE_BATCH) {
-                            self.floors[q] = keep_best(cands, keep);
+                            *floor = keep_best(cands, keep);
+                        }
+                        true
+                    };
+                    match untouched {
+                        Some(start) => {
+                            let mut offered_untouched = 0;
+                            for (ci, &raw) in raw_scores.iter().enumerate() {
+                                if raw != start {
+                                    offer(ci, raw);
+                                } else if offered_untouched < keep && offer(ci, raw) {
+                                    offered_untouched += 1;
+                                }
+                            }
+                        }
+                        None => {
+                            for (ci, &raw) in raw_scores.iter().enumerate() {
+                                offer(ci, raw);
+                            }
                         }
                     }
                 }
@@ -592,6 +625,71 @@ mod tests {
                 got, want,
                 "label bias {label_bias}, cluster 1 bias {b1}, beam {beam_size}"
             );
+        }
+    }
+
+    /// Wide clusters whose labels share one bias weight and have few weights each, so that most
+    /// labels are reached by no query feature: the search skips those beyond the first `topk`
+    /// of each cluster, and must still return exactly the brute-force answer (ties included).
+    #[test]
+    fn skipping_untouched_labels_of_a_shared_bias_keeps_the_exact_top_k() {
+        let mut rng = SplitMix64::new(11);
+        let n_features = 40;
+        for label_bias in [0.0, 0.5, -1.0] {
+            let n_labels = 300;
+            let layers = vec![
+                DenseLayer {
+                    parent_of: vec![0, 0],
+                    n_parents: 1,
+                    weights: vec![(vec![0.0; n_features], 0.25), (vec![0.0; n_features], 0.0)],
+                },
+                DenseLayer {
+                    parent_of: (0..n_labels as u32).map(|l| l % 2).collect(),
+                    n_parents: 2,
+                    weights: (0..n_labels)
+                        .map(|_| {
+                            let w = (0..n_features)
+                                .map(|_| match rng.below(40) {
+                                    0 => 0.5,
+                                    1 => -0.75,
+                                    _ => 0.0,
+                                })
+                                .collect();
+                            (w, label_bias)
+                        })
+                        .collect(),
+                },
+            ];
+            let m = model(n_features, 1.0, &layers);
+            assert_eq!(m.layers()[1].shared_bias(0), Some(label_bias));
+            let rows: Vec<Vec<(usize, f32)>> = (0..30)
+                .map(|_| {
+                    let mut row = Vec::new();
+                    for j in 0..n_features {
+                        if rng.below(8) == 0 {
+                            row.push((j, 0.25 * (1 + rng.below(4)) as f32));
+                        }
+                    }
+                    row
+                })
+                .chain([vec![], vec![(3, 1.0)]]) // nothing reached; a few labels reached
+                .collect();
+            let x = CsrMatrix::from_rows(n_features, &rows).unwrap();
+            for name in PostProcessor::NAMES {
+                for (beam_size, topk) in [(1, 5), (2, 1), (2, 40), (2, 300)] {
+                    let p = params(name, beam_size, topk);
+                    for (i, row) in rows.iter().enumerate() {
+                        let mut dense = vec![0.0; n_features];
+                        row.iter().for_each(|&(j, v)| dense[j] = v);
+                        let want = brute_force(&layers, 1.0, &dense, &p);
+                        let got = search_one(&m, &x, i, &p);
+                        let bits = |r: &[(u32, f32)]| -> Vec<(u32, u32)> {
+                            r.iter().map(|&(l, s)| (l, s.to_bits())).collect()
+                        };
+                        assert_eq!(bits(&got), bits(&want), "{name} {beam_size} {topk} row {i}");
+                    }
+                }
+            }
         }
     }
 

@@ -37,6 +37,11 @@ impl Layer {
     fn init_scores(&self, parent: usize, copies: usize, bias: f32, scores: &mut Vec<f32>) {
         let children = self.chain.children(parent);
         scores.clear();
+        if let Some(b) = self.shared_bias(parent) {
+            // One value for all (the same product): a fill instead of a gather.
+            scores.resize(copies * children.len(), bias * b);
+            return;
+        }
         for _ in 0..copies {
             scores.extend(
                 children

@@ -29,10 +29,26 @@ pub struct Layer {
     pub(super) skip: Vec<u32>,
     /// Entries of chunk `p` in `skip` are `skip_ptr[p]..skip_ptr[p + 1]`.
     pub(super) skip_ptr: Vec<usize>,
+    /// Derived: per parent, the bias weight all its children share, if they share one (every
+    /// label of an exact matcher has bias weight 0); see [`Layer::shared_bias`].
+    shared_bias: Vec<Option<f32>>,
 }
 
 /// Rows per block of the chunk search index (16 u32 features fill one 64-byte cache line).
 pub(super) const SKIP: usize = 16;
+
+/// The value every child of `parent` has in `per_child`, if they all have the same bits (`None`
+/// for no children, or for indices out of range: a corrupt file, which validate() reports).
+fn shared_value(chain: &ChainLayer, per_child: &[f32], parent: usize) -> Option<f32> {
+    let mut values = chain
+        .children(parent)
+        .iter()
+        .map(|&c| per_child.get(c as usize).map(|v| v.to_bits()));
+    let first = values.next()??;
+    values
+        .all(|v| v == Some(first))
+        .then_some(f32::from_bits(first))
+}
 
 impl Layer {
     /// Assembles a layer from its stored arrays and builds the derived search index. The arrays
@@ -50,12 +66,22 @@ impl Layer {
             skip.extend(rows.iter().step_by(SKIP));
             skip_ptr.push(skip.len());
         }
+        let shared_bias = (0..chain.n_parents())
+            .map(|p| shared_value(&chain, &arrays.bias_weight, p))
+            .collect();
         Layer {
             chain,
             arrays,
             skip,
             skip_ptr,
+            shared_bias,
         }
+    }
+
+    /// The bias weight shared (bit for bit) by every child of parent `p`, if they share one: a
+    /// child no query feature reaches then starts and ends at the same raw score as its siblings.
+    pub fn shared_bias(&self, p: usize) -> Option<f32> {
+        self.shared_bias.get(p).copied().flatten()
     }
 
     /// The stored arrays (what a model file holds of this layer).
