@@ -96,13 +96,14 @@ def test_label_texts_blend_the_model_with_the_exact_title_match(catalogue):
         assert found.sum() == min(8, len(expected))
 
 
-def test_the_centroid_matcher_blends_the_cosine_to_each_label_centroid(catalogue):
+@pytest.mark.parametrize("max_df", [1000, 3, 0.1, 1.0])
+def test_the_centroid_matcher_blends_the_cosine_to_each_label_centroid(catalogue, max_df):
     from pecos_rs import pifa
 
     texts, labels, names, titles = catalogue
     wt, wc = 0.3, 0.2
     model = TextXRLinear(classifier=small_classifier(), label_text_weight=wt, centroid_weight=wc,
-                         match_candidates=15, text_weight_C=None).fit(
+                         centroid_max_df=max_df, match_candidates=15, text_weight_C=None).fit(
         texts, labels, label_names=names, label_texts=titles)
     featurizer = TextFeaturizer(blocks="retrieval").fit(texts + titles)
     X, T = featurizer.transform(texts), featurizer.transform(titles)
@@ -112,7 +113,12 @@ def test_the_centroid_matcher_blends_the_cosine_to_each_label_centroid(catalogue
     Q = featurizer.transform(queries)
     model_labels, model_scores = clf.predict_topk(Q, 15)
     parts = [(1 - wt - wc, model_labels, model_scores)]
-    for weight, M in ((wt, T), (wc, pifa(Y, X))):  # the centroids: PIFA of the texts only
+    centroids = pifa(Y, X).toarray()  # the centroids: PIFA of the texts only
+    labels_with_feature = (centroids != 0).sum(axis=0)
+    limit = max_df * len(names) if isinstance(max_df, float) else max_df
+    centroids[:, labels_with_feature > limit] = 0  # common features dropped, not renormalised
+    assert (labels_with_feature > limit).any() == (max_df in (3, 0.1))
+    for weight, M in ((wt, T), (wc, sp.csr_matrix(centroids))):
         cosine = (Q @ M.T).toarray()
         top = np.argsort(-cosine, axis=1, kind="stable")[:, :15]
         parts.append((weight, top, np.take_along_axis(cosine, top, 1)))
@@ -245,6 +251,11 @@ def test_save_load_round_trip_and_corruption(tmp_path, catalogue):
     ({"text_weight_C": float("inf")}, "text_weight_C"),
     ({"label_text_weight": "0.5"}, "label_text_weight"),
     ({"match_candidates": 0}, "match_candidates"),
+    ({"centroid_max_df": 0}, "centroid_max_df"),
+    ({"centroid_max_df": 1.5}, "centroid_max_df"),
+    ({"centroid_max_df": float("nan")}, "centroid_max_df"),
+    ({"centroid_max_df": True}, "centroid_max_df"),
+    ({"centroid_max_df": "1000"}, "centroid_max_df"),
     ({"label_text_rows": "yes"}, "label_text_rows"),
     ({"featurizer": "word"}, "featurizer"),
     ({"classifier": object()}, "classifier"),

@@ -71,6 +71,12 @@ class TextXRLinear(BaseEstimator):
         scores 0 there), so ``w_t + w_c <= 1``. The default was chosen on a validation part of
         aol-click's training split (BENCHMARKS.md): so small a weight leaves the model's
         confident labels first and ranks the centroid matches among its weak ones.
+    centroid_max_df : int >= 1 or float in (0, 1], default=1000
+        Features present in the centroids of more labels than this (a count, or a fraction of
+        the labels as a float) are dropped from the centroid matcher, as stop words are (rows are
+        not renormalised): the common character n-grams are most of its weights and of its time
+        per query, and carry little. 1.0 keeps every feature. The default was chosen on the
+        validation parts of aol-click and homedepot (BENCHMARKS.md).
     match_candidates : int, default=100
         Labels taken from each of the model and the matchers before blending (at least ``k``).
     text_weight_C : float > 0 or None, default=30.0
@@ -106,12 +112,14 @@ class TextXRLinear(BaseEstimator):
     """
 
     def __init__(self, featurizer=None, classifier=None, *, label_text_rows=True,
-                 label_text_weight=0.5, centroid_weight=0.005, match_candidates=100, text_weight_C=30.0):
+                 label_text_weight=0.5, centroid_weight=0.005, centroid_max_df=1000, match_candidates=100,
+                 text_weight_C=30.0):
         self.featurizer = featurizer
         self.classifier = classifier
         self.label_text_rows = label_text_rows
         self.label_text_weight = label_text_weight
         self.centroid_weight = centroid_weight
+        self.centroid_max_df = centroid_max_df
         self.match_candidates = match_candidates
         self.text_weight_C = text_weight_C
 
@@ -132,6 +140,11 @@ class TextXRLinear(BaseEstimator):
             raise InvalidParameterError(
                 "label_text_weight + centroid_weight must be at most 1, got "
                 f"{self.label_text_weight!r} + {self.centroid_weight!r}")
+        df = self.centroid_max_df
+        check_param(self, "centroid_max_df",
+                    (is_int(df) and df >= 1)
+                    or (isinstance(df, (float, np.floating)) and 0.0 < df <= 1.0),
+                    "an int >= 1 or a float in (0, 1]")
         check_param(self, "match_candidates", is_int(self.match_candidates) and self.match_candidates >= 1,
                     "an int >= 1")
         c = self.text_weight_C
@@ -193,7 +206,8 @@ class TextXRLinear(BaseEstimator):
         self.centroid_matcher_ = None
         if self.centroid_weight > 0:
             # The texts' centroids only: a label text is the matcher's, not a training text.
-            self.centroid_matcher_ = _exact_matcher(pifa(Y, X, n_jobs=n_threads))
+            centroids = _drop_common_features(pifa(Y, X, n_jobs=n_threads), self.centroid_max_df)
+            self.centroid_matcher_ = _exact_matcher(centroids)
         return self
 
     # ---------------------------------------------------------------- prediction
@@ -254,7 +268,8 @@ class TextXRLinear(BaseEstimator):
         return merge_topk(results, [1.0 - sum(weights)] + weights, k, n_threads)
 
     def _named(self, labels, scores):
-        return [(self.labels_[i], float(s)) for i, s in zip(labels, scores) if i >= 0]
+        found = labels >= 0
+        return list(zip(self.labels_[labels[found]].tolist(), scores[found].tolist()))
 
     def prune(self, threshold=None, max_nonzeros_per_label=None):
         """A smaller copy of this fitted model, the classifier's weights pruned again without
@@ -306,7 +321,9 @@ class TextXRLinear(BaseEstimator):
         featurizer = TextFeaturizer.load(path / "featurizer")
         classifier = XRLinearClassifier.load(path / "classifier")
         try:
-            est = cls(featurizer=clone(featurizer), classifier=clone(classifier), **meta["params"])
+            # Models saved before centroid_max_df existed kept every centroid feature.
+            params = {"centroid_max_df": 1.0, **meta["params"]}
+            est = cls(featurizer=clone(featurizer), classifier=clone(classifier), **params)
             has_matcher = bool(meta["has_matcher"])
             has_centroids = bool(meta["has_centroid_matcher"])
         except (TypeError, KeyError, ValueError) as e:
@@ -444,6 +461,17 @@ def _learned_text_weights(X, Y, T, C, n_candidates, n_threads, seed) -> np.ndarr
     if a <= 0:
         return np.ones((1, n_features), dtype=np.float32)
     return ((a + w[1:-1]) / a).astype(np.float32)[None, :]
+
+
+def _drop_common_features(T, max_df):
+    """`T` (labels x features, CSR) without the features of more than `max_df` labels (a count,
+    or a fraction of the labels as a float, as scikit-learn's ``max_df``)."""
+    limit = max_df * T.shape[0] if isinstance(max_df, (float, np.floating)) else max_df
+    df = np.bincount(T.indices, minlength=T.shape[1])
+    kept = (T @ sp.diags((df <= limit).astype(T.dtype))).tocsr()
+    kept.eliminate_zeros()
+    kept.sort_indices()
+    return kept
 
 
 def _exact_matcher(T):
