@@ -134,8 +134,7 @@ def test_only_topk_zero_means_no_limit(tmp_path):
     """PECOS's only_topk 0 keeps every node: the beam becomes the largest layer above the last
     and the top-k the number of labels, which here predicts what beam 20 / top-k 20 did."""
     model = copy_fixture(tmp_path)
-    for t in range(3):
-        edit_json(layer(model, t) / "param.json", lambda p: p["pred_kwargs"].update(only_topk=0))
+    _every_layer(lambda p: p["pred_kwargs"].update(only_topk=0))(model)
     clf = XRLinearClassifier.load_pecos(model)
     assert (clf.beam_size, clf.topk) == (4, 10)
     X, default, _ = fixture_expected()
@@ -271,6 +270,13 @@ def _param(t, edit):
     return mutate
 
 
+def _every_layer(edit):
+    def mutate(model):
+        for t in range(3):
+            _param(t, edit)(model)
+    return mutate
+
+
 BAD = {
     "truncated W": (_truncate(lambda m: layer(m, 2) / "W.npz"), ModelFormatError, "corrupt W.npz"),
     "garbage C": (lambda m: (layer(m, 1) / "C.npz").write_bytes(b"not a zip file"), ModelFormatError, "corrupt C.npz"),
@@ -295,9 +301,8 @@ BAD = {
                             ModelFormatError, "does not hold a PECOS XLinearModel"),
     "memory-mapped": (_param(None, lambda p: p.update(is_mmap=True)), ModelFormatError, "memory-mapped"),
     "nr_labels disagree": (_param(2, lambda p: p.update(nr_labels=11)), ModelFormatError, "nr_labels is 11"),
-    "unknown post-processor": (
-        lambda m: [_param(t, lambda p: p["pred_kwargs"].update(post_processor="l9-hinge"))(m) for t in range(3)],
-        ModelFormatError, "post-processors"),
+    "unknown post-processor": (_every_layer(lambda p: p["pred_kwargs"].update(post_processor="l9-hinge")),
+                               ModelFormatError, "post-processors"),
     "post-processor per layer": (_param(0, lambda p: p["pred_kwargs"].update(post_processor="sigmoid")),
                                  ModelFormatError, "post-processors"),
     "bias per layer": (_param(1, lambda p: p.update(bias=2.0)), ModelFormatError, "different biases"),
