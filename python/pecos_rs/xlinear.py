@@ -28,6 +28,9 @@ n_jobs                    threads                              None = 1 thread, 
 random_state              seed                                 clustering and solver seed
 n_trees                   (smat_util.CsrEnsembler.average)     trees of an averaged ensemble
 ========================  ===================================  ==================================
+
+:meth:`XRLinearClassifier.load_pecos` reads a model saved by PECOS's ``XLinearModel.save`` and
+:meth:`XRLinearClassifier.save_pecos` writes one that PECOS's ``XLinearModel.load`` reads.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from . import _pecos_rs
 from ._artifact import corrupt, read_metadata, write_metadata
 from ._params import check_param, is_int, plain
+from ._pecos_format import read_pecos_model, write_pecos_model
 from ._sparse import csr_args, to_csr32
 from ._threads import resolve_n_jobs
 from .exceptions import InvalidInputError, InvalidParameterError, ModelFormatError
@@ -606,17 +610,78 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             raise
         except (ValueError, OSError, EOFError) as e:
             raise ModelFormatError(f"corrupt {_CLASSES_FILE} in {path}: {e}") from e
-        est.models_ = [
-            _pecos_rs.XLinearModel.load(str(path / _model_file(tree))) for tree in range(est.n_trees)
-        ]
-        est.model_ = est.models_[0]
-        for model in est.models_:
+        models = [_pecos_rs.XLinearModel.load(str(path / _model_file(tree))) for tree in range(est.n_trees)]
+        for model in models:
             if model.n_labels != len(est.classes_) or model.n_features != est.n_features_in_:
                 raise ModelFormatError(f"the files in {path} do not belong to the same model")
-        est.cluster_chain_ = ClusterChain(
-            [est.model_.layer_parents(t) for t in range(est.model_.depth)]
-        )
+        est._set_models(models)
         return est
+
+    def save_pecos(self, path):
+        """Write the fitted model to directory `path` in PECOS's layout, which libpecos's
+        ``pecos.xmc.xlinear.model.XLinearModel.load(path)`` reads.
+
+        The layout is that of libpecos's ``XLinearModel.save``: ``param.json``,
+        ``ranker/param.json`` and per layer ``t`` ``ranker/{t}.model/`` with ``param.json``,
+        ``W.npz`` (CSC float32, ``(n_features + 1) x K_{t+1}``, the bias weights in the last row;
+        no bias row for ``bias=0``, as PECOS does for a bias <= 0) and ``C.npz`` (the tree). The
+        layers' ``pred_kwargs`` hold ``beam_size``, ``topk`` and ``post_processor``, so libpecos's
+        ``predict(X)`` without arguments returns what :meth:`predict_topk` returns. PECOS keeps
+        no class labels: its label ``j`` is column ``j``, ``classes_[j]``.
+
+        Raises
+        ------
+        InvalidParameterError
+            For an ensemble (``n_trees > 1``: PECOS's layout holds one tree) or invalid search
+            parameters.
+        """
+        check_is_fitted(self, "model_")
+        if len(self.models_) != 1:
+            raise InvalidParameterError(
+                f"save_pecos writes one tree (PECOS's XLinearModel has no ensembles), but this "
+                f"estimator has n_trees={len(self.models_)}"
+            )
+        _search_params(self.beam_size, self.topk, self.post_processor)  # refuses invalid values
+        write_pecos_model(Path(path), self.model_, beam_size=self.beam_size, topk=self.topk,
+                          post_processor=self.post_processor)
+
+    @classmethod
+    def load_pecos(cls, path):
+        """Load a model saved by libpecos's ``XLinearModel.save(path)`` (PECOS's XR-Linear).
+
+        ``predict_topk(X)`` and ``predict_scores(X)`` then return PECOS's ``predict(X)`` (labels
+        and scores, to float32 rounding): ``beam_size``, ``topk`` and ``post_processor`` are set
+        from the layers' ``pred_kwargs`` (a PECOS ``only_topk`` of 0, no limit, becomes the layer
+        size) and ``bias`` from the model; the other parameters keep their defaults (PECOS does
+        not store them). Labels are column indices (``classes_ = arange(n_labels)``) and
+        :meth:`predict` returns a sparse indicator. The estimator pickles, saves and predicts as
+        any fitted one.
+
+        Raises
+        ------
+        FileNotFoundError
+            If `path` or one of its files does not exist.
+        ModelFormatError
+            If a file is corrupt or truncated, a matrix has the wrong shape or dtype or holds NaN,
+            the files disagree, the model is memory-mapped, or its layers use different beams,
+            post-processors or biases (pecos_rs uses one of each for every layer).
+        """
+        loaded = read_pecos_model(Path(path))
+        params = {"topk": loaded.topk, "post_processor": loaded.post_processor, "bias": loaded.bias}
+        if loaded.beam_size is not None:
+            params["beam_size"] = loaded.beam_size
+        est = cls(**params)
+        est._output_kind = "sparse-indicator"
+        est.classes_ = np.arange(loaded.model.n_labels)
+        est.n_features_in_ = loaded.model.n_features
+        est._set_models([loaded.model])
+        return est
+
+    def _set_models(self, models):
+        """Adopt the trained `models` (one per tree) and the label tree of the first."""
+        self.models_ = models
+        self.model_ = models[0]
+        self.cluster_chain_ = ClusterChain([self.model_.layer_parents(t) for t in range(self.model_.depth)])
 
 
 def _model_file(tree):
