@@ -141,6 +141,20 @@ def test_row_mismatch(planted):
             XRLinearClassifier().fit(planted.X, y)
 
 
+@pytest.mark.parametrize("weights, match", [
+    (np.ones(39), "sample_weight"),
+    (np.ones((40, 1)), "sample_weight"),
+    (np.r_[np.ones(39), -1.0], "finite"),
+    (np.r_[np.ones(39), np.nan], "sample_weight"),
+    (np.r_[np.ones(39), 1e300], "finite"),
+    (["a"] * 40, "sample_weight"),
+])
+def test_bad_sample_weight(small, weights, match):
+    X, Y = small
+    with pytest.raises(InvalidInputError, match=match):
+        XRLinearClassifier(max_leaf_size=2).fit(X, Y, sample_weight=weights)
+
+
 def test_predict_wrong_number_of_features(fitted, planted):
     for X in (planted.X_test[:, :-1], sp.hstack([planted.X_test, planted.X_test]).tocsr(), np.zeros((2, 3))):
         for method in ("predict_topk", "predict", "predict_proba", "predict_scores"):

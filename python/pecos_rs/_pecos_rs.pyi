@@ -47,6 +47,7 @@ class XLinearModel:
         n_threads: int,
         metadata: str = "null",
         progress: Callable[..., object] | None = None,
+        row_weights: NDArray[np.float32] | None = None,
     ) -> XLinearModel: ...
     @staticmethod
     def train_ensemble(
@@ -58,6 +59,7 @@ class XLinearModel:
         n_threads: int,
         metadata: str = "null",
         progress: Callable[..., object] | None = None,
+        row_weights: NDArray[np.float32] | None = None,
     ) -> list[XLinearModel]: ...
     @staticmethod
     def from_weight_columns(

@@ -46,7 +46,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import assert_all_finite
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
 from . import _pecos_rs
 from ._artifact import corrupt, read_metadata, write_metadata
@@ -221,7 +221,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ training
 
-    def fit(self, X, y, *, cluster_chain=None, label_embedding=None):
+    def fit(self, X, y, *, sample_weight=None, cluster_chain=None, label_embedding=None):
         """Train the model.
 
         Parameters
@@ -231,6 +231,12 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         y : {array-like, sparse matrix} of shape (n_samples,) or (n_samples, n_labels)
             Class labels (one label per row), or a label indicator matrix (dense or sparse; any
             nonzero marks a relevant label). Rows without labels are allowed.
+        sample_weight : array-like of shape (n_samples,), optional
+            Finite weights >= 0: a row of weight ``k`` counts as ``k`` copies of it, in the PIFA
+            embeddings and in every scorer's loss (its cost ``C`` times ``k``); weight 0 leaves
+            it out of the solvers. Equal to repeating the rows, up to the solver's tolerance
+            (the solver visits rows in a different order); weights of 1 give exactly the
+            unweighted model. Collapsing duplicate rows into weights trains faster.
         cluster_chain : ClusterChain, optional
             Use this label tree instead of clustering (e.g. a trie over string labels).
         label_embedding : {array-like, sparse matrix} of shape (n_labels, d), optional
@@ -247,11 +253,15 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, accept_sparse="csr", dtype=(np.float32, np.float64), reset=True)
         X = to_csr32(X)
         Y = self._encode_targets(y, X.shape[0])
+        weights = _check_sample_weight_values(sample_weight, X)
         log = self._logger()
 
         start = time.perf_counter()
         if cluster_chain is None:
-            Z = pifa(Y, X, n_jobs=self.n_jobs) if label_embedding is None else label_embedding
+            if label_embedding is not None:
+                Z = label_embedding
+            else:  # a weight scales the row's share of its labels' sums
+                Z = pifa(Y, X if weights is None else sp.diags(weights) @ X, n_jobs=self.n_jobs)
             if Z.shape[0] != Y.shape[1]:
                 raise InvalidInputError(
                     f"label_embedding has {Z.shape[0]} rows but y has {Y.shape[1]} labels"
@@ -312,6 +322,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             params,
             n_threads=n_threads,
             progress=progress,
+            row_weights=weights,
         )
         self.model_ = self.models_[0]
         self.cluster_chain_ = cluster_chains[0]
@@ -702,6 +713,21 @@ def _tree_prefix(tree, n_trees):
 @functools.lru_cache(maxsize=64, typed=True)
 def _cached_search_params(beam_size, topk, post_processor):
     return _pecos_rs.SearchParams(plain({"beam_size": beam_size, "topk": topk, "post_processor": post_processor}))
+
+
+def _check_sample_weight_values(sample_weight, X):
+    """`sample_weight` as float32 (None stays None), one finite value >= 0 per row of `X`."""
+    if sample_weight is None:
+        return None
+    try:
+        weights = _check_sample_weight(sample_weight, X, dtype=np.float64)
+    except (TypeError, ValueError) as e:  # a list of strings, a 2-D array, the wrong length...
+        raise InvalidInputError(f"sample_weight: {e}") from None
+    with np.errstate(over="ignore"):
+        weights = np.ascontiguousarray(weights, dtype=np.float32)
+    if not (np.isfinite(weights).all() and (weights >= 0).all()):
+        raise InvalidInputError("sample_weight must be finite (in float32) and >= 0")
+    return weights
 
 
 def _search_params(beam_size, topk, post_processor):

@@ -54,6 +54,7 @@ fn benches(c: &mut Criterion) {
         train(
             &x.view(),
             &y.view(),
+            None,
             &chain,
             &params,
             &quiet,

@@ -60,10 +60,10 @@ pub struct PyXLinearModel {
 impl PyXLinearModel {
     /// Trains a model on `x` (n x d CSR) and the label indicator `y` (n x L CSR) over the cluster
     /// chain given as one parent array (uint32) per layer, with the estimator's parameters
-    /// (`params`: a dict, validated here). Releases the GIL; Ctrl-C stops it with
-    /// `KeyboardInterrupt`.
+    /// (`params`: a dict, validated here); `row_weights` (float32, one per row, finite and >= 0)
+    /// multiply each row's cost. Releases the GIL; Ctrl-C stops it with `KeyboardInterrupt`.
     #[staticmethod]
-    #[pyo3(signature = (x, y, chain, params, *, n_threads, metadata = "null", progress = None))]
+    #[pyo3(signature = (x, y, chain, params, *, n_threads, metadata = "null", progress = None, row_weights = None))]
     #[allow(clippy::too_many_arguments)]
     fn train(
         py: Python<'_>,
@@ -74,14 +74,16 @@ impl PyXLinearModel {
         n_threads: usize,
         metadata: &str,
         progress: Option<Py<PyAny>>,
+        row_weights: Option<PyReadonlyArray1<'_, f32>>,
     ) -> PyResult<Self> {
+        let weights = row_weights.as_ref().map(|w| w.as_slice()).transpose()?;
         let params = core(XLinearParams::from_params(params.0))?.train;
         let chain = cluster_chain(&chain)?;
         let metadata = parse_metadata(metadata)?;
         let (xv, yv) = (x.view()?, y.view()?);
         let report = |r: &LayerReport| report_layer(progress.as_ref(), r, None);
         let model = run_interruptible(py, n_threads, |stop| {
-            train(&xv, &yv, &chain, &params, &report, stop)
+            train(&xv, &yv, weights, &chain, &params, &report, stop)
         })?;
         Ok(PyXLinearModel::new(model, metadata))
     }
@@ -114,10 +116,10 @@ impl PyXLinearModel {
     /// of parent arrays as in `train`), model `i` with the solver seed `random_state + i`
     /// (wrapping at 2**64), all trained at once in one pool of `n_threads` threads. Each model
     /// equals the one `train` gives with that seed, for every thread count. `progress` gets the
-    /// tree's index as a seventh argument. Releases the GIL; Ctrl-C stops it with
-    /// `KeyboardInterrupt`.
+    /// tree's index as a seventh argument; `row_weights` as in `train`. Releases the GIL; Ctrl-C
+    /// stops it with `KeyboardInterrupt`.
     #[staticmethod]
-    #[pyo3(signature = (x, y, chains, params, *, n_threads, metadata = "null", progress = None))]
+    #[pyo3(signature = (x, y, chains, params, *, n_threads, metadata = "null", progress = None, row_weights = None))]
     #[allow(clippy::too_many_arguments)]
     fn train_ensemble(
         py: Python<'_>,
@@ -128,7 +130,9 @@ impl PyXLinearModel {
         n_threads: usize,
         metadata: &str,
         progress: Option<Py<PyAny>>,
+        row_weights: Option<PyReadonlyArray1<'_, f32>>,
     ) -> PyResult<Vec<Self>> {
+        let weights = row_weights.as_ref().map(|w| w.as_slice()).transpose()?;
         let XLinearParams {
             train: params,
             n_trees,
@@ -148,7 +152,7 @@ impl PyXLinearModel {
         let (xv, yv) = (x.view()?, y.view()?);
         let report = |tree: usize, r: &LayerReport| report_layer(progress.as_ref(), r, Some(tree));
         let models = run_interruptible(py, n_threads, |stop| {
-            train_ensemble(&xv, &yv, &chains, &params, &report, stop)
+            train_ensemble(&xv, &yv, weights, &chains, &params, &report, stop)
         })?;
         Ok(models
             .into_iter()

@@ -52,8 +52,10 @@ fn problem_seed(seed: u64, layer: usize, node: u32) -> u64 {
 }
 
 /// Trains the scorers of all children of one parent; also returns the most solver passes taken.
+#[allow(clippy::too_many_arguments)]
 fn train_parent(
     x: &CsrView<'_>,
+    row_weights: Option<&[f32]>,
     rows: &[u32],
     children: &[u32],
     positives: &NodeSets,
@@ -76,6 +78,9 @@ fn train_parent(
         sq_norms: &sq_norms,
         n_features: local.columns.len(),
     };
+    let local_weights: Option<Vec<f32>> =
+        row_weights.map(|w| rows.iter().map(|&r| w[r as usize]).collect());
+    let costs = local_weights.as_deref();
     if params.solver.loss == Loss::Logistic {
         return children
             .par_iter()
@@ -88,7 +93,7 @@ fn train_parent(
                     .map(|&r| positives.row(r as usize).binary_search(&child).is_ok())
                     .collect();
                 let seed = problem_seed(params.seed, layer, child);
-                let sol = solve_logistic(&problem, &labels, None, &params.solver, seed, ws);
+                let sol = solve_logistic(&problem, &labels, costs, &params.solver, seed, ws);
                 let pruning = &params.pruning;
                 (
                     prune_solution(sol.w, sol.bias_w, &local.columns, pruning),
@@ -114,7 +119,15 @@ fn train_parent(
                 })
                 .collect();
             let seed = problem_seed(params.seed, layer, group[0]);
-            let sol = solve_svc_group(&problem, group.len(), &labels, &params.solver, seed, ws);
+            let sol = solve_svc_group(
+                &problem,
+                group.len(),
+                &labels,
+                costs,
+                &params.solver,
+                seed,
+                ws,
+            );
             (0..group.len())
                 .map(|k| {
                     let pruning = &params.pruning;
@@ -128,15 +141,18 @@ fn train_parent(
 }
 
 /// Trains a model for `x` (rows = instances) and the label indicator `y` over `chain`.
-/// Runs in the current rayon pool; `progress` is called after each layer. Raising `stop` ends
-/// the training after the sibling groups being solved at that moment.
+/// `row_weights` (one per row, finite and >= 0) multiply each row's cost in every problem: a
+/// row of weight 2 counts as that row twice, weight 0 as no row. Runs in the current rayon
+/// pool; `progress` is called after each layer. Raising `stop` ends the training after the
+/// sibling groups being solved at that moment.
 ///
 /// # Errors
-/// Invalid parameters, shapes of `x`, `y` and `chain` that do not agree, or
+/// Invalid parameters or row weights, shapes of `x`, `y` and `chain` that do not agree, or
 /// [`PecosError::Interrupted`] once `stop` is raised.
 pub fn train(
     x: &CsrView<'_>,
     y: &CsrView<'_>,
+    row_weights: Option<&[f32]>,
     chain: &ClusterChain,
     params: &TrainParams,
     progress: &(dyn Fn(&LayerReport) + Sync),
@@ -157,6 +173,7 @@ pub fn train(
             y.n_cols(),
         ));
     }
+    check_row_weights(row_weights, x.n_rows())?;
     let depth = chain.depth();
     // node_sets[t]: each row's positive nodes at depth t (node_sets[depth] holds the labels).
     let mut node_sets = vec![NodeSets::from_labels(y)];
@@ -184,6 +201,7 @@ pub fn train(
             .map(|p| {
                 train_parent(
                     x,
+                    row_weights,
                     &rows_per_parent[p],
                     chain_layer.children(p),
                     &node_sets[t + 1],
@@ -210,6 +228,22 @@ pub fn train(
     XLinearModel::new(x.n_cols(), params.solver.bias, layers)
 }
 
+fn check_row_weights(row_weights: Option<&[f32]>, n_rows: usize) -> Result<()> {
+    let Some(w) = row_weights else {
+        return Ok(());
+    };
+    if w.len() != n_rows {
+        return Err(PecosError::shape("row weights", n_rows, w.len()));
+    }
+    match w.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
+        Some(i) => Err(PecosError::InvalidInput(format!(
+            "row weights must be finite and >= 0; row {i} has {}",
+            w[i]
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Trains one model per chain of `chains` (an ensemble), all at once in the current rayon pool:
 /// tree `i` is [`train`]ed over `chains[i]` with the solver seed `params.seed + i` (wrapping), so
 /// tree `i` equals a single model trained with that seed, for every thread count. `progress` is
@@ -223,6 +257,7 @@ pub fn train(
 pub fn train_ensemble(
     x: &CsrView<'_>,
     y: &CsrView<'_>,
+    row_weights: Option<&[f32]>,
     chains: &[ClusterChain],
     params: &TrainParams,
     progress: &(dyn Fn(usize, &LayerReport) + Sync),
@@ -241,7 +276,15 @@ pub fn train_ensemble(
                 seed: params.seed.wrapping_add(tree as u64),
                 ..params.clone()
             };
-            train(x, y, chain, &tree_params, &|r| progress(tree, r), stop)
+            train(
+                x,
+                y,
+                row_weights,
+                chain,
+                &tree_params,
+                &|r| progress(tree, r),
+                stop,
+            )
         })
         .collect()
 }
@@ -261,6 +304,7 @@ mod tests {
         train(
             &x.view(),
             &y.view(),
+            None,
             chain,
             params,
             &|_| {},
@@ -366,6 +410,7 @@ mod tests {
         let trees = train_ensemble(
             &x.view(),
             &y.view(),
+            None,
             &chains,
             &params,
             &|_, _| {},
@@ -378,6 +423,116 @@ mod tests {
                 ..params.clone()
             };
             assert_eq!(*tree, fit(&x, &y, &chains[i], &single).unwrap());
+        }
+    }
+
+    /// Dense `W` of every layer (features + bias row, by child).
+    fn dense_weights(model: &XLinearModel) -> Vec<Vec<f32>> {
+        let n_rows = model.n_features() + 1;
+        model
+            .layers()
+            .iter()
+            .map(|layer| {
+                let (indptr, indices, data) = layer.to_csc(model.n_features());
+                let mut dense = vec![0f32; n_rows * (indptr.len() - 1)];
+                for c in 0..indptr.len() - 1 {
+                    for e in indptr[c] as usize..indptr[c + 1] as usize {
+                        dense[c * n_rows + indices[e] as usize] = data[e];
+                    }
+                }
+                dense
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_row_weight_counts_as_copies_of_the_row() {
+        let mut rng = SplitMix64::new(3);
+        let (n_rows, n_features, n_labels) = (60, 12, 8);
+        let mut x_rows = Vec::new();
+        let mut y_rows = Vec::new();
+        for _ in 0..n_rows {
+            let label = rng.below(n_labels);
+            let mut row = vec![(label, 1.0)];
+            row.extend(
+                (n_labels..n_features)
+                    .filter(|_| rng.below(3) == 0)
+                    .map(|j| (j, 0.5)),
+            );
+            x_rows.push(row);
+            y_rows.push(vec![(label, 1.0)]);
+        }
+        let weights: Vec<f32> = (0..n_rows).map(|_| rng.below(4) as f32).collect();
+        let copies = |rows: &[Vec<(usize, f32)>], n_cols| {
+            let repeated: Vec<Vec<(usize, f32)>> = rows
+                .iter()
+                .zip(&weights)
+                .flat_map(|(r, &w)| std::iter::repeat_n(r.clone(), w as usize))
+                .collect();
+            CsrMatrix::from_rows(n_cols, &repeated).unwrap()
+        };
+        let x = CsrMatrix::from_rows(n_features, &x_rows).unwrap();
+        let y = CsrMatrix::from_rows(n_labels, &y_rows).unwrap();
+        let (x_copies, y_copies) = (copies(&x_rows, n_features), copies(&y_rows, n_labels));
+        let chain = ClusterChain::try_new(vec![vec![0, 0], vec![0, 0, 0, 0, 1, 1, 1, 1]]).unwrap();
+        let run = |x: &CsrMatrix, y: &CsrMatrix, w: Option<&[f32]>, params: &TrainParams| {
+            let stop = StopFlag::default();
+            train(&x.view(), &y.view(), w, &chain, params, &|_| {}, &stop).unwrap()
+        };
+        for loss in [Loss::SquaredHinge, Loss::Hinge, Loss::Logistic] {
+            let params = TrainParams {
+                solver: SolverParams {
+                    loss,
+                    tol: 1e-6,
+                    max_iter: 100_000,
+                    ..SolverParams::default()
+                },
+                pruning: Pruning {
+                    threshold: 0.0,
+                    max_nonzeros_per_label: 0,
+                },
+                ..TrainParams::default()
+            };
+            // Weights of 1 are no weights, bit for bit.
+            let plain = run(&x, &y, None, &params);
+            assert_eq!(
+                run(&x, &y, Some(&vec![1.0; n_rows]), &params),
+                plain,
+                "{loss:?}"
+            );
+            // Weight k equals k copies of the row (0: no row), to the solver's tolerance.
+            let weighted = dense_weights(&run(&x, &y, Some(&weights), &params));
+            let copied = dense_weights(&run(&x_copies, &y_copies, None, &params));
+            for (a, b) in weighted.iter().flatten().zip(copied.iter().flatten()) {
+                assert!((a - b).abs() < 2e-3, "{loss:?}: {a} vs {b}");
+            }
+            assert!(weighted.iter().flatten().any(|&v| v.abs() > 0.1));
+        }
+        for bad in [
+            vec![1.0; n_rows - 1],
+            {
+                let mut w = vec![1.0; n_rows];
+                w[7] = -1.0;
+                w
+            },
+            {
+                let mut w = vec![1.0; n_rows];
+                w[3] = f32::NAN;
+                w
+            },
+        ] {
+            let stop = StopFlag::default();
+            let params = TrainParams::default();
+            let result = train(
+                &x.view(),
+                &y.view(),
+                Some(&bad),
+                &chain,
+                &params,
+                &|_| {},
+                &stop,
+            );
+            assert!(result.is_err(), "{bad:?}");
         }
     }
 
@@ -396,6 +551,7 @@ mod tests {
         let result = train(
             &x.view(),
             &y.view(),
+            None,
             &chain,
             &TrainParams::default(),
             &|_| {},

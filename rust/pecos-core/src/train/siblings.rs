@@ -58,8 +58,9 @@ pub struct GroupSolution {
 }
 
 /// Trains `n_problems <= LANES` binary classifiers (squared hinge or hinge loss) on the same rows:
-/// bit `k` of `positive[i]` is row `i`'s label in problem `k`. Every row costs `cp` (positive) or
-/// `cn` (negative). The result is a deterministic function of the inputs and `seed`.
+/// bit `k` of `positive[i]` is row `i`'s label in problem `k`. Row `i` costs `cp` (positive) or
+/// `cn` (negative), times `costs[i]` if given (a row weight: 2 counts as the row twice; 0
+/// leaves the row out). The result is a deterministic function of the inputs and `seed`.
 ///
 /// # Panics
 /// If `n_problems > LANES` or `params.loss` is logistic (internal invariants of the trainer).
@@ -67,6 +68,7 @@ pub fn solve_svc_group(
     rows: &ProblemRows<'_>,
     n_problems: usize,
     positive: &[u8],
+    costs: Option<&[f32]>,
     params: &SolverParams,
     seed: u64,
     ws: &mut GroupWorkspace,
@@ -74,9 +76,9 @@ pub fn solve_svc_group(
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx") {
         // SAFETY: the CPU supports AVX, checked just above.
-        return unsafe { solve_svc_group_avx(rows, n_problems, positive, params, seed, ws) };
+        return unsafe { solve_svc_group_avx(rows, n_problems, positive, costs, params, seed, ws) };
     }
-    solve_svc_group_portable(rows, n_problems, positive, params, seed, ws)
+    solve_svc_group_portable(rows, n_problems, positive, costs, params, seed, ws)
 }
 
 /// [`solve_svc_group`] compiled for AVX: one instruction per `[f32; LANES]` operation instead of
@@ -90,11 +92,12 @@ unsafe fn solve_svc_group_avx(
     rows: &ProblemRows<'_>,
     n_problems: usize,
     positive: &[u8],
+    costs: Option<&[f32]>,
     params: &SolverParams,
     seed: u64,
     ws: &mut GroupWorkspace,
 ) -> GroupSolution {
-    solve_svc_group_portable(rows, n_problems, positive, params, seed, ws)
+    solve_svc_group_portable(rows, n_problems, positive, costs, params, seed, ws)
 }
 
 #[inline(always)]
@@ -102,6 +105,7 @@ fn solve_svc_group_portable(
     rows: &ProblemRows<'_>,
     n_problems: usize,
     positive: &[u8],
+    costs: Option<&[f32]>,
     params: &SolverParams,
     seed: u64,
     ws: &mut GroupWorkspace,
@@ -116,25 +120,31 @@ fn solve_svc_group_portable(
         .len()
         .saturating_sub(1)
         .min(positive.len())
-        .min(rows.sq_norms.len());
+        .min(rows.sq_norms.len())
+        .min(costs.map_or(usize::MAX, <[f32]>::len));
     let lanes = (1u16 << n_problems).wrapping_sub(1) as u8;
     let bias = f64::from(params.bias);
     let hinge = params.loss == Loss::Hinge;
     // (D_ii, upper bound of alpha) of a positive and of a negative row, as in solver::solve_svc.
-    let class = |c: f32| {
-        let c = f64::from(c);
+    let class = |c: f64| {
         if hinge {
             (0.0, c)
         } else {
             (0.5 / c, f64::INFINITY)
         }
     };
-    let (pos_class, neg_class) = (class(params.cp), class(params.cn));
+    let (cp, cn) = (f64::from(params.cp), f64::from(params.cn));
+    let (pos_class, neg_class) = (class(cp), class(cn));
     let row_class = |i: usize, k: usize| {
-        if positive[i] >> k & 1 == 1 {
-            (1.0, pos_class)
-        } else {
-            (-1.0, neg_class)
+        let is_positive = positive[i] >> k & 1 == 1;
+        let y = if is_positive { 1.0 } else { -1.0 };
+        match costs {
+            None => (y, if is_positive { pos_class } else { neg_class }),
+            // The product as solver::solve_svc forms it.
+            Some(c) => (
+                y,
+                class(if is_positive { cp } else { cn } * f64::from(c[i])),
+            ),
         }
     };
     let sq_norm = |i: usize| f64::from(rows.sq_norms[i]) + bias * bias;
@@ -155,6 +165,10 @@ fn solve_svc_group_portable(
     let mut n_used = [0usize; LANES];
     for (i, alpha_i) in alpha.iter_mut().enumerate() {
         let mut bits = 0u8;
+        if costs.is_some_and(|c| c[i] == 0.0) {
+            used.push(bits); // weight 0: out of every problem, alpha stays 0
+            continue;
+        }
         for k in (0..LANES).filter(|&k| lanes >> k & 1 == 1) {
             let (_, (diag, upper)) = row_class(i, k);
             if sq_norm(i) + diag > 0.0 {
@@ -438,7 +452,15 @@ mod tests {
             let p = Problem::random(11, 80, 12, n_problems);
             let params = tight(loss, bias);
             let mut gws = GroupWorkspace::new();
-            let sol = solve_svc_group(&p.rows(), n_problems, &p.positive, &params, 3, &mut gws);
+            let sol = solve_svc_group(
+                &p.rows(),
+                n_problems,
+                &p.positive,
+                None,
+                &params,
+                3,
+                &mut gws,
+            );
             let mut ws = Workspace::new();
             for k in 0..n_problems {
                 let labels: Vec<bool> = p.positive.iter().map(|&b| b >> k & 1 == 1).collect();
@@ -462,11 +484,11 @@ mod tests {
         let params = SolverParams::default();
         let mut a = GroupWorkspace::new();
         let mut b = GroupWorkspace::new();
-        let sa = solve_svc_group(&p.rows(), 3, &p.positive, &params, 9, &mut a);
+        let sa = solve_svc_group(&p.rows(), 3, &p.positive, None, &params, 9, &mut a);
         // A workspace used for a bigger problem first must not change the result.
         let big = Problem::random(6, 100, 20, 8);
-        solve_svc_group(&big.rows(), 8, &big.positive, &params, 1, &mut b);
-        let sb = solve_svc_group(&p.rows(), 3, &p.positive, &params, 9, &mut b);
+        solve_svc_group(&big.rows(), 8, &big.positive, None, &params, 1, &mut b);
+        let sb = solve_svc_group(&p.rows(), 3, &p.positive, None, &params, 9, &mut b);
         assert_eq!(sa.bias_w, sb.bias_w);
         assert_eq!(sa.n_iter, sb.n_iter);
         for k in 0..LANES {
@@ -483,8 +505,8 @@ mod tests {
             let params = tight(loss, 1.0);
             let mut a = GroupWorkspace::new();
             let mut b = GroupWorkspace::new();
-            let sa = solve_svc_group(&p.rows(), 8, &p.positive, &params, 3, &mut a);
-            let sb = solve_svc_group_portable(&p.rows(), 8, &p.positive, &params, 3, &mut b);
+            let sa = solve_svc_group(&p.rows(), 8, &p.positive, None, &params, 3, &mut a);
+            let sb = solve_svc_group_portable(&p.rows(), 8, &p.positive, None, &params, 3, &mut b);
             assert_eq!(sa.bias_w, sb.bias_w);
             assert_eq!(sa.n_iter, sb.n_iter);
             for k in 0..LANES {
@@ -503,7 +525,7 @@ mod tests {
             n_features: 3,
         };
         let mut ws = GroupWorkspace::new();
-        let sol = solve_svc_group(&empty, 2, &[], &SolverParams::default(), 0, &mut ws);
+        let sol = solve_svc_group(&empty, 2, &[], None, &SolverParams::default(), 0, &mut ws);
         assert_eq!(sol.n_iter[..2], [1, 1]);
         assert!(ws.weights(1).iter().all(|&v| v == 0.0));
         // Hinge, no bias, one empty row: that row is left out (no division by zero).
@@ -519,7 +541,7 @@ mod tests {
             bias: 0.0,
             ..SolverParams::default()
         };
-        let sol = solve_svc_group(&rows, 1, &[1, 1], &params, 0, &mut ws);
+        let sol = solve_svc_group(&rows, 1, &[1, 1], None, &params, 0, &mut ws);
         assert!(ws.weights(0)[0] > 0.0 && sol.bias_w[0] == 0.0);
     }
 }
