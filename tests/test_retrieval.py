@@ -44,24 +44,6 @@ def catalogue():
     return make_catalogue()
 
 
-def distinct_rows(texts, labels):
-    """First row of each distinct (text, label set) and how often each occurs."""
-    first, counts = {}, {}
-    for i, (text, row) in enumerate(zip(texts, labels)):
-        key = (text, frozenset(row))
-        first.setdefault(key, i)
-        counts[key] = counts.get(key, 0) + 1
-    return list(first.values()), [counts[key] for key in first]
-
-
-def distinct_parts(featurizer, texts, labels, names, titles):
-    """Features of the distinct training rows, of the titles, the rows' labels and counts."""
-    distinct, counts = distinct_rows(texts, labels)
-    X = featurizer.transform([texts[i] for i in distinct])
-    Y = sp.csr_matrix([[float(n in labels[i]) for n in names] for i in distinct], dtype=np.float32)
-    return X, featurizer.transform(titles), Y, counts
-
-
 def small_classifier(**kw):
     return XRLinearClassifier(**{"n_splits": 2, "max_leaf_size": 4, "threshold": 0.0, **kw})
 
@@ -74,19 +56,14 @@ def test_equals_featurizer_and_classifier_composed_by_hand(catalogue):
     featurizer = TextFeaturizer(blocks="retrieval").fit(texts)
     Y = sp.csr_matrix(
         [[float(name in row) for name in model.labels_] for row in labels], dtype=np.float32)
-    # Repeated (text, labels) rows are trained once, weighted by their count.
-    distinct, counts = distinct_rows(texts, labels)
-    assert len(distinct) < len(texts)  # the catalogue repeats some queries
-    clf = small_classifier().fit(featurizer.transform([texts[i] for i in distinct]), Y[distinct],
-                                 sample_weight=counts)
+    clf = small_classifier().fit(featurizer.transform(texts), Y)
     got_labels, got_scores = model.predict_topk(texts[:50], 5)
     want_labels, want_scores = clf.predict_topk(featurizer.transform(texts[:50]), 5)
     np.testing.assert_array_equal(got_labels, want_labels)
     np.testing.assert_array_equal(got_scores, want_scores)
     # A scikit-learn Pipeline of the two parts keeps working and agrees.
     pipe = Pipeline([("features", TextFeaturizer(blocks="retrieval")), ("model", small_classifier())]).fit(texts, Y)
-    plain = small_classifier().fit(featurizer.transform(texts), Y)
-    assert (pipe.predict(texts[:50]) != plain.predict(featurizer.transform(texts[:50]))).nnz == 0
+    assert (pipe.predict(texts[:50]) != clf.predict(featurizer.transform(texts[:50]))).nnz == 0
 
 
 def test_label_texts_blend_the_model_with_the_exact_title_match(catalogue):
@@ -98,9 +75,9 @@ def test_label_texts_blend_the_model_with_the_exact_title_match(catalogue):
     assert list(model.labels_) == names
     # By hand: featurizer over texts and titles, titles as extra rows, cosine to every title.
     featurizer = TextFeaturizer(blocks="retrieval").fit(texts + titles)
-    X, T, Y, counts = distinct_parts(featurizer, texts, labels, names, titles)
-    clf = small_classifier().fit(sp.vstack([X, T]).tocsr(), sp.vstack([Y, sp.identity(len(names))]).tocsr(),
-                                 sample_weight=counts + [1] * len(names))
+    X, T = featurizer.transform(texts), featurizer.transform(titles)
+    Y = sp.csr_matrix([[float(n in row) for n in names] for row in labels], dtype=np.float32)
+    clf = small_classifier().fit(sp.vstack([X, T]).tocsr(), sp.vstack([Y, sp.identity(len(names))]).tocsr())
     queries = texts[:40] + ["garden hose nozzle", "zzz unknown words", ""]
     Q = featurizer.transform(queries)
     model_labels, model_scores = clf.predict_topk(Q, 20)
@@ -129,14 +106,14 @@ def test_the_centroid_matcher_blends_the_cosine_to_each_label_centroid(catalogue
                          centroid_max_df=max_df, match_candidates=15, text_weight_C=None).fit(
         texts, labels, label_names=names, label_texts=titles)
     featurizer = TextFeaturizer(blocks="retrieval").fit(texts + titles)
-    X, T, Y, counts = distinct_parts(featurizer, texts, labels, names, titles)
-    clf = small_classifier().fit(sp.vstack([X, T]).tocsr(), sp.vstack([Y, sp.identity(len(names))]).tocsr(),
-                                 sample_weight=counts + [1] * len(names))
+    X, T = featurizer.transform(texts), featurizer.transform(titles)
+    Y = sp.csr_matrix([[float(n in row) for n in names] for row in labels], dtype=np.float32)
+    clf = small_classifier().fit(sp.vstack([X, T]).tocsr(), sp.vstack([Y, sp.identity(len(names))]).tocsr())
     queries = texts[:30] + ["hose nozzle garden", ""]
     Q = featurizer.transform(queries)
     model_labels, model_scores = clf.predict_topk(Q, 15)
     parts = [(1 - wt - wc, model_labels, model_scores)]
-    centroids = pifa(Y, sp.diags(np.asarray(counts, dtype=np.float32)) @ X).toarray()  # the centroids: PIFA of the texts only
+    centroids = pifa(Y, X).toarray()  # the centroids: PIFA of the texts only
     labels_with_feature = (centroids != 0).sum(axis=0)
     limit = max_df * len(names) if isinstance(max_df, float) else max_df
     centroids[:, labels_with_feature > limit] = 0  # common features dropped, not renormalised

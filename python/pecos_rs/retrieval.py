@@ -182,39 +182,31 @@ class TextXRLinear(BaseEstimator):
         start = time.perf_counter()
         featurizer = clone(self.featurizer) if self.featurizer is not None else TextFeaturizer(blocks="retrieval")
         featurizer.fit(texts + (label_text_list or []))
-        # A repeated (text, labels) row is trained once, weighted by its count: the same model
-        # (to the solver's tolerance), in less time (aol-click: 238,318 rows, 143,223 distinct).
-        distinct, counts = _distinct_rows(texts, Y)
-        weights = counts if len(distinct) < len(texts) else None
-        X, Y = featurizer.transform([texts[i] for i in distinct]), Y[distinct]
+        X = featurizer.transform(texts)
         T = featurizer.transform(label_text_list) if label_text_list is not None else None
-        log(f"featurized {len(distinct)} distinct of {len(texts)} texts into {X.shape[1]} features "
-            f"in {time.perf_counter() - start:.2f} s")
-        X_rows, Y_rows, row_weights = X, Y, weights
+        log(f"featurized {len(texts)} texts into {X.shape[1]} features in {time.perf_counter() - start:.2f} s")
+        X_rows, Y_rows = X, Y
         if T is not None and self.label_text_rows:
             X_rows = sp.vstack([X, T], format="csr")
             Y_rows = sp.vstack([Y, sp.identity(len(names), dtype=np.float32, format="csr")], format="csr")
-            if weights is not None:
-                row_weights = np.concatenate([weights, np.ones(len(names), dtype=np.float32)])
         if X_rows.shape[0] == 0:
             raise InvalidInputError("cannot fit on no texts")
         classifier = clone(self.classifier) if self.classifier is not None else XRLinearClassifier()
-        classifier.fit(X_rows, Y_rows, sample_weight=row_weights)
+        classifier.fit(X_rows, Y_rows)
 
         self.featurizer_, self.classifier_, self.labels_ = featurizer, classifier, names
         self.matcher_ = None
         if T is not None and self.label_text_weight > 0:
             if self.text_weight_C is not None:
-                feature_weights = _learned_text_weights(X, Y, weights, T, self.text_weight_C,
-                                                        self.match_candidates, n_threads, classifier.random_state)
-                T = T.multiply(feature_weights).tocsr()
+                weights = _learned_text_weights(X, Y, T, self.text_weight_C, self.match_candidates, n_threads,
+                                                classifier.random_state)
+                T = T.multiply(weights).tocsr()
                 log("learned the weights of the label-text match")
             self.matcher_ = _exact_matcher(T)
         self.centroid_matcher_ = None
         if self.centroid_weight > 0:
             # The texts' centroids only: a label text is the matcher's, not a training text.
-            weighted = X if weights is None else sp.diags(weights) @ X
-            centroids = _drop_common_features(pifa(Y, weighted, n_jobs=n_threads), self.centroid_max_df)
+            centroids = _drop_common_features(pifa(Y, X, n_jobs=n_threads), self.centroid_max_df)
             self.centroid_matcher_ = _exact_matcher(centroids)
         return self
 
@@ -429,10 +421,9 @@ _COSINE_SCALE = 10.0
 _MAX_WEIGHT_TEXTS = 20_000
 
 
-def _learned_text_weights(X, Y, text_weights, T, C, n_candidates, n_threads, seed) -> np.ndarray:
+def _learned_text_weights(X, Y, T, C, n_candidates, n_threads, seed) -> np.ndarray:
     """Per-feature weights ``w`` (a row vector over the features) of the label-text match
-    ``sum_f x_f * t_f * w_f``, learned from the texts `X` and their relevant labels `Y`, each
-    text counting `text_weights` times (None: once).
+    ``sum_f x_f * t_f * w_f``, learned from the texts `X` and their relevant labels `Y`.
 
     Pairs are each text with the label-text match's top `n_candidates` labels and its relevant
     ones; a pair's features are ``[scale * cosine, x ⊙ t]`` and its target whether the label is
@@ -443,7 +434,6 @@ def _learned_text_weights(X, Y, text_weights, T, C, n_candidates, n_threads, see
     if n_texts > _MAX_WEIGHT_TEXTS:
         keep = np.sort(np.random.default_rng(seed).choice(n_texts, _MAX_WEIGHT_TEXTS, replace=False))
         X, Y, n_texts = X[keep], Y[keep], _MAX_WEIGHT_TEXTS
-        text_weights = None if text_weights is None else text_weights[keep]
     candidates, _ = _exact_matcher(T).predict_topk(
         csr_args(X), _search_params(1, n_candidates, "noop"), n_threads=n_threads)
     Y = sp.csr_matrix(Y)
@@ -462,9 +452,8 @@ def _learned_text_weights(X, Y, text_weights, T, C, n_candidates, n_threads, see
     pairs.sort_indices()
     target = np.asarray(Y[rows, cols], dtype=np.float32).reshape(-1, 1) != 0
     params = XRLinearClassifier(loss="logistic", Cp=C, Cn=C, threshold=0.0, random_state=seed)._core_params()
-    solver = _pecos_rs.XLinearModel.train(
-        csr_args(pairs), csr_args(sp.csr_matrix(target, dtype=np.float32)), [np.zeros(1, dtype=np.uint32)], params,
-        n_threads=n_threads, row_weights=None if text_weights is None else text_weights[rows])
+    solver = _pecos_rs.XLinearModel.train(csr_args(pairs), csr_args(sp.csr_matrix(target, dtype=np.float32)),
+                                          [np.zeros(1, dtype=np.uint32)], params, n_threads=n_threads)
     indptr, indices, data, _ = solver.layer_weights(0)
     w = np.zeros(pairs.shape[1] + 1)
     w[indices] = data
@@ -472,21 +461,6 @@ def _learned_text_weights(X, Y, text_weights, T, C, n_candidates, n_threads, see
     if a <= 0:
         return np.ones((1, n_features), dtype=np.float32)
     return ((a + w[1:-1]) / a).astype(np.float32)[None, :]
-
-
-def _distinct_rows(texts, Y):
-    """The first row of each distinct (text, labels) pair, in order, and each pair's count."""
-    Y = sp.csr_matrix(Y)
-    Y.sort_indices()
-    slot_of, first_rows, counts = {}, [], []
-    for i, text in enumerate(texts):
-        labels = slice(Y.indptr[i], Y.indptr[i + 1])
-        slot = slot_of.setdefault((text, Y.indices[labels].tobytes(), Y.data[labels].tobytes()), len(counts))
-        if slot == len(counts):
-            first_rows.append(i)
-            counts.append(0)
-        counts[slot] += 1
-    return np.asarray(first_rows, dtype=np.int64), np.asarray(counts, dtype=np.float32)
 
 
 def _drop_common_features(T, max_df):
