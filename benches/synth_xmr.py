@@ -54,26 +54,31 @@ ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 SPLITS = {"trn": 0, "tst": 1}
 
 
+def _param(default, help_text: str):
+    return dataclasses.field(default=default, metadata={"help": help_text})
+
+
 @dataclasses.dataclass(frozen=True)
 class SynthParams:
-    labels: int
-    seed: int = 0
-    train_rows: int = 0  # 0: 3 x labels
-    test_rows: int = 0  # 0: train_rows / 4
-    features: int = 0  # 0: 1000 x sqrt(labels), at most 2,000,000
-    branching: int = 16
-    labels_per_row: float = 5.5
-    label_exponent: float = 0.8
-    near_share: float = 0.8
-    tokens_per_row: float = 100.0
-    noise_share: float = 0.75
-    noise_exponent: float = 1.0
-    topic_words: int = 30
-    topic_exponent: float = 0.8
-    level_decay: float = 0.8
+    labels: int = _param(0, "number of labels (required)")
+    seed: int = _param(0, "random seed")
+    train_rows: int = _param(0, "training rows (0: 3 x labels)")
+    test_rows: int = _param(0, "test rows (0: train rows / 4)")
+    features: int = _param(0, "vocabulary size (0: 1000 x sqrt(labels), at most 2,000,000)")
+    branching: int = _param(16, "children per node of the latent label tree")
+    labels_per_row: float = _param(5.5, "mean label draws per row (1 + Poisson)")
+    label_exponent: float = _param(0.8, "power-law exponent of label popularity")
+    near_share: float = _param(0.8, "share of a row's extra labels drawn from its first label's subtree")
+    tokens_per_row: float = _param(100.0, "mean word tokens per row (log-normal)")
+    noise_share: float = _param(0.75, "share of tokens that are background words")
+    noise_exponent: float = _param(1.0, "Zipf exponent of the background words over the vocabulary")
+    topic_words: int = _param(30, "feature slots in the topic of every tree node")
+    topic_exponent: float = _param(0.8, "power-law exponent of topic words over the vocabulary")
+    level_decay: float = _param(0.8, "weight ratio of a topic level to the level below it")
 
-    def resolved(self) -> SynthParams:
-        """The parameters with the size defaults filled in and every value checked."""
+    def resolved(self, chunk_rows: int = BLOCK_ROWS) -> SynthParams:
+        """The parameters with the size defaults filled in and every value (and `chunk_rows`)
+        checked."""
         p = dataclasses.replace(
             self,
             train_rows=self.train_rows or 3 * self.labels,
@@ -95,6 +100,8 @@ class SynthParams:
             (min(p.label_exponent, p.noise_exponent, p.topic_exponent) >= 0,
              "exponents must be >= 0"),
             (0 <= p.seed < 2**63, "seed must be in [0, 2**63)"),
+            (chunk_rows >= BLOCK_ROWS and chunk_rows % BLOCK_ROWS == 0,
+             f"chunk_rows must be a positive multiple of {BLOCK_ROWS}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -352,9 +359,7 @@ def generate_split(space: LabelSpace, split: str, n_rows: int, chunk_rows: int, 
 
 def generate(params: SynthParams, out: Path, chunk_rows: int = 8192) -> dict:
     """Writes the four .npz files and meta.json into `out`; returns the meta dict."""
-    p = params.resolved()
-    if chunk_rows < BLOCK_ROWS or chunk_rows % BLOCK_ROWS:
-        raise ValueError(f"chunk_rows must be a positive multiple of {BLOCK_ROWS}")
+    p = params.resolved(chunk_rows)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / ".synth-tmp"
     tmp.mkdir(exist_ok=True)
@@ -388,18 +393,17 @@ def main(argv: list[str] | None = None) -> None:
                     help=f"rows generated and written at a time, a multiple of {BLOCK_ROWS} "
                     "(memory only: the output does not depend on it)")
     for field in dataclasses.fields(SynthParams):
-        flag = "--" + field.name.replace("_", "-")
-        if field.name == "labels":
-            ap.add_argument(flag, type=int, required=True)
-        else:
-            ap.add_argument(flag, type=type(field.default), default=field.default)
+        ap.add_argument("--" + field.name.replace("_", "-"), type=type(field.default),
+                        default=field.default, required=field.name == "labels",
+                        help=field.metadata["help"])
     args = vars(ap.parse_args(argv))
     out, chunk_rows = args.pop("out"), args.pop("chunk_rows")
-    start = time.perf_counter()
     try:
-        meta = generate(SynthParams(**args), out, chunk_rows)
+        params = SynthParams(**args).resolved(chunk_rows)
     except ValueError as exc:
         ap.error(str(exc))
+    start = time.perf_counter()
+    meta = generate(params, out, chunk_rows)
     from proc_stats import peak_rss_mb  # benches/ is on sys.path when run as a script
 
     p = meta["params"]
