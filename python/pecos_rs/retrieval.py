@@ -71,12 +71,13 @@ class TextXRLinear(BaseEstimator):
         scores 0 there), so ``w_t + w_c <= 1``. The default was chosen on a validation part of
         aol-click's training split (BENCHMARKS.md): so small a weight leaves the model's
         confident labels first and ranks the centroid matches among its weak ones.
-    centroid_max_df : int >= 1 or float in (0, 1], default=1000
+    centroid_max_df : int >= 1 or float in (0, 1], default=1.0
         Features present in the centroids of more labels than this (a count, or a fraction of
         the labels as a float) are dropped from the centroid matcher, as stop words are (rows are
-        not renormalised): the common character n-grams are most of its weights and of its time
-        per query, and carry little. 1.0 keeps every feature. The default was chosen on the
-        validation parts of aol-click and homedepot (BENCHMARKS.md).
+        not renormalised); 1.0 keeps every feature. The common character n-grams are most of the
+        matcher's weights and of its time per query: on aol-click, 1000 makes the matcher 4x
+        faster and half the size for 0.12 R@10 and 0.35 R@100 (points, validation part;
+        BENCHMARKS.md).
     match_candidates : int, default=100
         Labels taken from each of the model and the matchers before blending (at least ``k``).
     text_weight_C : float > 0 or None, default=30.0
@@ -112,7 +113,7 @@ class TextXRLinear(BaseEstimator):
     """
 
     def __init__(self, featurizer=None, classifier=None, *, label_text_rows=True,
-                 label_text_weight=0.5, centroid_weight=0.005, centroid_max_df=1000, match_candidates=100,
+                 label_text_weight=0.5, centroid_weight=0.005, centroid_max_df=1.0, match_candidates=100,
                  text_weight_C=30.0):
         self.featurizer = featurizer
         self.classifier = classifier
@@ -321,9 +322,7 @@ class TextXRLinear(BaseEstimator):
         featurizer = TextFeaturizer.load(path / "featurizer")
         classifier = XRLinearClassifier.load(path / "classifier")
         try:
-            # Models saved before centroid_max_df existed kept every centroid feature.
-            params = {"centroid_max_df": 1.0, **meta["params"]}
-            est = cls(featurizer=clone(featurizer), classifier=clone(classifier), **params)
+            est = cls(featurizer=clone(featurizer), classifier=clone(classifier), **meta["params"])
             has_matcher = bool(meta["has_matcher"])
             has_centroids = bool(meta["has_centroid_matcher"])
         except (TypeError, KeyError, ValueError) as e:
