@@ -24,6 +24,9 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/fuzz/target}"
 
+# The main workspace's fmt and clippy (scripts/test.sh) do not see fuzz/: its own are run here.
+cargo fmt --manifest-path fuzz/Cargo.toml --check
+cargo clippy --manifest-path fuzz/Cargo.toml --all-targets --features libfuzzer --quiet -- -D warnings
 cargo test --manifest-path fuzz/Cargo.toml --quiet
 
 # cargo-fuzz's instrumentation: 8-bit edge counters and comparison tracing for libFuzzer,
@@ -47,7 +50,7 @@ for target in "${targets[@]}"; do
         -print_final_stats=1 -artifact_prefix="fuzz/artifacts/$target/" \
         "fuzz/new/$target" "fuzz/corpus/$target" 2>"fuzz/artifacts/$target.log" ||
         { tail -n 60 "fuzz/artifacts/$target.log"; exit 1; }
-    grep -E "^(stat::number_of_executed_units|stat::new_units_added|#[0-9]+ +DONE)" \
+    grep -E "^(stat::number_of_executed_units|stat::new_units_added|Done [0-9]+ runs)" \
         "fuzz/artifacts/$target.log" || true
 done
 echo "fuzz: ${#targets[@]} targets passed"

@@ -17,6 +17,19 @@ use pecos_core::text::{
     DEFAULT_TOKEN_PATTERN,
 };
 
+/// A fuzz target: runs one input, returns whether `pecos-core` accepted it.
+pub type Target = fn(&[u8]) -> bool;
+
+/// Every target by name (the name of its corpus folder and of its libFuzzer binary).
+pub const ALL: [(&str, Target); 6] = [
+    ("model_file", model_file),
+    ("vocab_file", vocab_file),
+    ("completion_file", completion_file),
+    ("cluster_chain", cluster_chain),
+    ("csr_parts", csr_parts),
+    ("text_analyzers", text_analyzers),
+];
+
 /// Heap per input byte for the loaders: an artifact's arrays are in the file, so what it needs
 /// in memory is a small multiple of its size (plus the base budget).
 const LOADER_BYTES_PER_BYTE: usize = 64;
@@ -60,7 +73,7 @@ pub fn model_file(data: &[u8]) -> bool {
                 let back = assert_round_trip(
                     io::to_bytes(&model, &metadata),
                     io::from_bytes,
-                    |m, meta| io::to_bytes(m, meta),
+                    io::to_bytes,
                 );
                 assert!(back == model, "the reloaded model differs");
                 check_predictions(&model);

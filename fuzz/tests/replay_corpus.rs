@@ -7,22 +7,13 @@ use std::path::Path;
 #[global_allocator]
 static ALLOCATOR: pecos_fuzz::CappedAllocator = pecos_fuzz::CappedAllocator;
 
-const TARGETS: [(&str, fn(&[u8]) -> bool); 6] = [
-    ("model_file", pecos_fuzz::targets::model_file),
-    ("vocab_file", pecos_fuzz::targets::vocab_file),
-    ("completion_file", pecos_fuzz::targets::completion_file),
-    ("cluster_chain", pecos_fuzz::targets::cluster_chain),
-    ("csr_parts", pecos_fuzz::targets::csr_parts),
-    ("text_analyzers", pecos_fuzz::targets::text_analyzers),
-];
-
 /// One test for all targets: the heap budget is global, so inputs run one at a time. The seeds
 /// (`seed-*`, real artifacts and well-formed inputs) must be accepted, so that the checks behind
 /// acceptance run; other inputs (findings, fuzzer-made) may be accepted or refused.
 #[test]
 fn every_corpus_input_passes_its_target() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    for (name, target) in TARGETS {
+    for (name, target) in pecos_fuzz::targets::ALL {
         let dir = corpus.join(name);
         let mut files: Vec<_> = fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
