@@ -93,3 +93,27 @@ pub(crate) fn with_budget<R>(input_len: usize, per_byte: usize, f: impl FnOnce()
     LIMIT.store(usize::MAX, Ordering::Relaxed);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The library's own tests do not install the allocator: only the accounting is tested.
+    #[test]
+    fn the_budget_refuses_growth_past_it_and_ends_with_the_run() {
+        with_budget(10, 4, || {
+            assert!(!CappedAllocator::reserve(BASE_BUDGET + 41));
+            assert!(CappedAllocator::reserve(BASE_BUDGET + 40));
+            assert!(
+                !CappedAllocator::reserve(1),
+                "the budget is for the live heap"
+            );
+            LIVE.fetch_sub(BASE_BUDGET + 40, Ordering::Relaxed);
+        });
+        assert!(
+            CappedAllocator::reserve(usize::MAX / 2),
+            "no limit outside a run"
+        );
+        LIVE.fetch_sub(usize::MAX / 2, Ordering::Relaxed);
+    }
+}
