@@ -47,39 +47,37 @@ fn loader_inputs(data: &[u8]) -> Vec<Vec<u8>> {
     inputs
 }
 
-/// Saving what was loaded gives bytes that load back and save to the same bytes.
-fn assert_round_trip<T>(
-    saved: Vec<u8>,
-    load: impl Fn(&[u8]) -> pecos_core::Result<(T, serde_json::Value)>,
-    save: impl Fn(&T, &serde_json::Value) -> Vec<u8>,
-) -> T {
-    let (back, metadata) = load(&saved).expect("a saved artifact loads back");
-    assert!(
-        save(&back, &metadata) == saved,
-        "save(load(save(x))) differs from save(x)"
-    );
-    back
+type Load<T> = fn(&[u8]) -> pecos_core::Result<(T, serde_json::Value)>;
+type Save<T> = fn(&T, &serde_json::Value) -> Vec<u8>;
+
+/// Runs `load` on the input as given and with a valid checksum; on what it accepts, checks that
+/// saving gives bytes that load back and save to the same bytes, then `check(loaded, reloaded)`.
+fn fuzz_loader<T>(data: &[u8], load: Load<T>, save: Save<T>, check: impl Fn(&T, &T)) -> bool {
+    with_budget(data.len(), LOADER_BYTES_PER_BYTE, || {
+        let mut accepted = false;
+        for bytes in loader_inputs(data) {
+            if let Ok((loaded, metadata)) = load(&bytes) {
+                accepted = true;
+                let saved = save(&loaded, &metadata);
+                let (back, back_metadata) = load(&saved).expect("a saved artifact loads back");
+                assert!(
+                    save(&back, &back_metadata) == saved,
+                    "save(load(save(x))) differs from save(x)"
+                );
+                check(&loaded, &back);
+            }
+        }
+        accepted
+    })
 }
 
 // ---------------------------------------------------------------- model file
 
 /// `io::from_bytes` (the model file, with the cluster chain it stores) on arbitrary bytes.
 pub fn model_file(data: &[u8]) -> bool {
-    with_budget(data.len(), LOADER_BYTES_PER_BYTE, || {
-        let mut accepted = false;
-        for bytes in loader_inputs(data) {
-            if let Ok((model, metadata)) = io::from_bytes(&bytes) {
-                accepted = true;
-                let back = assert_round_trip(
-                    io::to_bytes(&model, &metadata),
-                    io::from_bytes,
-                    io::to_bytes,
-                );
-                assert!(back == model, "the reloaded model differs");
-                check_predictions(&model);
-            }
-        }
-        accepted
+    fuzz_loader(data, io::from_bytes, io::to_bytes, |model, back| {
+        assert!(back == model, "the reloaded model differs");
+        check_predictions(model);
     })
 }
 
@@ -144,26 +142,19 @@ fn check_top_k(top: &TopK, n_labels: usize) {
 
 /// `Vocabulary::from_bytes` (a fitted text featurizer) on arbitrary bytes.
 pub fn vocab_file(data: &[u8]) -> bool {
-    with_budget(data.len(), LOADER_BYTES_PER_BYTE, || {
-        let mut accepted = false;
-        for bytes in loader_inputs(data) {
-            if let Ok((vocab, metadata)) = Vocabulary::from_bytes(&bytes) {
-                accepted = true;
-                let back = assert_round_trip(
-                    vocab.to_bytes(&metadata),
-                    Vocabulary::from_bytes,
-                    |v, meta| v.to_bytes(meta),
-                );
-                let docs = probe_documents(&vocab);
-                let rows = check_transform(&vocab, &docs);
-                assert!(
-                    same_rows(&rows, &check_transform(&back, &docs)),
-                    "the reloaded vocabulary transforms differently"
-                );
-            }
-        }
-        accepted
-    })
+    fuzz_loader(
+        data,
+        Vocabulary::from_bytes,
+        Vocabulary::to_bytes,
+        |vocab, back| {
+            let docs = probe_documents(vocab);
+            let rows = check_transform(vocab, &docs);
+            assert!(
+                same_rows(&rows, &check_transform(back, &docs)),
+                "the reloaded vocabulary transforms differently"
+            );
+        },
+    )
 }
 
 /// Documents that hit the vocabulary: some of its n-grams, alone and joined.
@@ -208,22 +199,15 @@ fn same_rows(a: &CsrMatrix, b: &CsrMatrix) -> bool {
 
 /// `CompletionIndex::from_bytes` (the autocompletion index) on arbitrary bytes.
 pub fn completion_file(data: &[u8]) -> bool {
-    with_budget(data.len(), LOADER_BYTES_PER_BYTE, || {
-        let mut accepted = false;
-        for bytes in loader_inputs(data) {
-            if let Ok((index, metadata)) = CompletionIndex::from_bytes(&bytes) {
-                accepted = true;
-                let back = assert_round_trip(
-                    index.to_bytes(&metadata),
-                    CompletionIndex::from_bytes,
-                    |i, meta| i.to_bytes(meta),
-                );
-                assert!(back == index, "the reloaded index differs");
-                check_completions(&index);
-            }
-        }
-        accepted
-    })
+    fuzz_loader(
+        data,
+        CompletionIndex::from_bytes,
+        CompletionIndex::to_bytes,
+        |index, back| {
+            assert!(back == index, "the reloaded index differs");
+            check_completions(index);
+        },
+    )
 }
 
 /// Top-k answers for prefixes of the stored queries (and a few others): `min(k, len)` distinct
@@ -231,8 +215,7 @@ pub fn completion_file(data: &[u8]) -> bool {
 fn check_completions(index: &CompletionIndex) {
     let mut prefixes: Vec<String> = vec![String::new(), "a".into(), "\u{10ffff}".into()];
     for query in index.queries().take(3) {
-        let mut chars = query.chars();
-        prefixes.push(chars.by_ref().take(1).collect());
+        prefixes.push(query.chars().take(1).collect());
         prefixes.push(
             query
                 .chars()
