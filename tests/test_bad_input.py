@@ -444,6 +444,10 @@ MALFORMED_CSR = {
     "NaN value": (IP, IX, np.array([1, np.nan, 3], np.float32), 2, 10),
     "inf value": (IP, IX, np.array([1, -np.inf, 3], np.float32), 2, 10),
     "too many columns": (IP, IX, DA, 2, 2**40),
+    # Found by fuzzing (fuzz/, csr_parts): a pointer past nnz, then back down to it, and a row
+    # count whose indptr length overflows.
+    "indptr past nnz then back": (np.array([0, 2**40, 3], np.int64), IX, DA, 2, 10),
+    "row count overflows": (np.array([], np.int64), IX[:0], DA[:0], 2**64 - 1, 10),
 }
 
 

@@ -57,8 +57,13 @@ impl<'a> CsrView<'a> {
         indices: &'a [i32],
         data: &'a [f32],
     ) -> Result<Self> {
-        if indptr.len() != n_rows + 1 {
-            return Err(PecosError::shape("indptr length", n_rows + 1, indptr.len()));
+        // n_rows comes from the caller: usize::MAX rows would overflow the expected length.
+        if Some(indptr.len()) != n_rows.checked_add(1) {
+            return Err(PecosError::shape(
+                "indptr length",
+                n_rows.saturating_add(1),
+                indptr.len(),
+            ));
         }
         if indices.len() != data.len() {
             return Err(PecosError::shape("data length", indices.len(), data.len()));
@@ -79,13 +84,15 @@ impl<'a> CsrView<'a> {
                 i32::MAX
             )));
         }
+        // Checked for the whole array before any row is sliced: a pointer past the end may be
+        // followed by a decrease back to nnz (found by fuzzing).
+        if let Some(row) = indptr.windows(2).position(|w| w[1] < w[0]) {
+            return Err(PecosError::InvalidInput(format!(
+                "indptr decreases at row {row}"
+            )));
+        }
         for (row, w) in indptr.windows(2).enumerate() {
-            if w[1] < w[0] {
-                return Err(PecosError::InvalidInput(format!(
-                    "indptr decreases at row {row}"
-                )));
-            }
-            // Bounded by indptr[n_rows] == len, checked above, once monotonicity holds.
+            // Within 0..=len: indptr starts at 0, never decreases and ends at len.
             let cols = &indices[w[0] as usize..w[1] as usize];
             let mut prev = -1i64;
             for &c in cols {
@@ -295,6 +302,10 @@ mod tests {
             CsrView::try_new(2, 3, &[0, 2, 3], &[0, 2, 1], &[1.0, f32::NAN, 3.0]).err(),
             CsrView::try_new(2, 3, &[0, 2, 3], &[0, -1, 1], &[1.0, 2.0, 3.0]).err(),
             CsrView::try_new(2, 3, &[0, 2, 4], &[0, 2, 1], &[1.0, 2.0, 3.0]).err(),
+            // Found by fuzzing (csr_parts): the expected indptr length overflowed.
+            CsrView::try_new(usize::MAX, 3, &[], &[], &[]).err(),
+            // Found by fuzzing: a row pointer past nnz, then a decrease back to it.
+            CsrView::try_new(2, 3, &[0, 1 << 40, 0], &[], &[]).err(),
         ];
         for (i, e) in bad.iter().enumerate() {
             assert!(e.is_some(), "case {i} was accepted");

@@ -357,8 +357,13 @@ impl Artifact for Vocabulary {
         let analyzer = Analyzer::new(header.config.analyzer.clone()).map_err(invalid)?;
         check_kept_count(n).map_err(|_| fail("kept column count out of range"))?;
         let idf = r.f64s(n)?;
-        if idf.iter().any(|x| !x.is_finite() || *x <= 0.0) {
-            return Err(fail("idf values must be finite and positive"));
+        if !idf
+            .iter()
+            .all(|&x| (1.0..=max_idf(header.n_docs)).contains(&x))
+        {
+            return Err(fail(
+                "idf values must lie in [1, 1 + ln(1 + n_docs)], as a fit gives",
+            ));
         }
         let (keys, buckets): (Vec<Vec<u8>>, Option<Vec<u32>>) = match header.config.n_buckets {
             Some(n_buckets) => {
@@ -395,6 +400,14 @@ impl Artifact for Vocabulary {
         };
         Ok((vocab, header.metadata))
     }
+}
+
+/// The largest idf a fit over `n_docs` documents gives: `ln((1 + N) / (1 + df)) + 1` or
+/// `ln(N / df) + 1` with `1 <= df <= N` is at most `1 + ln(1 + N)` (and at least 1). A loaded idf
+/// above it could only make rows that overflow float32 (found by fuzzing); the margin covers
+/// rounding.
+fn max_idf(n_docs: u64) -> f64 {
+    (1.0 + (1.0 + n_docs as f64).ln()) * (1.0 + 1e-12)
 }
 
 /// The bucket number stored in a hashing-mode key.
@@ -546,6 +559,20 @@ mod tests {
                 assert_eq!(rows.indices, again.indices);
                 assert_eq!(rows.data, again.data);
             }
+        }
+    }
+
+    #[test]
+    fn idf_outside_what_a_fit_gives_is_refused() {
+        // Found by fuzzing: an idf of 1e300 loaded, then transformed to infinite values.
+        for bad in [1e300, 0.5, f64::NAN] {
+            let mut v = fit(config(None), &DOCS, 1);
+            v.idf[0] = bad;
+            let err = Vocabulary::from_bytes(&v.to_bytes(&serde_json::Value::Null));
+            assert!(
+                matches!(err, Err(PecosError::Format(m)) if m.contains("idf")),
+                "{bad}"
+            );
         }
     }
 
