@@ -227,7 +227,7 @@ impl Layer {
             .arrays
             .entry_value
             .iter()
-            .chain(&self.arrays.bias_weight)
+            .chain(self.arrays.bias_weight.iter())
             .any(|v| !v.is_finite())
         {
             return bad("non-finite weight");

@@ -106,4 +106,9 @@ impl XLinearModel {
     pub fn nnz(&self) -> usize {
         self.layers.iter().map(Layer::nnz).sum()
     }
+
+    /// Whether the weights are views into a memory-mapped file ([`crate::io::load_mapped`]).
+    pub fn is_memory_mapped(&self) -> bool {
+        self.layers.iter().any(|l| l.arrays().map().is_some())
+    }
 }
