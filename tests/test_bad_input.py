@@ -813,10 +813,25 @@ def test_structurally_invalid_model_with_valid_checksum(rich_blob, layer, name, 
     bad = _patch(rich_blob, layer, name, index, value)
     with pytest.raises(ModelFormatError):
         _pecos_rs.XLinearModel.from_bytes(bad)
-    # A memory-mapped load skips the checksum, not these checks: the kernels never see the damage.
+    # A memory-mapped load checks the layout at once and each chunk at its first use: the damage
+    # is refused at load, or by every use that reads it (a ModelFormatError, never a panic).
     (tmp_path / "bad.bin").write_bytes(bad)
+    try:
+        mapped = _pecos_rs.XLinearModel.load(tmp_path / "bad.bin", mmap=True)
+    except ModelFormatError:
+        return
     with pytest.raises(ModelFormatError):
-        _pecos_rs.XLinearModel.load(tmp_path / "bad.bin", mmap=True)
+        mapped.verify()
+    every_feature = sp.csr_matrix(np.ones((1, 8), np.float32))
+    uses = [lambda: raw_predict(mapped, csr_args(every_feature), beam_size=2, topk=5, post_processor="sigmoid")]
+    uses += [lambda t=t: mapped.layer_weights(t) for t in range(mapped.depth)]
+    refused = 0
+    for use in uses:
+        try:
+            use()
+        except ModelFormatError:
+            refused += 1
+    assert refused > 0, "no use of the damaged chunk noticed it"
 
 
 def test_decreasing_row_pointers(rich_blob):

@@ -1,6 +1,8 @@
-"""Memory-mapped models: `load(path, mmap=True)` against a normal load, `verify()`, files changed
-on disk after mapping, and two processes sharing one mapping. Damaged files refused by a mapped
-load are in test_bad_input.py (truncated, extended, garbage, structurally invalid)."""
+"""Memory-mapped models: `load(path, mmap=True)` against a normal load, loading without reading
+the weights, `verify()`, files changed on disk after mapping, and two processes sharing one
+mapping. Damaged files under a mapped load are in test_bad_input.py (truncated, extended and
+garbage files refused at load; structurally invalid weights refused by every use that reads
+them)."""
 
 from __future__ import annotations
 
@@ -14,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import reference as ref
 from pecos_rs import ModelFormatError, TextXRLinear, XRLinearClassifier
 from pecos_rs import _pecos_rs
+from pecos_rs._sparse import csr_args
 
 TREE = dict(n_splits=2, max_leaf_size=8)
 
@@ -66,6 +70,36 @@ def test_mapped_load_predicts_bit_identically(model, planted, tmp_path, request)
         assert not other.model_.is_memory_mapped
     assert_same_predictions(pickle.loads(pickle.dumps(mapped)), read, planted.X_test)
     assert_same_predictions(mapped.prune(threshold=0.2), read.prune(threshold=0.2), planted.X_test)
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux's /proc/<pid>/smaps")
+def test_a_mapped_load_does_not_read_the_weights(tmp_path):
+    """Loading checks the layout only: most pages of the weights are first touched by predictions."""
+    n_labels, n_features = 20000, 1000
+    W = sp.random(n_labels, n_features + 1, density=0.1, format="csr", random_state=0, dtype=np.float32)
+    model = _pecos_rs.XLinearModel.from_weight_columns([np.zeros(n_labels, np.uint32)], [csr_args(W)],
+                                                       n_features=n_features, bias=1.0)
+    path = (tmp_path / "big.bin").resolve()
+    model.save(path)
+    size_kb = path.stat().st_size // 1024
+    # Out of the page cache first: pages cached by the write may be mapped in large blocks.
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    mapped = _pecos_rs.XLinearModel.load(path, mmap=True)
+    resident_kb = mapping_of(os.getpid(), path)["Rss"]
+    assert size_kb > 10_000 and resident_kb < size_kb / 4, (resident_kb, size_kb)
+    X = sp.random(50, n_features, density=0.5, format="csr", random_state=1, dtype=np.float32)
+    params = _pecos_rs.SearchParams({"beam_size": 1, "topk": 5, "post_processor": "sigmoid"})
+    assert_topk_equal(mapped.predict_topk(csr_args(X), params, n_threads=1),
+                      model.predict_topk(csr_args(X), params, n_threads=1))
+    assert mapping_of(os.getpid(), path)["Rss"] > size_kb / 2
+    mapped.verify()
+
+
+def assert_topk_equal(a, b):
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[1].tobytes() == b[1].tobytes(), "scores differ bitwise"
 
 
 def test_text_model_passes_mmap_through(tmp_path):

@@ -595,9 +595,11 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         """Load an estimator written by :meth:`save`.
 
         With ``mmap=True`` the weights are not read but memory-mapped: loading reads the headers
-        and checks the structure of the weights (which reads them once) without copying them, and
-        the pages are shared by every process that maps the same files. Predictions are
-        identical. The checksums are not checked then; :meth:`verify` checks them. The files must
+        and checks the sizes and the layout of the layers, which takes about the same time for any
+        model size; the weights of each parent are checked when a prediction first reaches them
+        (a damaged one raises ``ModelFormatError`` then), and the pages are shared by every
+        process that maps the same files. Predictions are identical to a normal load's. The
+        checksums are not checked; :meth:`verify` checks them and every weight. The files must
         not be modified in place while mapped (:meth:`save` replaces files instead, so a mapped
         model keeps its weights when the directory is saved over); another program truncating
         them crashes the process at its next read (``SIGBUS``). Files saved before format version
@@ -639,10 +641,10 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         return est
 
     def verify(self):
-        """Check the checksums of the model files a memory-mapped estimator
-        (``load(path, mmap=True)``) reads its weights from, reading them whole; raises
-        ``ModelFormatError`` if one no longer matches. An estimator in memory passes (its files
-        were checked when loaded). Returns self."""
+        """Check the checksums and the structure of the model files a memory-mapped estimator
+        (``load(path, mmap=True)``) reads its weights from, reading them whole, as a normal load
+        does; raises ``ModelFormatError`` if one no longer matches. An estimator in memory passes
+        (it was checked when loaded). Returns self."""
         check_is_fitted(self, "model_")
         for model in self.models_:
             model.verify()

@@ -240,7 +240,8 @@ impl PyXLinearModel {
 
     /// Reads a model written by `save`; raises `ModelFormatError` for a corrupt, truncated or
     /// foreign file. With `mmap`, maps the file instead (`pecos_core::io::load_mapped`): sizes and
-    /// structure are checked, the checksum only by `verify`.
+    /// layout are checked at once, each parent's weights at their first use, the checksum only by
+    /// `verify`.
     #[staticmethod]
     #[pyo3(signature = (path, *, mmap = false))]
     fn load(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<Self> {
@@ -249,9 +250,9 @@ impl PyXLinearModel {
         Ok(PyXLinearModel::new(model, metadata))
     }
 
-    /// Checks the checksum of the file a memory-mapped model reads its weights from (reading the
-    /// whole file, without the GIL); raises `ModelFormatError` if it no longer matches. A model
-    /// in memory passes (its file was checked when read).
+    /// Checks the checksum and every weight of the file a memory-mapped model reads its weights
+    /// from (reading the whole file, without the GIL), as a normal load does; raises
+    /// `ModelFormatError` if it no longer matches. A model in memory passes (checked when made).
     fn verify(&self, py: Python<'_>) -> PyResult<()> {
         core(py.detach(|| io::verify(&self.model)))
     }
@@ -281,7 +282,7 @@ impl PyXLinearModel {
     /// the last row holds the bias weights (PECOS's `W` layout).
     fn layer_weights<'py>(&self, py: Python<'py>, t: usize) -> PyResult<CsrArrays<'py>> {
         let layer = self.layer(t)?;
-        let (indptr, indices, data) = layer.to_csc(self.model.n_features());
+        let (indptr, indices, data) = core(layer.to_csc(self.model.n_features()))?;
         let shape = (self.model.n_features() + 1, layer.chain().n_children());
         Ok(csr_arrays(py, indptr, indices, data, shape))
     }

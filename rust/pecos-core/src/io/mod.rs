@@ -35,9 +35,11 @@ pub fn load(path: &Path) -> Result<(XLinearModel, serde_json::Value)> {
 
 /// Maps a model written by [`save`] into memory instead of reading it: the weight arrays stay
 /// views into the file, whose pages the operating system shares between every process that maps
-/// it and reads only as predictions touch them. The sizes and alignment of every array and the
-/// structure of the layers are checked as by [`load`]; the checksum is not (it would read the
-/// whole file): [`verify`] checks it on demand.
+/// it and reads only as predictions touch them, so that loading takes about the same time for any
+/// size. The sizes and alignment of every array and the layout of the layers are checked at
+/// once; the chunks of weights of each parent at their first use (a prediction reaching an
+/// invalid one fails with [`crate::PecosError::Format`]); the checksum only by [`verify`], which
+/// reads the whole file.
 ///
 /// The file must not be changed in place while mapped: [`save`] never does (it writes a new file
 /// and renames it over the old one, so a mapping keeps reading the old file), but another program
@@ -55,16 +57,21 @@ pub fn load_mapped(path: &Path) -> Result<(XLinearModel, serde_json::Value)> {
 }
 
 /// Checks the checksum of the file a memory-mapped model ([`load_mapped`]) reads its weights
-/// from, reading the whole file. A model in memory passes: [`load`] checked its file's checksum
-/// already, and one built in memory has none.
+/// from, and every chunk of its layers as [`load`] does, reading the whole file. A model in
+/// memory passes: it was checked whole when made.
 ///
 /// # Errors
-/// [`crate::PecosError::Format`] if the file no longer matches its checksum.
+/// [`crate::PecosError::Format`] if the file no longer matches its checksum or a chunk is
+/// invalid.
 pub fn verify(model: &XLinearModel) -> Result<()> {
-    match model.layers().iter().find_map(|l| l.arrays().map()) {
-        Some(map) => model_file::verify_map(map),
-        None => Ok(()),
-    }
+    let Some(map) = model.layers().iter().find_map(|l| l.arrays().map()) else {
+        return Ok(());
+    };
+    model_file::verify_map(map)?;
+    model
+        .layers()
+        .iter()
+        .try_for_each(|layer| layer.validate(model.n_features()))
 }
 
 /// An artifact with a file format of its own (in the envelope) that keeps caller metadata (e.g.

@@ -10,8 +10,9 @@
 //! After the envelope's checks, loading checks every structural invariant of the layers.
 //!
 //! A memory-mapped load ([`from_map`], version 3 only) makes the arrays views into the file
-//! instead of copies and skips the checksum (see [`super::verify`]); the structural checks run
-//! as for any load, over the mapped arrays, so that the kernels never meet an inconsistent layer.
+//! instead of copies, skips the checksum (see [`super::verify`]) and checks the layout of each
+//! layer but not its chunks, which are checked at their first use (`Layer::chunk_skip`), so that
+//! the kernels never meet an inconsistent chunk.
 //!
 //! Version history: 1 stored absolute 64-bit row pointers (`row_ptr u64[n_rows+1]`, no
 //! `chunk_entry_ptr`) and is refused with a message saying so; 2 is the layout above with the
@@ -136,8 +137,8 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(XLinearModel, serde_json::Value)> {
 }
 
 /// As [`from_bytes`] for a mapped file of the current version, whose arrays stay in the file:
-/// the sizes and alignment of every array are checked, and the structure of the layers, but not
-/// the checksum ([`super::verify`] does that on demand).
+/// the sizes and alignment of every array are checked, and the layout of the layers (each chunk
+/// at its first use), but not the checksum ([`super::verify`] does that on demand).
 ///
 /// # Errors
 /// As [`from_bytes`]; also for a file of version 2, whose arrays are not aligned.
@@ -209,7 +210,10 @@ fn decode(
         };
         layers.push(Layer::from_arrays(chain, arrays));
     }
-    let model = XLinearModel::new(header.n_features, header.bias, layers)?;
+    let model = match backing {
+        Backing::Copied => XLinearModel::new(header.n_features, header.bias, layers)?,
+        Backing::Mapped(_) => XLinearModel::new_mapped(header.n_features, header.bias, layers)?,
+    };
     Ok((model, header.metadata))
 }
 

@@ -216,7 +216,7 @@ mod tests {
         let w = CsrView::try_new(3, 4, &indptr, &indices, &data).unwrap();
         let layer = Layer::from_weight_columns(chain.clone(), 3, &w).unwrap();
         layer.validate(3).unwrap();
-        let (p, i, d) = layer.to_csc(3);
+        let (p, i, d) = layer.to_csc(3).unwrap();
         assert_eq!(
             (p.as_slice(), i.as_slice(), d.as_slice()),
             (&indptr[..], &indices[..], &data[..])
