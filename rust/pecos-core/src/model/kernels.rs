@@ -75,7 +75,7 @@ impl Layer {
     ///
     /// # Errors
     /// [`crate::PecosError::Format`] if the chunk of a memory-mapped layer is invalid (see
-    /// [`Layer::chunk_skip`]).
+    /// `Layer::chunk_skip`).
     pub fn score_children(
         &self,
         parent: usize,

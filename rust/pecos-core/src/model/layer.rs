@@ -28,19 +28,22 @@ pub struct Layer {
     /// chunk's search index, every `SKIP`-th feature, so that locating a query feature reads a
     /// small array that stays in cache plus one block of rows, instead of a binary search that
     /// misses the cache at every step on large chunks; or why the chunk is invalid.
-    chunk_index: Box<[OnceLock<std::result::Result<Box<[u32]>, String>>]>,
+    chunk_index: Box<[OnceLock<ChunkCheck>]>,
     /// Derived: per parent, the bias weight all its children share, if they share one (every
     /// label of an exact matcher has bias weight 0); see [`Layer::shared_bias`].
     shared_bias: Vec<Option<f32>>,
 }
 
 /// Layers are equal when their chains and arrays are: the rest is derived from those (and may
-/// be built already or not, see [`Layer::chunk_skip`]).
+/// be built already or not, see `Layer::chunk_skip`).
 impl PartialEq for Layer {
     fn eq(&self, other: &Self) -> bool {
         self.chain == other.chain && self.arrays == other.arrays
     }
 }
+
+/// The outcome of checking a chunk: its search index, or what is wrong with it.
+type ChunkCheck = std::result::Result<Box<[u32]>, String>;
 
 /// Rows per block of the chunk search index (16 u32 features fill one 64-byte cache line).
 pub(super) const SKIP: usize = 16;
@@ -95,7 +98,7 @@ impl Layer {
 
     /// Checks parent `p`'s chunk against every invariant the kernels rely on, and builds its
     /// search index.
-    fn check_chunk(&self, p: usize) -> std::result::Result<Box<[u32]>, String> {
+    fn check_chunk(&self, p: usize) -> ChunkCheck {
         let row_ptr = self.chunk_row_ptr(p);
         let entries = self.chunk_entries(p);
         if row_ptr.first() != Some(&0)
@@ -199,7 +202,7 @@ impl Layer {
     ///
     /// # Errors
     /// [`PecosError::Format`] for an invalid chunk of a memory-mapped layer (see
-    /// [`Layer::chunk_skip`]) or a feature outside `0..n_features`.
+    /// [`crate::io::load_mapped`]) or a feature outside `0..n_features`.
     pub fn to_csc(&self, n_features: usize) -> Result<(Vec<i64>, Vec<i32>, Vec<f32>)> {
         let n_children = self.chain.n_children();
         let mut columns: Vec<ChildWeights> = vec![ChildWeights::default(); n_children];
