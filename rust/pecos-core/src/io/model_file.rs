@@ -129,10 +129,7 @@ impl Backing<'_> {
 /// [`PecosError::Format`] for a foreign, truncated, corrupt or unsupported-version file.
 pub fn from_bytes(bytes: &[u8]) -> Result<(XLinearModel, serde_json::Value)> {
     let file = open(bytes)?;
-    let aligned = file.version() == FORMAT_VERSION;
-    let header: Header = file.header()?;
-    let mut layout = file.layout(aligned)?;
-    header.layers.iter().for_each(|l| l.plan(&mut layout));
+    let (header, layout) = plan(&file, file.version() == FORMAT_VERSION)?;
     decode(header, file.body(&layout)?, &Backing::Copied)
 }
 
@@ -151,14 +148,20 @@ pub(crate) fn from_map(map: &Arc<Mmap>) -> Result<(XLinearModel, serde_json::Val
             file.version()
         )));
     }
-    let header: Header = file.header()?;
-    let mut layout = file.layout(true)?;
-    header.layers.iter().for_each(|l| l.plan(&mut layout));
+    let (header, layout) = plan(&file, true)?;
     decode(
         header,
         file.body_unverified(&layout)?,
         &Backing::Mapped(map),
     )
+}
+
+/// The header of `file` and the layout of the body it describes.
+fn plan(file: &Opened<'_>, aligned: bool) -> Result<(Header, Layout)> {
+    let header: Header = file.header()?;
+    let mut layout = file.layout(aligned)?;
+    header.layers.iter().for_each(|l| l.plan(&mut layout));
+    Ok((header, layout))
 }
 
 /// Checks the checksum of a mapped model file.
@@ -314,6 +317,26 @@ mod tests {
         }
         // Weights and the checksum itself pass the structural checks: only verify sees them.
         assert!(caught_by_verify_only > 4, "{caught_by_verify_only}");
+    }
+
+    #[test]
+    fn a_mapped_load_checks_each_chunk_at_its_first_use() {
+        let good = toy_model();
+        let mut layers = good.layers().to_vec();
+        let mut arrays = layers[1].arrays().clone();
+        arrays.entry_slot.to_mut()[0] = 7; // entry 0 is in parent 0's chunk, of one child
+        layers[1] = Layer::from_arrays(layers[1].chain().clone(), arrays);
+        let bad = XLinearModel { layers, ..good };
+        let bytes = to_bytes(&bad, &serde_json::Value::Null);
+        assert!(from_bytes(&bytes).is_err());
+        let (mapped, _) = from_map(&map_of(&bytes)).unwrap();
+        let layer = &mapped.layers()[1];
+        assert!(layer.chunk_child_weights(1).is_ok());
+        let refused =
+            |r: Result<_>| matches!(r, Err(PecosError::Format(m)) if m.contains("parent 0"));
+        assert!(refused(layer.chunk_child_weights(0).map(|_| ())));
+        assert!(refused(layer.to_csc(3).map(|_| ())));
+        assert!(refused(super::super::verify(&mapped)));
     }
 
     #[test]
