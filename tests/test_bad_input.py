@@ -620,23 +620,25 @@ def saved(fitted, tmp_path):
     return path
 
 
-def test_truncated_model_bin(saved):
+@pytest.mark.parametrize("mmap", [False, True])
+def test_truncated_model_bin(saved, mmap):
     blob = (saved / "model.bin").read_bytes()
     points = sorted({0, 1, 7, 8, 11, 12, 19, 20, 40, len(blob) // 3, len(blob) // 2, len(blob) - 5, len(blob) - 4, len(blob) - 1})
     for n in points:
         (saved / "model.bin").write_bytes(blob[:n])
         with pytest.raises(ModelFormatError):
-            XRLinearClassifier.load(saved)
+            XRLinearClassifier.load(saved, mmap=mmap)
         with pytest.raises(ModelFormatError):
             _pecos_rs.XLinearModel.from_bytes(blob[:n])
 
 
-def test_extended_model_bin(saved):
+@pytest.mark.parametrize("mmap", [False, True])
+def test_extended_model_bin(saved, mmap):
     blob = (saved / "model.bin").read_bytes()
     for extra in (b"\0", b"garbage" * 10, blob):
         (saved / "model.bin").write_bytes(blob + extra)
         with pytest.raises(ModelFormatError):
-            XRLinearClassifier.load(saved)
+            XRLinearClassifier.load(saved, mmap=mmap)
 
 
 def test_every_single_byte_flip_is_detected(raw_model):
@@ -666,8 +668,9 @@ def test_flipped_bytes_in_saved_file(saved):
 )
 def test_garbage_model_bin(saved, content):
     (saved / "model.bin").write_bytes(content)
-    with pytest.raises(ModelFormatError):
-        XRLinearClassifier.load(saved)
+    for mmap in (False, True):
+        with pytest.raises(ModelFormatError):
+            XRLinearClassifier.load(saved, mmap=mmap)
 
 
 def test_model_bin_of_another_model(saved, tmp_path, small):
@@ -810,10 +813,29 @@ def rich_blob():
         (0, "bias_weight", 1, np.nan, "NaN bias weight"),
     ],
 )
-def test_structurally_invalid_model_with_valid_checksum(rich_blob, layer, name, index, value, why):
+def test_structurally_invalid_model_with_valid_checksum(rich_blob, layer, name, index, value, why, tmp_path):
     bad = _patch(rich_blob, layer, name, index, value)
     with pytest.raises(ModelFormatError):
         _pecos_rs.XLinearModel.from_bytes(bad)
+    # A memory-mapped load checks the layout at once and each chunk at its first use: the damage
+    # is refused at load, or by every use that reads it (a ModelFormatError, never a panic).
+    (tmp_path / "bad.bin").write_bytes(bad)
+    try:
+        mapped = _pecos_rs.XLinearModel.load(tmp_path / "bad.bin", mmap=True)
+    except ModelFormatError:
+        return
+    with pytest.raises(ModelFormatError):
+        mapped.verify()
+    every_feature = sp.csr_matrix(np.ones((1, 8), np.float32))
+    uses = [lambda: raw_predict(mapped, csr_args(every_feature), beam_size=2, topk=5, post_processor="sigmoid")]
+    uses += [lambda t=t: mapped.layer_weights(t) for t in range(mapped.depth)]
+    refused = 0
+    for use in uses:
+        try:
+            use()
+        except ModelFormatError:
+            refused += 1
+    assert refused > 0, "no use of the damaged chunk noticed it"
 
 
 def test_decreasing_row_pointers(rich_blob):

@@ -14,6 +14,7 @@ which finds labels for texts unlike any one training text of theirs.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -313,14 +314,15 @@ class TextXRLinear(BaseEstimator):
                        has_centroid_matcher=self.centroid_matcher_ is not None)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path, mmap=False):
         """Load a model written by :meth:`save` (ModelFormatError if corrupt, FileNotFoundError if
-        a file is missing)."""
+        a file is missing); ``mmap=True`` maps the weights as :meth:`XRLinearClassifier.load`
+        does."""
         path = Path(path)
         meta_file = path / _META_FILE
         meta = read_metadata(meta_file, _FORMAT_NAME, _FORMAT_VERSION)
         featurizer = TextFeaturizer.load(path / "featurizer")
-        classifier = XRLinearClassifier.load(path / "classifier")
+        classifier = XRLinearClassifier.load(path / "classifier", mmap=mmap)
         try:
             est = cls(featurizer=clone(featurizer), classifier=clone(classifier), **meta["params"])
             has_matcher = bool(meta["has_matcher"])
@@ -335,8 +337,9 @@ class TextXRLinear(BaseEstimator):
             raise ModelFormatError(f"corrupt {_LABELS_FILE} in {path}: {e}") from e
         est.featurizer_, est.classifier_ = featurizer, classifier
         est.labels_ = labels.astype(object)
-        est.matcher_ = _pecos_rs.XLinearModel.load(str(path / _MATCHER_FILE)) if has_matcher else None
-        est.centroid_matcher_ = _pecos_rs.XLinearModel.load(str(path / _CENTROID_FILE)) if has_centroids else None
+        load_model = functools.partial(_pecos_rs.XLinearModel.load, mmap=bool(mmap))
+        est.matcher_ = load_model(str(path / _MATCHER_FILE)) if has_matcher else None
+        est.centroid_matcher_ = load_model(str(path / _CENTROID_FILE)) if has_centroids else None
         n_features = featurizer.transform([""]).shape[1]
         if (labels.ndim != 1 or len(labels) != classifier.model_.n_labels
                 or classifier.n_features_in_ != n_features

@@ -591,8 +591,19 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
                        n_features_in=int(self.n_features_in_))
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path, mmap=False):
         """Load an estimator written by :meth:`save`.
+
+        With ``mmap=True`` the weights are not read but memory-mapped: loading reads the headers
+        and checks the sizes and the layout of the layers, which takes about the same time for any
+        model size; the weights of each parent are checked when a prediction first reaches them
+        (a damaged one raises ``ModelFormatError`` then), and the pages are shared by every
+        process that maps the same files. Predictions are identical to a normal load's. The
+        checksums are not checked; :meth:`verify` checks them and every weight. The files must
+        not be modified in place while mapped (:meth:`save` replaces files instead, so a mapped
+        model keeps its weights when the directory is saved over); another program truncating
+        them crashes the process at its next read (``SIGBUS``). Files saved before format version
+        3 cannot be mapped (``ModelFormatError``): load them normally and save them again.
 
         Raises
         ------
@@ -621,12 +632,23 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             raise
         except (ValueError, OSError, EOFError) as e:
             raise ModelFormatError(f"corrupt {_CLASSES_FILE} in {path}: {e}") from e
-        models = [_pecos_rs.XLinearModel.load(str(path / _model_file(tree))) for tree in range(est.n_trees)]
+        models = [_pecos_rs.XLinearModel.load(str(path / _model_file(tree)), mmap=bool(mmap))
+                  for tree in range(est.n_trees)]
         for model in models:
             if model.n_labels != len(est.classes_) or model.n_features != est.n_features_in_:
                 raise ModelFormatError(f"the files in {path} do not belong to the same model")
         est._set_models(models)
         return est
+
+    def verify(self):
+        """Check the checksums and the structure of the model files a memory-mapped estimator
+        (``load(path, mmap=True)``) reads its weights from, reading them whole, as a normal load
+        does; raises ``ModelFormatError`` if one no longer matches. An estimator in memory passes
+        (it was checked when loaded). Returns self."""
+        check_is_fitted(self, "model_")
+        for model in self.models_:
+            model.verify()
+        return self
 
     def save_pecos(self, path):
         """Write the fitted model to directory `path` in PECOS's layout, which libpecos's

@@ -91,12 +91,14 @@ fn benches(c: &mut Criterion) {
     let mut i = 0;
     group.bench_function("single query, beam 10", |b| {
         b.iter(|| {
-            searcher.search(
-                model.layers(),
-                model.bias(),
-                &[q.view().row(i % 2_000)],
-                &pp,
-            );
+            searcher
+                .search(
+                    model.layers(),
+                    model.bias(),
+                    &[q.view().row(i % 2_000)],
+                    &pp,
+                )
+                .unwrap();
             i += 1;
             black_box(searcher.results(0).len())
         });

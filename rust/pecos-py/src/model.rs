@@ -239,11 +239,28 @@ impl PyXLinearModel {
     }
 
     /// Reads a model written by `save`; raises `ModelFormatError` for a corrupt, truncated or
-    /// foreign file.
+    /// foreign file. With `mmap`, maps the file instead (`pecos_core::io::load_mapped`): sizes and
+    /// layout are checked at once, each parent's weights at their first use, the checksum only by
+    /// `verify`.
     #[staticmethod]
-    fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let (model, metadata) = core(py.detach(|| io::load(&path)))?;
+    #[pyo3(signature = (path, *, mmap = false))]
+    fn load(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<Self> {
+        let load = if mmap { io::load_mapped } else { io::load };
+        let (model, metadata) = core(py.detach(|| load(&path)))?;
         Ok(PyXLinearModel::new(model, metadata))
+    }
+
+    /// Checks the checksum and every weight of the file a memory-mapped model reads its weights
+    /// from (reading the whole file, without the GIL), as a normal load does; raises
+    /// `ModelFormatError` if it no longer matches. A model in memory passes (checked when made).
+    fn verify(&self, py: Python<'_>) -> PyResult<()> {
+        core(py.detach(|| io::verify(&self.model)))
+    }
+
+    /// Whether the weights are read from a memory-mapped file (`load(path, mmap=True)`).
+    #[getter]
+    fn is_memory_mapped(&self) -> bool {
+        self.model.is_memory_mapped()
     }
 
     /// The model in the file format, as bytes (used for pickling).
@@ -265,7 +282,7 @@ impl PyXLinearModel {
     /// the last row holds the bias weights (PECOS's `W` layout).
     fn layer_weights<'py>(&self, py: Python<'py>, t: usize) -> PyResult<CsrArrays<'py>> {
         let layer = self.layer(t)?;
-        let (indptr, indices, data) = layer.to_csc(self.model.n_features());
+        let (indptr, indices, data) = core(layer.to_csc(self.model.n_features()))?;
         let shape = (self.model.n_features() + 1, layer.chain().n_children());
         Ok(csr_arrays(py, indptr, indices, data, shape))
     }

@@ -106,19 +106,26 @@ impl Searcher {
     /// Runs beam search for each query over `layers`; `self.results(q)` then holds query `q`'s
     /// labels, best first. Query indices must be sorted and inside the model's feature range (both
     /// guaranteed by [`SparseRow`]s coming from a validated [`CsrView`]).
+    ///
+    /// # Errors
+    /// [`PecosError::Format`] if a chunk of a memory-mapped layer that the search reaches is
+    /// invalid (see [`Layer::score_children`]).
     pub fn search(
         &mut self,
         layers: &[Layer],
         bias: f32,
         queries: &[SparseRow<'_>],
         params: &PredictParams,
-    ) {
-        self.search_filtered(layers, bias, queries, params, &Unfiltered);
+    ) -> Result<()> {
+        self.search_filtered(layers, bias, queries, params, &Unfiltered)
     }
 
     /// As [`Searcher::search`], entering only the nodes that `filter` accepts for each query (at
     /// the last layer, the labels it accepts): no beam slot goes to a node it refuses. The
     /// filter is a type parameter, so the unfiltered search pays nothing for it.
+    ///
+    /// # Errors
+    /// As [`Searcher::search`].
     pub fn search_filtered<F: NodeFilter>(
         &mut self,
         layers: &[Layer],
@@ -126,7 +133,7 @@ impl Searcher {
         queries: &[SparseRow<'_>],
         params: &PredictParams,
         filter: &F,
-    ) {
+    ) -> Result<()> {
         let n = queries.len();
         self.beams.resize_with(n.max(self.beams.len()), Vec::new);
         self.candidates
@@ -170,7 +177,7 @@ impl Searcher {
                         queries[*q as usize],
                         bias,
                         &mut self.scratch,
-                    );
+                    )?;
                 } else {
                     group_queries.clear();
                     group_queries.extend(group.iter().map(|&(_, q, _)| queries[q as usize]));
@@ -179,7 +186,7 @@ impl Searcher {
                         &group_queries,
                         bias,
                         &mut self.scratch,
-                    );
+                    )?;
                 }
                 let children = layer.chain().children(parent as usize);
                 // On the last layer, children still at a starting score shared by all of them
@@ -256,6 +263,7 @@ impl Searcher {
                 beam.extend(cands.iter().map(|&(_, c)| c));
             }
         }
+        Ok(())
     }
 
     /// `(label, score)` pairs of query `q` of the last search, best first.
@@ -348,7 +356,7 @@ pub fn predict_batch_filtered<F: NodeFilter + Sync>(
         .par_chunks_mut(k * block_rows)
         .zip(scores.par_chunks_mut(k * block_rows))
         .enumerate()
-        .for_each_init(
+        .try_for_each_init(
             || (Searcher::new(), Vec::with_capacity(block_rows)),
             |(searcher, queries), (block, (lab, sco))| {
                 let first = block * block_rows;
@@ -358,7 +366,7 @@ pub fn predict_batch_filtered<F: NodeFilter + Sync>(
                     inner: filter,
                     first,
                 };
-                searcher.search_filtered(layers, bias, queries, params, &block_filter);
+                searcher.search_filtered(layers, bias, queries, params, &block_filter)?;
                 for (q, (lrow, srow)) in lab.chunks_mut(k).zip(sco.chunks_mut(k)).enumerate() {
                     for ((l, s), (label, score)) in lrow
                         .iter_mut()
@@ -369,8 +377,9 @@ pub fn predict_batch_filtered<F: NodeFilter + Sync>(
                         *s = score;
                     }
                 }
+                Ok::<_, PecosError>(())
             },
-        );
+        )?;
     Ok(TopK { k, labels, scores })
 }
 
@@ -544,7 +553,8 @@ mod tests {
 
     fn search_one(m: &XLinearModel, x: &CsrMatrix, i: usize, p: &PredictParams) -> Vec<(u32, f32)> {
         let mut s = Searcher::new();
-        s.search(m.layers(), m.bias(), &[x.view().row(i)], p);
+        s.search(m.layers(), m.bias(), &[x.view().row(i)], p)
+            .unwrap();
         s.results(0).collect()
     }
 
@@ -760,9 +770,9 @@ mod tests {
             let mut searcher = Searcher::new(); // reused across rows, as the binding does
             let mut whole = Searcher::new();
             let all: Vec<SparseRow<'_>> = (0..xv.n_rows()).map(|i| xv.row(i)).collect();
-            whole.search(m.layers(), 1.0, &all, &p);
+            whole.search(m.layers(), 1.0, &all, &p).unwrap();
             for i in 0..xv.n_rows() {
-                searcher.search(m.layers(), 1.0, &[xv.row(i)], &p);
+                searcher.search(m.layers(), 1.0, &[xv.row(i)], &p).unwrap();
                 let one: Vec<(u32, f32)> = searcher.results(0).collect();
                 assert_eq!(one, whole.results(i).collect::<Vec<_>>(), "{name}, row {i}");
                 let mut labels = vec![-1i64; 7];

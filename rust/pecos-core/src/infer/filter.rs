@@ -172,7 +172,7 @@ mod tests {
         let mut full = Searcher::new();
         let mut filtered = Searcher::new();
         let rows: Vec<_> = (0..x.view().n_rows()).map(|i| x.view().row(i)).collect();
-        full.search(m.layers(), m.bias(), &rows, &wide);
+        full.search(m.layers(), m.bias(), &rows, &wide).unwrap();
         for (lo, hi) in [(0, 20), (3, 9), (17, 20), (6, 7), (5, 5)] {
             let ranges = vec![lo..hi; rows.len()];
             let filter = LabelRangeFilter {
@@ -181,7 +181,9 @@ mod tests {
             };
             for k in [1, 3, 20] {
                 let params = PredictParams { topk: k, ..wide };
-                filtered.search_filtered(m.layers(), m.bias(), &rows, &params, &filter);
+                filtered
+                    .search_filtered(m.layers(), m.bias(), &rows, &params, &filter)
+                    .unwrap();
                 for q in 0..rows.len() {
                     let expected: Vec<_> = full
                         .results(q)
@@ -211,7 +213,8 @@ mod tests {
             ranges: &ranges,
         };
         let mut s = Searcher::new();
-        s.search_filtered(m.layers(), m.bias(), &rows, &params, &filter);
+        s.search_filtered(m.layers(), m.bias(), &rows, &params, &filter)
+            .unwrap();
         for (q, range) in ranges.iter().enumerate() {
             let got: Vec<u32> = s.results(q).map(|(l, _)| l).collect();
             assert_eq!(got, vec![range.start], "query {q}");

@@ -56,12 +56,13 @@ pub fn predict_one_filtered<F: NodeFilter>(
     let mut labels = vec![-1i64; k];
     let mut scores = vec![0f32; k];
     SEARCHER.with_borrow_mut(|s| {
-        s.search_filtered(model.layers(), model.bias(), &[x.row(0)], params, filter);
+        s.search_filtered(model.layers(), model.bias(), &[x.row(0)], params, filter)?;
         for ((l, sc), (label, score)) in labels.iter_mut().zip(scores.iter_mut()).zip(s.results(0))
         {
             *l = i64::from(label);
             *sc = score;
         }
-    });
+        Ok::<_, crate::PecosError>(())
+    })?;
     Ok(TopK { k, labels, scores })
 }

@@ -10,9 +10,12 @@
 //!
 //! Opening checks, in order: the magic, the version (the caller's decision), the header, that the
 //! file is exactly as long as the header's counts say (so a truncated or padded file is refused
-//! before anything is allocated from those counts), then the checksum.
+//! before anything is allocated from those counts), then the checksum. A memory-mapped file skips
+//! the checksum at opening (it would read the whole file) and checks it on demand
+//! ([`verify_checksum`]).
 
 use crate::error::{PecosError, Result};
+use crate::model::storage::Element;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -185,18 +188,41 @@ impl<'a> Opened<'a> {
     /// [`PecosError::Format`] for a file of another size (truncated, padded or a corrupt header)
     /// or a checksum mismatch.
     pub(crate) fn body(&self, layout: &Layout) -> Result<Reader<'a>> {
+        let body = self.body_unverified(layout)?;
+        verify_checksum(self.bytes)?;
+        Ok(body)
+    }
+
+    /// As [`Opened::body`] without the checksum, for a memory-mapped file: every array is in
+    /// bounds, but its contents are not verified.
+    ///
+    /// # Errors
+    /// [`PecosError::Format`] for a file of another size (truncated, padded or a corrupt header).
+    pub(crate) fn body_unverified(&self, layout: &Layout) -> Result<Reader<'a>> {
         let (start, len) = self.header_span()?;
         if layout.end.and_then(|e| e.checked_add(4)) != Some(self.bytes.len()) {
             return Err(corrupt(
                 "file size does not match its header (truncated or corrupt)",
             ));
         }
-        let (payload, crc) = self.bytes.split_at(self.bytes.len() - 4);
-        if crc32fast::hash(payload).to_le_bytes() != crc {
-            return Err(corrupt("checksum mismatch (corrupt file)"));
-        }
+        let payload = &self.bytes[..self.bytes.len() - 4];
         Ok(Reader::new(payload, start + len, layout.aligned))
     }
+}
+
+/// Checks the CRC-32 that ends `bytes` (a whole file) against everything before it.
+///
+/// # Errors
+/// [`PecosError::Format`] for a mismatch or a file too short to hold a checksum.
+pub(crate) fn verify_checksum(bytes: &[u8]) -> Result<()> {
+    let Some(payload_len) = bytes.len().checked_sub(4) else {
+        return Err(corrupt("unexpected end of file"));
+    };
+    let (payload, crc) = bytes.split_at(payload_len);
+    if crc32fast::hash(payload).to_le_bytes() != crc {
+        return Err(corrupt("checksum mismatch (corrupt file)"));
+    }
+    Ok(())
 }
 
 /// The end offset of a body described array by array; `None` once a count overflows.
@@ -239,6 +265,12 @@ impl<'a> Reader<'a> {
 
     /// The next `n` elements of `width` bytes, as raw bytes.
     fn array(&mut self, n: usize, width: usize) -> Result<&'a [u8]> {
+        let span = self.span(n, width)?;
+        Ok(&self.bytes[span])
+    }
+
+    /// The byte offsets of the next `n` elements of `width` bytes (inside the body).
+    pub(crate) fn span(&mut self, n: usize, width: usize) -> Result<std::ops::Range<usize>> {
         let start = if self.aligned {
             self.pos.next_multiple_of(ALIGN)
         } else {
@@ -250,7 +282,17 @@ impl<'a> Reader<'a> {
             .filter(|&e| e <= self.bytes.len())
             .ok_or_else(|| corrupt("unexpected end of file"))?;
         self.pos = end;
-        Ok(&self.bytes[start..end])
+        Ok(start..end)
+    }
+
+    /// The next `n` elements of type `T`, copied out.
+    pub(crate) fn elements<T: Element>(&mut self, n: usize) -> Result<Vec<T>> {
+        let width = size_of::<T>();
+        Ok(self
+            .array(n, width)?
+            .chunks_exact(width)
+            .map(T::from_le_slice)
+            .collect())
     }
 
     fn u32(&mut self) -> Result<u32> {
@@ -267,23 +309,11 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn u32s(&mut self, n: usize) -> Result<Vec<u32>> {
-        Ok(self
-            .array(n, 4)?
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
-    }
-
-    pub(crate) fn f32s(&mut self, n: usize) -> Result<Vec<f32>> {
-        Ok(self.u32s(n)?.into_iter().map(f32::from_bits).collect())
+        self.elements(n)
     }
 
     pub(crate) fn u64s(&mut self, n: usize) -> Result<Vec<u64>> {
-        Ok(self
-            .array(n, 8)?
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-            .collect())
+        self.elements(n)
     }
 
     pub(crate) fn f64s(&mut self, n: usize) -> Result<Vec<f64>> {

@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::model::XLinearModel;
 use std::fs;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Writes the model to `path` (through a temporary file, so a crash never leaves half a model).
 ///
@@ -30,6 +31,47 @@ pub fn save(model: &XLinearModel, metadata: &serde_json::Value, path: &Path) -> 
 /// not a valid model.
 pub fn load(path: &Path) -> Result<(XLinearModel, serde_json::Value)> {
     from_bytes(&fs::read(path)?)
+}
+
+/// Maps a model written by [`save`] into memory instead of reading it: the weight arrays stay
+/// views into the file, whose pages the operating system shares between every process that maps
+/// it and reads only as predictions touch them, so that loading takes about the same time for any
+/// size. The sizes and alignment of every array and the layout of the layers are checked at
+/// once; the chunks of weights of each parent at their first use (a prediction reaching an
+/// invalid one fails with [`crate::PecosError::Format`]); the checksum only by [`verify`], which
+/// reads the whole file.
+///
+/// The file must not be changed in place while mapped: [`save`] never does (it writes a new file
+/// and renames it over the old one, so a mapping keeps reading the old file), but another program
+/// truncating the file makes a later read of the missing pages kill the process (`SIGBUS`).
+///
+/// # Errors
+/// As [`load`]; [`crate::PecosError::Format`] also for a file of format version 2 (its arrays
+/// are not aligned; loading it with [`load`] and saving it again upgrades it).
+pub fn load_mapped(path: &Path) -> Result<(XLinearModel, serde_json::Value)> {
+    let file = fs::File::open(path)?;
+    // SAFETY: the map is read-only and only ever read through bounds-checked typed views
+    // (`storage::Array`); a file changed in place while mapped is outside the contract above.
+    let map = unsafe { memmap2::Mmap::map(&file) }?;
+    model_file::from_map(&Arc::new(map))
+}
+
+/// Checks the checksum of the file a memory-mapped model ([`load_mapped`]) reads its weights
+/// from, and every chunk of its layers as [`load`] does, reading the whole file. A model in
+/// memory passes: it was checked whole when made.
+///
+/// # Errors
+/// [`crate::PecosError::Format`] if the file no longer matches its checksum or a chunk is
+/// invalid.
+pub fn verify(model: &XLinearModel) -> Result<()> {
+    let Some(map) = model.layers().iter().find_map(|l| l.arrays().map()) else {
+        return Ok(());
+    };
+    model_file::verify_map(map)?;
+    model
+        .layers()
+        .iter()
+        .try_for_each(|layer| layer.validate(model.n_features()))
 }
 
 /// An artifact with a file format of its own (in the envelope) that keeps caller metadata (e.g.

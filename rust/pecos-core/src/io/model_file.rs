@@ -9,17 +9,24 @@
 //! ```
 //! After the envelope's checks, loading checks every structural invariant of the layers.
 //!
+//! A memory-mapped load ([`from_map`], version 3 only) makes the arrays views into the file
+//! instead of copies, skips the checksum (see [`super::verify`]) and checks the layout of each
+//! layer but not its chunks, which are checked at their first use (`Layer::chunk_skip`), so that
+//! the kernels never meet an inconsistent chunk.
+//!
 //! Version history: 1 stored absolute 64-bit row pointers (`row_ptr u64[n_rows+1]`, no
 //! `chunk_entry_ptr`) and is refused with a message saying so; 2 is the layout above with the
 //! arrays packed; 3 (current) aligns every array to 8 bytes, so that a memory map can use them in
 //! place. Versions 2 and 3 are read.
 
-use super::envelope::{self, Layout, Writer};
+use super::envelope::{self, Layout, Opened, Reader, Writer};
 use crate::error::{PecosError, Result};
 use crate::index::ChainLayer;
-use crate::model::storage::LayerArrays;
+use crate::model::storage::{Array, Element, LayerArrays};
 use crate::model::{Layer, XLinearModel};
+use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"PECOSRS\0";
 /// The version written; bump when the layout changes.
@@ -97,34 +104,98 @@ fn encode(model: &XLinearModel, metadata: &serde_json::Value, version: u32) -> V
     w.finish()
 }
 
+/// Where the arrays of a loaded model come from.
+enum Backing<'m> {
+    /// Copied out of the file's bytes.
+    Copied,
+    /// Views into the mapped file.
+    Mapped(&'m Arc<Mmap>),
+}
+
+impl Backing<'_> {
+    /// The next `n` elements of `r` as an array of this backing.
+    fn take<T: Element>(&self, r: &mut Reader<'_>, n: usize) -> Result<Array<T>> {
+        match self {
+            Backing::Copied => Ok(r.elements(n)?.into()),
+            Backing::Mapped(map) => Array::mapped(map, r.span(n, size_of::<T>())?),
+        }
+    }
+}
+
 /// Parses bytes written by [`to_bytes`] (or by a build writing version 2), returning the model
 /// and its metadata.
 ///
 /// # Errors
 /// [`PecosError::Format`] for a foreign, truncated, corrupt or unsupported-version file.
 pub fn from_bytes(bytes: &[u8]) -> Result<(XLinearModel, serde_json::Value)> {
-    let file = envelope::open(bytes, MAGIC, "not a pecos_rs model (bad magic bytes)")?;
-    let aligned =
-        match file.version() {
-            1 => return Err(PecosError::Format(
-                "format version 1 (64-bit row pointers) is no longer read by this build, which \
-                 reads versions 2 and 3: re-train the model, or load it with the pecos_rs release \
-                 that saved it"
-                    .into(),
-            )),
-            PACKED_VERSION => false,
-            FORMAT_VERSION => true,
-            v => {
-                return Err(PecosError::Format(format!(
-                    "format version {v} is not supported (this build reads versions \
-                 {PACKED_VERSION} and {FORMAT_VERSION})"
-                )))
-            }
-        };
+    let file = open(bytes)?;
+    let (header, layout) = plan(&file, file.version() == FORMAT_VERSION)?;
+    decode(header, file.body(&layout)?, &Backing::Copied)
+}
+
+/// As [`from_bytes`] for a mapped file of the current version, whose arrays stay in the file:
+/// the sizes and alignment of every array are checked, and the layout of the layers (each chunk
+/// at its first use), but not the checksum ([`super::verify`] does that on demand).
+///
+/// # Errors
+/// As [`from_bytes`]; also for a file of version 2, whose arrays are not aligned.
+pub(crate) fn from_map(map: &Arc<Mmap>) -> Result<(XLinearModel, serde_json::Value)> {
+    let file = open(map)?;
+    if file.version() != FORMAT_VERSION {
+        return Err(PecosError::Format(format!(
+            "format version {} stores its arrays unaligned and cannot be memory-mapped: load it \
+             without mmap and save it again to upgrade it to version {FORMAT_VERSION}",
+            file.version()
+        )));
+    }
+    let (header, layout) = plan(&file, true)?;
+    decode(
+        header,
+        file.body_unverified(&layout)?,
+        &Backing::Mapped(map),
+    )
+}
+
+/// The header of `file` and the layout of the body it describes.
+fn plan(file: &Opened<'_>, aligned: bool) -> Result<(Header, Layout)> {
     let header: Header = file.header()?;
     let mut layout = file.layout(aligned)?;
     header.layers.iter().for_each(|l| l.plan(&mut layout));
-    let mut r = file.body(&layout)?;
+    Ok((header, layout))
+}
+
+/// Checks the checksum of a mapped model file.
+///
+/// # Errors
+/// [`PecosError::Format`] for a mismatch.
+pub(crate) fn verify_map(map: &Mmap) -> Result<()> {
+    envelope::verify_checksum(map)
+}
+
+/// Opens a model file of a version this build reads.
+fn open(bytes: &[u8]) -> Result<Opened<'_>> {
+    let file = envelope::open(bytes, MAGIC, "not a pecos_rs model (bad magic bytes)")?;
+    match file.version() {
+        1 => Err(PecosError::Format(
+            "format version 1 (64-bit row pointers) is no longer read by this build, which \
+                 reads versions 2 and 3: re-train the model, or load it with the pecos_rs release \
+                 that saved it"
+                .into(),
+        )),
+        PACKED_VERSION | FORMAT_VERSION => Ok(file),
+        v => Err(PecosError::Format(format!(
+            "format version {v} is not supported (this build reads versions \
+                 {PACKED_VERSION} and {FORMAT_VERSION})"
+        ))),
+    }
+}
+
+/// The model from its header and body, arrays taken as `backing` says.
+fn decode(
+    header: Header,
+    mut r: Reader<'_>,
+    backing: &Backing<'_>,
+) -> Result<(XLinearModel, serde_json::Value)> {
     let mut layers = Vec::with_capacity(header.layers.len());
     for lh in &header.layers {
         let parent_of = r.u32s(lh.n_children)?;
@@ -132,17 +203,20 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(XLinearModel, serde_json::Value)> {
             .map_err(|e| PecosError::Format(e.to_string()))?;
         // The layout matched the file size, so none of these counts overflows.
         let arrays = LayerArrays {
-            chunk_ptr: r.u64s(lh.n_parents + 1)?,
-            chunk_entry_ptr: r.u64s(lh.n_parents + 1)?,
-            row_feature: r.u32s(lh.n_rows)?,
-            row_ptr: r.u32s(lh.n_rows + lh.n_parents)?,
-            entry_slot: r.u32s(lh.n_entries)?,
-            entry_value: r.f32s(lh.n_entries)?,
-            bias_weight: r.f32s(lh.n_children)?,
+            chunk_ptr: backing.take(&mut r, lh.n_parents + 1)?,
+            chunk_entry_ptr: backing.take(&mut r, lh.n_parents + 1)?,
+            row_feature: backing.take(&mut r, lh.n_rows)?,
+            row_ptr: backing.take(&mut r, lh.n_rows + lh.n_parents)?,
+            entry_slot: backing.take(&mut r, lh.n_entries)?,
+            entry_value: backing.take(&mut r, lh.n_entries)?,
+            bias_weight: backing.take(&mut r, lh.n_children)?,
         };
         layers.push(Layer::from_arrays(chain, arrays));
     }
-    let model = XLinearModel::new(header.n_features, header.bias, layers)?;
+    let model = match backing {
+        Backing::Copied => XLinearModel::new(header.n_features, header.bias, layers)?,
+        Backing::Mapped(_) => XLinearModel::new_mapped(header.n_features, header.bias, layers)?,
+    };
     Ok((model, header.metadata))
 }
 
@@ -150,6 +224,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(XLinearModel, serde_json::Value)> {
 mod tests {
     use super::*;
     use crate::index::ClusterChain;
+    use crate::model::storage::tests::map_of;
     use crate::model::ChildWeights;
 
     fn toy_model() -> XLinearModel {
@@ -222,6 +297,67 @@ mod tests {
         assert_eq!(
             &bytes[start + 8..start + 24],
             &[[0u8; 8], 2u64.to_le_bytes()].concat()[..]
+        );
+    }
+
+    #[test]
+    fn a_mapped_load_equals_a_read_load() {
+        let meta = serde_json::json!({"k": 1});
+        let bytes = to_bytes(&toy_model(), &meta);
+        let map = map_of(&bytes);
+        let (mapped, meta_back) = from_map(&map).unwrap();
+        assert_eq!((&mapped, &meta_back), (&toy_model(), &meta));
+        assert!(mapped.is_memory_mapped() && !toy_model().is_memory_mapped());
+        assert!(verify_map(&map).is_ok());
+        // Saving a mapped model writes the same file.
+        assert_eq!(to_bytes(&mapped, &meta), bytes);
+    }
+
+    #[test]
+    fn a_mapped_load_refuses_damage_or_leaves_it_to_verify() {
+        let bytes = to_bytes(&toy_model(), &serde_json::Value::Null);
+        for n in 0..bytes.len() {
+            assert!(from_map(&map_of(&bytes[..n])).is_err(), "truncated at {n}");
+        }
+        let mut caught_by_verify_only = 0;
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x5a;
+            let map = map_of(&b);
+            if from_map(&map).is_ok() {
+                assert!(verify_map(&map).is_err(), "flipped byte {i} went unnoticed");
+                caught_by_verify_only += 1;
+            }
+        }
+        // Weights and the checksum itself pass the structural checks: only verify sees them.
+        assert!(caught_by_verify_only > 4, "{caught_by_verify_only}");
+    }
+
+    #[test]
+    fn a_mapped_load_checks_each_chunk_at_its_first_use() {
+        let good = toy_model();
+        let mut layers = good.layers().to_vec();
+        let mut arrays = layers[1].arrays().clone();
+        arrays.entry_slot.to_mut()[0] = 7; // entry 0 is in parent 0's chunk, of one child
+        layers[1] = Layer::from_arrays(layers[1].chain().clone(), arrays);
+        let bad = XLinearModel { layers, ..good };
+        let bytes = to_bytes(&bad, &serde_json::Value::Null);
+        assert!(from_bytes(&bytes).is_err());
+        let (mapped, _) = from_map(&map_of(&bytes)).unwrap();
+        let layer = &mapped.layers()[1];
+        assert!(layer.chunk_child_weights(1).is_ok());
+        let refused =
+            |r: Result<_>| matches!(r, Err(PecosError::Format(m)) if m.contains("parent 0"));
+        assert!(refused(layer.chunk_child_weights(0).map(|_| ())));
+        assert!(refused(layer.to_csc(3).map(|_| ())));
+        assert!(refused(super::super::verify(&mapped)));
+    }
+
+    #[test]
+    fn version_2_cannot_be_mapped() {
+        let v2 = version_2_bytes(&toy_model(), &serde_json::Value::Null);
+        assert!(
+            matches!(from_map(&map_of(&v2)), Err(PecosError::Format(m)) if m.contains("version 2") && m.contains("save it again"))
         );
     }
 

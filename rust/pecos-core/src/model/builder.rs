@@ -85,22 +85,16 @@ pub struct LayerBuilder {
 impl LayerBuilder {
     pub fn new(chain: ChainLayer) -> Self {
         let arrays = LayerArrays {
-            chunk_ptr: Vec::with_capacity(chain.n_parents() + 1),
-            chunk_entry_ptr: Vec::with_capacity(chain.n_parents() + 1),
-            row_feature: Vec::new(),
-            row_ptr: Vec::new(),
-            entry_slot: Vec::new(),
-            entry_value: Vec::new(),
-            bias_weight: vec![0f32; chain.n_children()],
+            chunk_ptr: vec![0].into(),
+            chunk_entry_ptr: vec![0].into(),
+            bias_weight: vec![0f32; chain.n_children()].into(),
+            ..LayerArrays::default()
         };
-        let mut builder = LayerBuilder {
+        LayerBuilder {
             chain,
             arrays,
             triples: Vec::new(),
-        };
-        builder.arrays.chunk_ptr.push(0);
-        builder.arrays.chunk_entry_ptr.push(0);
-        builder
+        }
     }
 
     /// Number of chunks added so far: the next one belongs to this parent.
@@ -134,8 +128,9 @@ impl LayerBuilder {
         let a = &mut self.arrays;
         let triples = &mut self.triples;
         triples.clear();
+        let bias_weight = a.bias_weight.to_mut();
         for (slot, (cw, &child)) in weights.iter().zip(children).enumerate() {
-            a.bias_weight[child as usize] = cw.bias;
+            bias_weight[child as usize] = cw.bias;
             triples.extend(
                 cw.features
                     .iter()
@@ -151,22 +146,24 @@ impl LayerBuilder {
             )));
         }
         triples.sort_unstable_by_key(|&(f, slot, _)| (f, slot));
-        a.row_ptr.push(0);
+        let (row_ptr, row_feature) = (a.row_ptr.to_mut(), a.row_feature.to_mut());
+        let (entry_slot, entry_value) = (a.entry_slot.to_mut(), a.entry_value.to_mut());
+        row_ptr.push(0);
         for (i, &(f, slot, v)) in triples.iter().enumerate() {
             if i > 0 && triples[i - 1].0 != f {
-                a.row_ptr.push(i as u32);
+                row_ptr.push(i as u32);
             }
             if i == 0 || triples[i - 1].0 != f {
-                a.row_feature.push(f);
+                row_feature.push(f);
             }
-            a.entry_slot.push(slot);
-            a.entry_value.push(v);
+            entry_slot.push(slot);
+            entry_value.push(v);
         }
         if !triples.is_empty() {
-            a.row_ptr.push(triples.len() as u32);
+            row_ptr.push(triples.len() as u32);
         }
-        a.chunk_ptr.push(a.row_feature.len() as u64);
-        a.chunk_entry_ptr.push(a.entry_slot.len() as u64);
+        a.chunk_ptr.to_mut().push(row_feature.len() as u64);
+        a.chunk_entry_ptr.to_mut().push(entry_slot.len() as u64);
         Ok(())
     }
 
@@ -219,7 +216,7 @@ mod tests {
         let w = CsrView::try_new(3, 4, &indptr, &indices, &data).unwrap();
         let layer = Layer::from_weight_columns(chain.clone(), 3, &w).unwrap();
         layer.validate(3).unwrap();
-        let (p, i, d) = layer.to_csc(3);
+        let (p, i, d) = layer.to_csc(3).unwrap();
         assert_eq!(
             (p.as_slice(), i.as_slice(), d.as_slice()),
             (&indptr[..], &indices[..], &data[..])

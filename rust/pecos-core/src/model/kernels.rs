@@ -6,6 +6,7 @@
 //! `#children`.
 
 use super::layer::{Layer, SKIP};
+use crate::error::Result;
 use crate::sparse::SparseRow;
 
 /// Reusable buffers of [`Layer::score_children`].
@@ -52,12 +53,15 @@ impl Layer {
     }
 
     /// A cursor locating increasing features among the rows of `parent`'s chunk.
-    fn row_cursor(&self, parent: usize) -> RowCursor<'_> {
-        RowCursor {
+    ///
+    /// # Errors
+    /// As [`Layer::chunk_skip`].
+    fn row_cursor(&self, parent: usize) -> Result<RowCursor<'_>> {
+        Ok(RowCursor {
+            skip: self.chunk_skip(parent)?,
             rows: &self.arrays.row_feature[self.chunk_rows(parent)],
-            skip: &self.skip[self.skip_ptr[parent]..self.skip_ptr[parent + 1]],
             next_block: 0,
-        }
+        })
     }
 
     /// Raw scores `w_c · x + bias * b_c` of every child `c` of `parent`, written to
@@ -68,23 +72,27 @@ impl Layer {
     /// one feature after the other they cost a full memory latency each. Done in three passes over
     /// all of the query's features instead (locate every row, then read every range, then every
     /// entry list), the misses of one pass are independent of each other and overlap.
+    ///
+    /// # Errors
+    /// [`crate::PecosError::Format`] if the chunk of a memory-mapped layer is invalid (see
+    /// `Layer::chunk_skip`).
     pub fn score_children(
         &self,
         parent: usize,
         query: SparseRow<'_>,
         bias: f32,
         scratch: &mut ScoreScratch,
-    ) {
+    ) -> Result<()> {
         let ScoreScratch {
             scores,
             hits,
             spans,
             ..
         } = scratch;
+        let mut rows = self.row_cursor(parent)?;
         self.init_scores(parent, 1, bias, scores);
         // Pass 1: the chunk row of every query feature present in the chunk.
         hits.clear();
-        let mut rows = self.row_cursor(parent);
         for (&f, &xv) in query.indices.iter().zip(query.data) {
             if let Some((k, found)) = rows.seek(f as u32) {
                 hits.push((k, if found { xv } else { 0.0 }));
@@ -109,6 +117,7 @@ impl Layer {
                 scores[slot as usize] += xv * w;
             }
         }
+        Ok(())
     }
 
     /// Raw scores of every child of `parent` for each of several `queries` at once:
@@ -119,13 +128,16 @@ impl Layer {
     /// that share its feature (queries reaching the same parent tend to share many). Every score
     /// receives its terms in the same order as in [`Layer::score_children`], so both give
     /// identical results.
+    ///
+    /// # Errors
+    /// As [`Layer::score_children`].
     pub fn score_children_many(
         &self,
         parent: usize,
         queries: &[SparseRow<'_>],
         bias: f32,
         scratch: &mut ScoreScratch,
-    ) {
+    ) -> Result<()> {
         let ScoreScratch {
             scores,
             merged,
@@ -133,6 +145,7 @@ impl Layer {
             runs,
             ..
         } = scratch;
+        let mut rows = self.row_cursor(parent)?;
         let n = self.chain.children(parent).len();
         self.init_scores(parent, queries.len(), bias, scores);
         merged.clear();
@@ -154,7 +167,6 @@ impl Layer {
         );
         // Pass 1: the chunk row of each distinct feature, with its run of (query, value) items.
         runs.clear();
-        let mut rows = self.row_cursor(parent);
         let mut run_start = 0;
         while let Some(&(key, _)) = merged.get(run_start) {
             let f = (key >> 32) as u32;
@@ -180,6 +192,7 @@ impl Layer {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -270,9 +283,9 @@ mod tests {
             data: &[1.0, 0.5, 2.0],
         };
         let mut scratch = ScoreScratch::default();
-        layer.score_children(0, q, 1.0, &mut scratch);
+        layer.score_children(0, q, 1.0, &mut scratch).unwrap();
         assert_eq!(scratch.scores(), [1.0 + 4.0 + 0.5, -2.0]);
-        layer.score_children(1, q, 1.0, &mut scratch);
+        layer.score_children(1, q, 1.0, &mut scratch).unwrap();
         assert_eq!(scratch.scores(), [2.0 - 1.0]);
     }
 
@@ -313,7 +326,7 @@ mod tests {
         let mut scratch = ScoreScratch::default();
         let mut one_by_one = Vec::new();
         for (row, (idx, val)) in rows.iter().zip(&queries) {
-            layer.score_children(0, *row, 0.5, &mut scratch);
+            layer.score_children(0, *row, 0.5, &mut scratch).unwrap();
             let out = scratch.scores();
             for (c, w) in dense.iter().enumerate() {
                 let dot: f32 = idx.iter().zip(val).map(|(&f, &v)| w[f as usize] * v).sum();
@@ -323,7 +336,9 @@ mod tests {
             one_by_one.extend_from_slice(out);
         }
         // Scoring the queries together gives bit-identical scores (same order of additions).
-        layer.score_children_many(0, &rows, 0.5, &mut scratch);
+        layer
+            .score_children_many(0, &rows, 0.5, &mut scratch)
+            .unwrap();
         assert_eq!(scratch.scores(), one_by_one);
     }
 

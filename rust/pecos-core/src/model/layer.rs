@@ -4,6 +4,7 @@
 use super::storage::LayerArrays;
 use crate::error::{PecosError, Result};
 use crate::index::ChainLayer;
+use std::sync::OnceLock;
 
 /// The learned weights of one child: sorted feature ids, their weights, and the bias weight.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -19,20 +20,30 @@ pub struct ChildWeights {
 /// `BINARY_SEARCH_CHUNKED` (spec 2.2): a chunk lists only the features that have a nonzero weight
 /// for at least one of its children (sorted), and for each such feature the (child slot, weight)
 /// entries; see `LayerArrays` for the arrays.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Layer {
     pub(super) chain: ChainLayer,
     pub(super) arrays: LayerArrays,
-    /// Derived search index (not stored in files): every `SKIP`-th feature of each chunk, so that
-    /// locating a query feature reads a small array that stays in cache plus one block of rows,
-    /// instead of a binary search that misses the cache at every step on large chunks.
-    pub(super) skip: Vec<u32>,
-    /// Entries of chunk `p` in `skip` are `skip_ptr[p]..skip_ptr[p + 1]`.
-    pub(super) skip_ptr: Vec<usize>,
+    /// Derived, per parent, once its chunk has been checked (see [`Layer::chunk_skip`]): the
+    /// chunk's search index, every `SKIP`-th feature, so that locating a query feature reads a
+    /// small array that stays in cache plus one block of rows, instead of a binary search that
+    /// misses the cache at every step on large chunks; or why the chunk is invalid.
+    chunk_index: Box<[OnceLock<ChunkCheck>]>,
     /// Derived: per parent, the bias weight all its children share, if they share one (every
     /// label of an exact matcher has bias weight 0); see [`Layer::shared_bias`].
     shared_bias: Vec<Option<f32>>,
 }
+
+/// Layers are equal when their chains and arrays are: the rest is derived from those (and may
+/// be built already or not, see `Layer::chunk_skip`).
+impl PartialEq for Layer {
+    fn eq(&self, other: &Self) -> bool {
+        self.chain == other.chain && self.arrays == other.arrays
+    }
+}
+
+/// The outcome of checking a chunk: its search index, or what is wrong with it.
+type ChunkCheck = std::result::Result<Box<[u32]>, String>;
 
 /// Rows per block of the chunk search index (16 u32 features fill one 64-byte cache line).
 pub(super) const SKIP: usize = 16;
@@ -51,31 +62,69 @@ fn shared_value(chain: &ChainLayer, per_child: &[f32], parent: usize) -> Option<
 }
 
 impl Layer {
-    /// Assembles a layer from its stored arrays and builds the derived search index. The arrays
-    /// are not checked here; see [`Layer::validate`].
+    /// Assembles a layer from its stored arrays. The arrays are not checked here; see
+    /// [`Layer::validate`] and [`Layer::validate_layout`].
     pub(crate) fn from_arrays(chain: ChainLayer, arrays: LayerArrays) -> Self {
-        let mut skip = Vec::with_capacity(arrays.n_rows() / SKIP + arrays.chunk_ptr.len());
-        let mut skip_ptr = Vec::with_capacity(arrays.chunk_ptr.len());
-        skip_ptr.push(0);
-        for w in arrays.chunk_ptr.windows(2) {
-            // Out-of-range pointers (a corrupt file) give an empty index; validate() reports them.
-            let rows = arrays
-                .row_feature
-                .get(w[0] as usize..w[1] as usize)
-                .unwrap_or(&[]);
-            skip.extend(rows.iter().step_by(SKIP));
-            skip_ptr.push(skip.len());
-        }
         let shared_bias = (0..chain.n_parents())
             .map(|p| shared_value(&chain, &arrays.bias_weight, p))
             .collect();
         Layer {
+            chunk_index: (0..chain.n_parents()).map(|_| OnceLock::new()).collect(),
             chain,
             arrays,
-            skip,
-            skip_ptr,
             shared_bias,
         }
+    }
+
+    /// The search index of parent `p`'s chunk, checking the chunk first if this is its first use
+    /// (a memory-mapped layer is checked chunk by chunk as predictions reach them; any other
+    /// layer was checked whole by [`Layer::validate`] when its model was made). The layer's
+    /// layout passed [`Layer::validate_layout`] (every layer of a model did).
+    ///
+    /// # Errors
+    /// [`PecosError::Format`] if `p` is not a parent or its chunk is invalid.
+    pub(super) fn chunk_skip(&self, p: usize) -> Result<&[u32]> {
+        let index = self
+            .chunk_index
+            .get(p)
+            .ok_or_else(|| PecosError::Format(format!("layer weights: no parent {p}")))?;
+        match index.get_or_init(|| self.check_chunk(p)) {
+            Ok(skip) => Ok(skip),
+            Err(what) => Err(PecosError::Format(format!(
+                "layer weights: {what} (chunk of parent {p})"
+            ))),
+        }
+    }
+
+    /// Checks parent `p`'s chunk against every invariant the kernels rely on, and builds its
+    /// search index.
+    fn check_chunk(&self, p: usize) -> ChunkCheck {
+        let row_ptr = self.chunk_row_ptr(p);
+        let entries = self.chunk_entries(p);
+        if row_ptr.first() != Some(&0)
+            || row_ptr.last().map(|&e| e as usize) != Some(entries.len())
+            || row_ptr.windows(2).any(|w| w[1] < w[0])
+        {
+            return Err("row pointers are inconsistent".into());
+        }
+        let rows = &self.arrays.row_feature[self.chunk_rows(p)];
+        if rows.windows(2).any(|w| w[1] <= w[0]) {
+            return Err("chunk features are unsorted".into());
+        }
+        let n_slots = self.chain.children(p).len() as u32;
+        if self.arrays.entry_slot[entries.clone()]
+            .iter()
+            .any(|&s| s >= n_slots)
+        {
+            return Err("entry refers to a child outside its parent".into());
+        }
+        if self.arrays.entry_value[entries]
+            .iter()
+            .any(|v| !v.is_finite())
+        {
+            return Err("non-finite weight".into());
+        }
+        Ok(rows.iter().step_by(SKIP).copied().collect())
     }
 
     /// The bias weight shared (bit for bit) by every child of parent `p`, if they share one: a
@@ -122,7 +171,11 @@ impl Layer {
 
     /// The weights of parent `p`'s children (`p < chain().n_parents()`), in slot order, each
     /// child's features increasing: the inverse of `LayerBuilder::push_chunk`.
-    pub(crate) fn chunk_child_weights(&self, p: usize) -> Vec<ChildWeights> {
+    ///
+    /// # Errors
+    /// As [`Layer::chunk_skip`].
+    pub(crate) fn chunk_child_weights(&self, p: usize) -> Result<Vec<ChildWeights>> {
+        self.chunk_skip(p)?;
         let children = self.chain.children(p);
         let mut weights: Vec<ChildWeights> = children
             .iter()
@@ -141,17 +194,26 @@ impl Layer {
                 cw.values.push(self.arrays.entry_value[e]);
             }
         }
-        weights
+        Ok(weights)
     }
 
     /// The weights as a CSC matrix of shape `(n_features + 1) x n_children` (PECOS's `W`; the last
     /// row holds the bias weights): `(indptr, indices, data)`.
-    pub fn to_csc(&self, n_features: usize) -> (Vec<i64>, Vec<i32>, Vec<f32>) {
+    ///
+    /// # Errors
+    /// [`PecosError::Format`] for an invalid chunk of a memory-mapped layer (see
+    /// [`crate::io::load_mapped`]) or a feature outside `0..n_features`.
+    pub fn to_csc(&self, n_features: usize) -> Result<(Vec<i64>, Vec<i32>, Vec<f32>)> {
         let n_children = self.chain.n_children();
         let mut columns: Vec<ChildWeights> = vec![ChildWeights::default(); n_children];
         for p in 0..self.chain.n_parents() {
             let children = self.chain.children(p);
-            for (&child, cw) in children.iter().zip(self.chunk_child_weights(p)) {
+            for (&child, cw) in children.iter().zip(self.chunk_child_weights(p)?) {
+                if cw.features.iter().any(|&f| f as usize >= n_features) {
+                    return Err(PecosError::Format(
+                        "layer weights: chunk features are out of range".into(),
+                    ));
+                }
                 columns[child as usize] = cw;
             }
         }
@@ -168,14 +230,42 @@ impl Layer {
             }
             indptr.push(indices.len() as i64);
         }
-        (indptr, indices, data)
+        Ok((indptr, indices, data))
     }
 
-    /// Checks every structural invariant the scoring kernel relies on (used after loading a file).
+    /// Checks every structural invariant the scoring kernel relies on, reading every array
+    /// (used after reading a file, and for every model made in memory).
     ///
     /// # Errors
     /// [`PecosError::Format`] naming the first violated invariant.
     pub fn validate(&self, n_features: usize) -> Result<()> {
+        self.validate_layout()?;
+        for p in 0..self.chain.n_parents() {
+            self.chunk_skip(p)?;
+        }
+        if self
+            .arrays
+            .row_feature
+            .iter()
+            .any(|&f| f as usize >= n_features)
+        {
+            return Err(PecosError::Format(
+                "layer weights: chunk features are out of range".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The checks of [`Layer::validate`] that do not read the chunks: the lengths of the arrays,
+    /// the chunk pointers and the bias weights. A memory-mapped layer passes these at load and
+    /// the checks of each chunk at its first use ([`Layer::chunk_skip`]), so that loading does
+    /// not read every weight. Its features are checked against the model's number of features
+    /// only when exported ([`Layer::to_csc`]): when scoring, a feature outside that range is never
+    /// met (the queries' features are inside it).
+    ///
+    /// # Errors
+    /// [`PecosError::Format`] naming the first violated invariant.
+    pub(crate) fn validate_layout(&self) -> Result<()> {
         let bad = |what: &str| Err(PecosError::Format(format!("layer weights: {what}")));
         let n_rows = self.arrays.row_feature.len();
         if self.arrays.chunk_ptr.len() != self.chain.n_parents() + 1
@@ -200,36 +290,7 @@ impl Layer {
         if self.arrays.bias_weight.len() != self.chain.n_children() {
             return bad("bias vector has the wrong length");
         }
-        for p in 0..self.chain.n_parents() {
-            let row_ptr = self.chunk_row_ptr(p);
-            let entries = self.chunk_entries(p);
-            if row_ptr.first() != Some(&0)
-                || row_ptr.last().map(|&e| e as usize) != Some(entries.len())
-                || row_ptr.windows(2).any(|w| w[1] < w[0])
-            {
-                return bad("row pointers are inconsistent");
-            }
-            let rows = &self.arrays.row_feature[self.chunk_rows(p)];
-            if rows.windows(2).any(|w| w[1] <= w[0])
-                || rows.iter().any(|&f| f as usize >= n_features)
-            {
-                return bad("chunk features are unsorted or out of range");
-            }
-            let n_slots = self.chain.children(p).len() as u32;
-            if self.arrays.entry_slot[entries]
-                .iter()
-                .any(|&s| s >= n_slots)
-            {
-                return bad("entry refers to a child outside its parent");
-            }
-        }
-        if self
-            .arrays
-            .entry_value
-            .iter()
-            .chain(&self.arrays.bias_weight)
-            .any(|v| !v.is_finite())
-        {
+        if self.arrays.bias_weight.iter().any(|v| !v.is_finite()) {
             return bad("non-finite weight");
         }
         Ok(())
@@ -277,14 +338,14 @@ pub(super) mod tests {
         let layer = toy_layer();
         let chain = layer.chain().clone();
         let weights: Vec<ChildWeights> = (0..chain.n_parents())
-            .flat_map(|p| layer.chunk_child_weights(p))
+            .flat_map(|p| layer.chunk_child_weights(p).unwrap())
             .collect();
         assert_eq!(Layer::from_child_weights(chain, &weights).unwrap(), layer);
     }
 
     #[test]
     fn csc_export_places_bias_last() {
-        let (indptr, indices, data) = toy_layer().to_csc(4);
+        let (indptr, indices, data) = toy_layer().to_csc(4).unwrap();
         assert_eq!(indptr, vec![0, 3, 5, 6]);
         assert_eq!(indices, vec![0, 3, 4, 1, 4, 3]);
         assert_eq!(data, vec![1.0, 2.0, 0.5, 4.0, -1.0, -1.0]);

@@ -32,6 +32,27 @@ impl XLinearModel {
     /// # Errors
     /// [`PecosError::Format`] if the layers do not form a chain from a single root.
     pub fn new(n_features: usize, bias: f32, layers: Vec<Layer>) -> Result<Self> {
+        Self::assemble(n_features, bias, layers, Layer::validate)
+    }
+
+    /// As [`XLinearModel::new`] for the layers of a memory-mapped file, of which only the layout
+    /// is checked now ([`Layer::validate_layout`]: reading no chunk, so that loading takes the
+    /// same time for any size) and each chunk at its first use.
+    ///
+    /// # Errors
+    /// As [`XLinearModel::new`].
+    pub(crate) fn new_mapped(n_features: usize, bias: f32, layers: Vec<Layer>) -> Result<Self> {
+        Self::assemble(n_features, bias, layers, |layer, _| layer.validate_layout())
+    }
+
+    /// The model, once the layers form a chain from a single root and each passes `check`
+    /// (given the number of features).
+    fn assemble(
+        n_features: usize,
+        bias: f32,
+        layers: Vec<Layer>,
+        check: impl Fn(&Layer, usize) -> Result<()>,
+    ) -> Result<Self> {
         if layers.is_empty() {
             return Err(PecosError::Format(
                 "a model needs at least one layer".into(),
@@ -45,7 +66,7 @@ impl XLinearModel {
                     layer.chain.n_parents()
                 )));
             }
-            layer.validate(n_features)?;
+            check(layer, n_features)?;
             n_parents = layer.chain.n_children();
         }
         if !bias.is_finite() {
@@ -105,5 +126,10 @@ impl XLinearModel {
 
     pub fn nnz(&self) -> usize {
         self.layers.iter().map(Layer::nnz).sum()
+    }
+
+    /// Whether the weights are views into a memory-mapped file ([`crate::io::load_mapped`]).
+    pub fn is_memory_mapped(&self) -> bool {
+        self.layers.iter().any(|l| l.arrays().map().is_some())
     }
 }

@@ -433,7 +433,7 @@ mod tests {
             .layers()
             .iter()
             .map(|layer| {
-                let (indptr, indices, data) = layer.to_csc(model.n_features());
+                let (indptr, indices, data) = layer.to_csc(model.n_features()).unwrap();
                 let mut dense = vec![0f32; n_rows * (indptr.len() - 1)];
                 for c in 0..indptr.len() - 1 {
                     for e in indptr[c] as usize..indptr[c + 1] as usize {

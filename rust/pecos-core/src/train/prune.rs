@@ -109,16 +109,20 @@ impl Pruning {
     /// Prunes every scorer of `layer`, rebuilding its chunks.
     fn apply_to_layer(&self, layer: &Layer) -> Result<Layer> {
         let chain = layer.chain();
-        let weights: Vec<ChildWeights> = (0..chain.n_parents())
+        let per_parent: Vec<Vec<ChildWeights>> = (0..chain.n_parents())
             .into_par_iter()
-            .flat_map_iter(|p| {
-                layer.chunk_child_weights(p).into_iter().map(|cw| {
-                    let pairs = cw.features.iter().copied().zip(cw.values.iter().copied());
-                    self.apply(pairs, cw.bias)
-                })
+            .map(|p| {
+                Ok(layer
+                    .chunk_child_weights(p)?
+                    .into_iter()
+                    .map(|cw| {
+                        let pairs = cw.features.iter().copied().zip(cw.values.iter().copied());
+                        self.apply(pairs, cw.bias)
+                    })
+                    .collect())
             })
-            .collect();
-        Layer::from_child_weights(chain.clone(), &weights)
+            .collect::<Result<_>>()?;
+        Layer::from_child_weights(chain.clone(), &per_parent.concat())
     }
 }
 
