@@ -487,7 +487,9 @@ fn check_as_weight_columns(w: &CsrView) {
         // Refused only for what a layer cannot hold, which a valid CSR never is.
         panic!("valid weight columns refused");
     };
-    let (indptr, indices, data) = model.layers()[0].to_csc(n_features);
+    let (indptr, indices, data) = model.layers()[0]
+        .to_csc(n_features)
+        .expect("a layer built in memory exports");
     let nonzero: Vec<Vec<(usize, f32)>> = (0..w.n_rows())
         .map(|i| w.row(i).iter().filter(|&(_, v)| v != 0.0).collect())
         .collect();
