@@ -1,7 +1,10 @@
 """Stateful API tests: hypothesis drives sequences of fit / set_params / predict / save / load /
 pickle / prune on the public estimators, and after every step the estimator must answer exactly
 as a fresh one fitted with the same parameters on the same data (the model's state is only what
-its parameters and its fit made of it)."""
+its parameters and its fit made of it). The estimators: XRLinearClassifier, TextXRLinear,
+SessionAutocompleter and TextFeaturizer; the indexers (HierarchicalKMeans, TrieIndexer,
+HybridIndexer) keep nothing between calls (`fit` returns a ClusterChain), so they have no state
+to corrupt."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from sklearn.base import clone
 from helpers import make_planted
 from pecos_rs import TextXRLinear, XRLinearClassifier
 from pecos_rs.qac import SessionAutocompleter
+from pecos_rs.text import TextFeaturizer
 
 from test_qac import sessions
 from test_retrieval import make_catalogue
@@ -170,3 +174,52 @@ TestTextXRLinearStateful = TextXRLinearMachine.TestCase
 TestTextXRLinearStateful.settings = STATEFUL
 TestAutocompleterStateful = AutocompleterMachine.TestCase
 TestAutocompleterStateful.settings = STATEFUL
+
+
+FEATURIZER_PARAMS = {"blocks": st.sampled_from([None, "paper", "sklearn", "retrieval"]),
+                     "norm": st.sampled_from(["l2", None]),
+                     "block_weights": st.sampled_from([None, "half-first"])}
+
+
+def _featurizer_params(params):
+    """`block_weights="half-first"` stands for a weight list as long as the preset's blocks."""
+    params = dict(params)
+    if params.get("block_weights") == "half-first":
+        n_blocks = len(TextFeaturizer(blocks=params.get("blocks"))._resolved_blocks())
+        params["block_weights"] = [0.5] + [1.0] * (n_blocks - 1)
+    return params
+
+
+class TextFeaturizerMachine(RuleBasedStateMachine):
+    """TextFeaturizer under fits (on the full texts or a part), set_params, saves and pickles:
+    its rows always equal a fresh featurizer's fitted on the same texts."""
+
+    @initialize(params=st.fixed_dictionaries({}, optional=FEATURIZER_PARAMS))
+    def start(self, params):
+        self.model = TextFeaturizer(**_featurizer_params(params))
+        self.fitted = None  # (parameters, texts) of the last fit
+
+    @rule(params=st.fixed_dictionaries({}, optional=FEATURIZER_PARAMS), part=st.sampled_from([None, 40]))
+    def fit(self, params, part):
+        texts = CATALOGUE[0][:part]
+        self.model.set_params(**_featurizer_params(params)).fit(texts)
+        self.fitted = (self.model.get_params(), texts)
+
+    @precondition(lambda self: self.fitted is not None)
+    @rule(how=st.sampled_from(["save", "pickle"]))
+    def round_trip(self, how):
+        self.model = round_trip(self.model, how)
+
+    @invariant()
+    def transforms_like_a_fresh_fit(self):
+        if self.fitted is None:
+            return
+        params, texts = self.fitted
+        fresh = TextFeaturizer(**params).fit(texts)
+        queries = CATALOGUE[0][:25] + ["", "unseen words entirely"]
+        got, want = self.model.transform(queries), fresh.transform(queries)
+        assert got.shape == want.shape and (got != want).nnz == 0
+
+
+TestTextFeaturizerStateful = TextFeaturizerMachine.TestCase
+TestTextFeaturizerStateful.settings = STATEFUL
