@@ -73,18 +73,93 @@ fn fuzz_loader<T>(data: &[u8], load: Load<T>, save: Save<T>, check: impl Fn(&T, 
 
 // ---------------------------------------------------------------- model file
 
-/// `io::from_bytes` (the model file, with the cluster chain it stores) on arbitrary bytes.
+/// `io::from_bytes` (the model file, with the cluster chain it stores) on arbitrary bytes, and
+/// the memory-mapped loader `io::load_mapped` on the same bytes.
 pub fn model_file(data: &[u8]) -> bool {
-    fuzz_loader(data, io::from_bytes, io::to_bytes, |model, back| {
+    let accepted = fuzz_loader(data, io::from_bytes, io::to_bytes, |model, back| {
         assert!(back == model, "the reloaded model differs");
         check_predictions(model);
-    })
+    });
+    with_budget(data.len(), LOADER_BYTES_PER_BYTE, || {
+        for bytes in loader_inputs(data) {
+            check_mapped(
+                &bytes,
+                io::from_bytes(&bytes).ok().map(|(model, _)| model).as_ref(),
+            );
+        }
+    });
+    accepted
 }
 
-/// A loaded model answers a query of its width: labels in range, distinct, padding (-1) last,
-/// and the single-query path agrees with the batch path.
-fn check_predictions(model: &XLinearModel) {
-    let n = model.n_features();
+/// `io::load_mapped` of `bytes` written to a scratch file. It reads no weight at load, so it may
+/// accept a file that a full load (`read`: None) refuses; then `verify` must refuse it and a
+/// prediction must answer or err (a chunk is checked on first use), never panic. On a file a full
+/// load accepts, the mapped model must verify and answer exactly as the loaded one.
+fn check_mapped(bytes: &[u8], read: Option<&XLinearModel>) {
+    let path = std::env::temp_dir().join(format!(
+        "pecos-fuzz-mapped-{}-{:?}.bin",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::write(&path, bytes).expect("the scratch file is writable");
+    let mapped = io::load_mapped(&path);
+    std::fs::remove_file(&path).expect("the scratch file is removable"); // the mapping keeps it
+    let Ok((mapped, _)) = mapped else {
+        return;
+    };
+    match read {
+        Some(model) => {
+            io::verify(&mapped).expect("a file a full load accepts verifies when mapped");
+            let bits = |answers: Vec<TopK>| -> Vec<(Vec<i64>, Vec<u32>)> {
+                answers
+                    .into_iter()
+                    .map(|t| (t.labels, t.scores.iter().map(|s| s.to_bits()).collect()))
+                    .collect()
+            };
+            let mapped_answers = answers(&mapped).expect("a mapped valid model answers");
+            let read_answers = answers(model).expect("a loaded model answers");
+            assert!(
+                bits(mapped_answers) == bits(read_answers),
+                "the mapped model answers differently"
+            );
+        }
+        None => {
+            assert!(
+                io::verify(&mapped).is_err(),
+                "a file a full load refuses verifies when mapped"
+            );
+            let _ = answers(&mapped); // an error is fine, a panic is a finding
+        }
+    }
+}
+
+/// The single-query answers of `model` to [`probe_query`] at each of [`PROBE_SETTINGS`].
+fn answers(model: &XLinearModel) -> pecos_core::Result<Vec<TopK>> {
+    let (indptr, features, values) = probe_query(model.n_features());
+    let x = CsrView::try_new(1, model.n_features(), &indptr, &features, &values)
+        .expect("a query as wide as the model is valid");
+    PROBE_SETTINGS
+        .iter()
+        .map(|&(beam_size, topk, post)| {
+            predict_one(model, &x, &probe_params(beam_size, topk, post))
+        })
+        .collect()
+}
+
+/// Search settings every loaded model is asked with: (beam size, top-k, post-processor).
+const PROBE_SETTINGS: [(usize, usize, &str); 3] =
+    [(1, 1, "noop"), (3, 5, "l3-hinge"), (10, 10, "sigmoid")];
+
+fn probe_params(beam_size: usize, topk: usize, post: &str) -> PredictParams {
+    PredictParams {
+        beam_size,
+        topk,
+        post_processor: PostProcessor::parse(post).expect("a known post-processor"),
+    }
+}
+
+/// One query row (indptr, features, values) of width `n`: its first, middle and last feature.
+fn probe_query(n: usize) -> ([i64; 2], Vec<i32>, Vec<f32>) {
     let mut features: Vec<i32> = [0, n / 2, n.saturating_sub(1)]
         .into_iter()
         .filter(|&f| f < n)
@@ -92,16 +167,19 @@ fn check_predictions(model: &XLinearModel) {
         .collect();
     features.dedup();
     let values: Vec<f32> = [1.0, 0.5, -0.25][..features.len()].to_vec();
-    let indptr = [0, features.len() as i64];
+    ([0, features.len() as i64], features, values)
+}
+
+/// A loaded model answers a query of its width: labels in range, distinct, padding (-1) last,
+/// and the single-query path agrees with the batch path.
+fn check_predictions(model: &XLinearModel) {
+    let n = model.n_features();
+    let (indptr, features, values) = probe_query(n);
     let x = CsrView::try_new(1, n, &indptr, &features, &values)
         .expect("a query as wide as the model is valid");
-    for (beam_size, topk, post) in [(1, 1, "noop"), (3, 5, "l3-hinge"), (10, 10, "sigmoid")] {
-        let params = PredictParams {
-            beam_size,
-            topk,
-            post_processor: PostProcessor::parse(post).expect("a known post-processor"),
-        };
-        let one = predict_one(model, &x, &params).expect("a valid query is answered");
+    let single = answers(model).expect("a valid query is answered");
+    for (&(beam_size, topk, post), one) in PROBE_SETTINGS.iter().zip(&single) {
+        let params = probe_params(beam_size, topk, post);
         let batch = predict_batch(model.layers(), n, model.bias(), &x, &params)
             .expect("a valid batch is answered");
         assert_eq!(
@@ -115,7 +193,7 @@ fn check_predictions(model: &XLinearModel) {
                 .eq(batch.scores.iter().map(|s| s.to_bits())),
             "single and batch scores disagree"
         );
-        check_top_k(&one, model.n_labels());
+        check_top_k(one, model.n_labels());
     }
 }
 
