@@ -181,11 +181,13 @@ FEATURIZER_PARAMS = {"blocks": st.sampled_from([None, "paper", "sklearn", "retri
                      "block_weights": st.sampled_from([None, "half-first"])}
 
 
-def _featurizer_params(params):
-    """`block_weights="half-first"` stands for a weight list as long as the preset's blocks."""
+def _featurizer_params(params, current=None):
+    """`block_weights="half-first"` stands for a weight list as long as the blocks of the
+    featurizer these parameters make of `current` (its blocks unless `params` changes them)."""
     params = dict(params)
     if params.get("block_weights") == "half-first":
-        n_blocks = len(TextFeaturizer(blocks=params.get("blocks"))._resolved_blocks())
+        blocks = params.get("blocks", current.blocks if current is not None else None)
+        n_blocks = len(TextFeaturizer(blocks=blocks)._resolved_blocks())
         params["block_weights"] = [0.5] + [1.0] * (n_blocks - 1)
     return params
 
@@ -202,7 +204,7 @@ class TextFeaturizerMachine(RuleBasedStateMachine):
     @rule(params=st.fixed_dictionaries({}, optional=FEATURIZER_PARAMS), part=st.sampled_from([None, 40]))
     def fit(self, params, part):
         texts = CATALOGUE[0][:part]
-        self.model.set_params(**_featurizer_params(params)).fit(texts)
+        self.model.set_params(**_featurizer_params(params, self.model)).fit(texts)
         self.fitted = (self.model.get_params(), texts)
 
     @precondition(lambda self: self.fitted is not None)

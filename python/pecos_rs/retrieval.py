@@ -470,6 +470,8 @@ def _drop_common_features(T, max_df):
     or a fraction of the labels as a float, as scikit-learn's ``max_df``)."""
     limit = max_df * T.shape[0] if isinstance(max_df, (float, np.floating)) else max_df
     df = np.bincount(T.indices, minlength=T.shape[1])
+    if (df <= limit).all():
+        return T
     kept = (T @ sp.diags((df <= limit).astype(T.dtype))).tocsr()
     kept.eliminate_zeros()
     kept.sort_indices()
