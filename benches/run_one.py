@@ -50,14 +50,23 @@ def dir_bytes(path: Path) -> int:
 
 def save_and_reload(runner) -> dict:
     """Save the trained model of `runner` into its ``model_dir``, measure it on disk, drop it and
-    time loading it back: ``{"model_bytes", "load_s"}`` (every benchmark's persistence step)."""
+    time loading it back: ``{"model_bytes", "load_s"}`` (every benchmark's persistence step),
+    plus ``mapped_load_s`` for a library that can map its model file instead of reading it (the
+    mapped model is timed, then released; the read one serves the predictions). Both loads read
+    a file just written, so its pages are in the page cache (warm loads)."""
     runner.save()
     model_bytes = dir_bytes(runner.model_dir)
     runner.drop()
     gc.collect()
     t0 = time.perf_counter()
     runner.load()
-    return {"model_bytes": model_bytes, "load_s": time.perf_counter() - t0}
+    timings = {"model_bytes": model_bytes, "load_s": time.perf_counter() - t0}
+    if runner.prepare_mapped():
+        t0 = time.perf_counter()
+        mapped = runner.load_mapped()
+        timings["mapped_load_s"] = time.perf_counter() - t0
+        del mapped
+    return timings
 
 
 def ranked_pairs_to_array(rows: list, k: int) -> np.ndarray:
@@ -96,6 +105,15 @@ class Runner:
 
     def load(self) -> None:
         """Replace the trained model by one loaded from ``model_dir`` for prediction."""
+        raise NotImplementedError
+
+    def prepare_mapped(self) -> bool:
+        """Untimed preparation of a memory-mapped load (a format conversion, say); False when the
+        library cannot map its models."""
+        return False
+
+    def load_mapped(self):
+        """Return a model memory-mapped from the saved one (the timed call)."""
         raise NotImplementedError
 
     def prepare_batch(self, X: sp.csr_matrix):
@@ -148,6 +166,12 @@ class PecosRsRunner(Runner):
         self.model = self.cls.load(str(self.model_dir))
         self.model.set_params(n_jobs=self.threads)
 
+    def prepare_mapped(self):
+        return True
+
+    def load_mapped(self):
+        return self.cls.load(str(self.model_dir), mmap=True)
+
     def predict_batch(self, X):
         return self.model.predict_topk(X)
 
@@ -171,6 +195,8 @@ class LibpecosRunner(Runner):
         "train": "XLinearModel.train(X, Y.tocsc(), C=C, threads=threads) (defaults: threshold 0.1, "
                  "negative_sampling_scheme 'tfn', L2R_L2LOSS_SVC_DUAL, Cp=Cn=1, bias 1)",
         "load": "XLinearModel.load(dir, is_predict_only=True) (BINARY_SEARCH_CHUNKED)",
+        "mapped_load": "XLinearModel.compile_mmap_model(dir, mmap_dir) (untimed), then "
+                       "XLinearModel.load(mmap_dir, is_predict_only=True)",
         "predict": "predict(X, beam_size=10, only_topk=10, threads=threads); post_processor l3-hinge",
         "single_query": "predict(X[i], beam_size=10, only_topk=10, threads=single_threads)",
         "train_time_covers": "PIFA + hierarchical k-means + XLinearModel.train",
@@ -194,6 +220,14 @@ class LibpecosRunner(Runner):
 
     def load(self):
         self.model = self.XLinearModel.load(str(self.model_dir), is_predict_only=True)
+
+    def prepare_mapped(self):
+        self.mapped_dir = self.model_dir.parent / "model-mmap"
+        self.XLinearModel.compile_mmap_model(str(self.model_dir), str(self.mapped_dir))
+        return True
+
+    def load_mapped(self):
+        return self.XLinearModel.load(str(self.mapped_dir), is_predict_only=True)
 
     def predict_batch(self, X):
         return self.model.predict(X, beam_size=BEAM, only_topk=TOPK, threads=self.pred_threads)
@@ -331,10 +365,17 @@ def run(args, runner: Runner, result: dict) -> None:
     """Fill ``result`` step by step, so a failure still leaves what was measured."""
 
     t0 = time.perf_counter()
-    X_trn, Y_trn, X_tst, Y_tst = features.load(args.dataset, args.data_root)
+    if args.data_dir:  # a synthetic set (benches/synth_xmr.py): rows are L2-normalised already
+        X_trn, Y_trn, X_tst, Y_tst = (sp.load_npz(args.data_dir / f"{m}.{s}.npz").tocsr()
+                                      for s in ("trn", "tst") for m in ("X", "Y"))
+    else:
+        X_trn, Y_trn, X_tst, Y_tst = features.load(args.dataset, args.data_root)
+    if args.n_test:
+        X_tst, Y_tst = X_tst[:args.n_test], Y_tst[:args.n_test]
     result.update(
         data_load_s=time.perf_counter() - t0, rss_after_data_mb=rss_mb(),
-        n_train=X_trn.shape[0], n_test=X_tst.shape[0], n_features=X_trn.shape[1], n_labels=Y_trn.shape[1],
+        n_train=X_trn.shape[0], nnz_train=int(X_trn.nnz), n_test=X_tst.shape[0], n_features=X_trn.shape[1],
+        n_labels=Y_trn.shape[1],
         n_test_rows_without_labels=int(np.sum(np.diff(Y_tst.indptr) == 0)),
     )
 
@@ -408,13 +449,19 @@ def run_isolated(make_runner, measure, result: dict, out: Path, name: str, headl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lib", required=True, choices=sorted(RUNNERS))
-    parser.add_argument("--dataset", required=True, choices=features.DATASETS)
+    parser.add_argument("--dataset", required=True,
+                        help=f"one of {', '.join(features.DATASETS)}, or a name for --data-dir")
+    parser.add_argument("--data-dir", type=Path,
+                        help="read X/Y.{trn,tst}.npz from this folder (benches/synth_xmr.py's output)")
+    parser.add_argument("--n-test", type=int, default=0, help="use only the first N test rows (0: all)")
     parser.add_argument("--threads", type=int, default=2, help="threads for training and batch prediction")
     parser.add_argument("--single-threads", type=int, default=1, help="threads for single-query prediction")
     parser.add_argument("--n-single", type=int, default=1000, help="test rows timed one at a time")
     parser.add_argument("--data-root", type=Path, default=features.DATA_ROOT)
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON result")
     args = parser.parse_args()
+    if args.data_dir is None and args.dataset not in features.DATASETS:
+        parser.error(f"unknown data set {args.dataset!r} (without --data-dir)")
 
     result = {"lib": args.lib, "dataset": args.dataset, "threads": args.threads,
               "single_threads": args.single_threads, "beam_size": BEAM, "topk": TOPK}

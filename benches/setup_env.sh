@@ -36,7 +36,7 @@ pip=("$venv/bin/python" -m pip)
 "${pip[@]}" install --quiet --upgrade pip
 
 echo "== numerics, featurisation and build tools"
-"${pip[@]}" install "numpy<2" "scipy<1.14" scikit-learn "maturin>=1.7,<2"
+"${pip[@]}" install "numpy<2" "scipy<1.14" scikit-learn "maturin>=1.7,<2" matplotlib
 
 echo "== libpecos 1.2.8 (no deps)"
 "${pip[@]}" install --no-deps "libpecos==1.2.8"
