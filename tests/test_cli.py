@@ -6,6 +6,7 @@ import gzip
 import json
 import subprocess
 import sys
+from unittest.mock import ANY
 
 import numpy as np
 import pytest
@@ -213,12 +214,12 @@ def test_serve_answers_a_real_http_client_and_a_concurrent_burst(served_model, c
         server.server_close()
 
 
-def serve_and_get(model_dir, path):
+def serve_and_get(model_dir, path, *options):
     """Start `pecos-rs serve` on a free port, GET `path`, stop it with Ctrl-C; the (status, JSON)."""
     import signal
 
     process = subprocess.Popen([sys.executable, "-m", "pecos_rs.cli", "serve", "--model", str(model_dir),
-                                "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "--port", "0", *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()
         assert line.startswith(f"serving {model_dir} at http://127.0.0.1:"), line + process.stderr.read()
@@ -236,11 +237,16 @@ def test_the_serve_command_serves_either_model_until_stopped(served_model, tmp_p
 
     status, body = serve_and_get(served_model, "predict?text=garden%20hose&k=2")
     assert status == 200 and len(body["labels"]) == 2
+    assert serve_and_get(served_model, "predict?text=garden%20hose&k=2", "--mmap")[1]["labels"] == body["labels"]
+    assert [serve_and_get(served_model, "health", *options)[1]["memory_mapped"]
+            for options in ((), ("--mmap",))] == [False, True]
     queries = ["weather today", "weather tomorrow", "news", "new york times", "recipes"] * 4
     SessionAutocompleter(max_leaf_size=2).fit(queries[1:] + [""], [q[:2] for q in queries], queries).save(tmp_path / "qac")
     status, body = serve_and_get(tmp_path / "qac", "suggest?prev=news&prefix=wea&k=2")
     assert status == 200 and [s["query"] for s in body["suggestions"]] and \
         all(s["query"].startswith("wea") for s in body["suggestions"])
+    assert serve_and_get(tmp_path / "qac", "suggest?prev=news&prefix=wea&k=2", "--mmap")[1] == body | {
+        "ms": ANY}
     bad = subprocess.run([sys.executable, "-m", "pecos_rs.cli", "serve", "--model", str(served_model.parent / "x")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "no such model directory" in bad.stderr

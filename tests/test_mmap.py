@@ -219,3 +219,15 @@ def test_two_processes_share_one_mapping(fitted, tmp_path):
         for s in servers:
             s.communicate("\n", timeout=30)
     assert [s.returncode for s in servers] == [0, 0]
+
+
+def test_autocompleter_passes_mmap_through(tmp_path):
+    from pecos_rs.qac import SessionAutocompleter
+
+    queries = ["weather today", "weather tomorrow", "news", "new york times", "recipes"] * 4
+    SessionAutocompleter(max_leaf_size=2).fit(queries[1:] + [""], [q[:2] for q in queries], queries).save(tmp_path / "q")
+    mapped = SessionAutocompleter.load(tmp_path / "q", mmap=True)
+    read = SessionAutocompleter.load(tmp_path / "q")
+    assert mapped.model_.model_.is_memory_mapped and not read.model_.model_.is_memory_mapped
+    for prev, prefix in (("news", "wea"), ("", "re"), ("recipes", "n")):
+        assert mapped.suggest(prev, prefix, k=3) == read.suggest(prev, prefix, k=3)

@@ -3,7 +3,7 @@
 * ``GET /predict?text=...&k=10`` -> ``{"text", "labels": [{"label", "score"}], "ms"}``;
 * ``POST /predict`` with ``{"texts": [...], "k": 10}`` -> ``{"results": [{"text", "labels"}], "ms"}``
   (at most MAX_BATCH texts, a body of at most MAX_BODY_BYTES);
-* ``GET /health`` -> ``{"status": "ok", "labels": <number of labels>, "ms"}``.
+* ``GET /health`` -> ``{"status": "ok", "labels": <number of labels>, "memory_mapped": <bool>, "ms"}``.
 
 An empty or blank text, a missing or repeated parameter, a bad ``k`` or a malformed body is a 400
 ``{"error": ...}``; an unknown path a 404.
@@ -43,7 +43,8 @@ class _Handler(JsonHandler):
         if url.path == "/predict":
             self.answer(lambda: self._predict_one(url.query))
         elif url.path == "/health":
-            self.answer(lambda: {"status": "ok", "labels": len(self.server.model.labels_)})
+            self.answer(lambda: {"status": "ok", "labels": len(self.server.model.labels_),
+                                 "memory_mapped": self.server.model.classifier_.model_.is_memory_mapped})
         else:
             self.send_error(HTTPStatus.NOT_FOUND, f"no such path: {url.path}")
 

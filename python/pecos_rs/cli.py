@@ -226,21 +226,21 @@ def cmd_serve(args) -> None:
         from .qac import SessionAutocompleter
         from .qac._server import serve
 
-        server: ModelServer = serve(SessionAutocompleter.load(args.model), args.host, args.port)
+        server: ModelServer = serve(SessionAutocompleter.load(args.model, mmap=args.mmap), args.host, args.port)
         routes = "GET / (a page), GET /suggest?prev=...&prefix=...&k=10"
     else:
         from ._predict_server import PredictServer
 
-        server = PredictServer((args.host, args.port), _load(args.model))
+        server = PredictServer((args.host, args.port), _load(args.model, mmap=args.mmap))
         routes = 'GET /predict?text=...&k=10, POST /predict {"texts": [...], "k": 10}, GET /health'
     print(f"serving {args.model} at {server.url} ({routes}); Ctrl-C to stop", flush=True)
     server.serve_until_interrupted()
 
 
-def _load(path: Path) -> TextXRLinear:
+def _load(path: Path, mmap: bool = False) -> TextXRLinear:
     if not path.exists():
         raise CliError(f"{path}: no such model directory")
-    return TextXRLinear.load(path)
+    return TextXRLinear.load(path, mmap=mmap)
 
 
 def _progress(message: str) -> None:
@@ -349,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a saved TextXRLinear or SessionAutocompleter")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     serve.add_argument("--port", type=port_number, default=8000, help="port, 0 for any free one (default: 8000)")
+    serve.add_argument("--mmap", action="store_true",
+                       help="map the weights instead of reading them: fast start, pages shared by every "
+                            "server of the same files")
     serve.set_defaults(run=cmd_serve)
     return parser
 

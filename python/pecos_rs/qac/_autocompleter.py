@@ -418,8 +418,10 @@ class SessionAutocompleter(BaseEstimator):
         write_metadata(path / _META_FILE, _FORMAT_NAME, _FORMAT_VERSION, params=params)
 
     @classmethod
-    def load(cls, path):
-        """Load an autocompleter written by :meth:`save` (ModelFormatError if corrupt)."""
+    def load(cls, path, mmap=False):
+        """Load an autocompleter written by :meth:`save` (ModelFormatError if corrupt);
+        ``mmap=True`` maps the model's weights as :meth:`XRLinearClassifier.load` does (the
+        featurizers and the completion index, a small part of the bytes, are read)."""
         from ..text import load as load_featurizer
 
         path = Path(path)
@@ -431,7 +433,7 @@ class SessionAutocompleter(BaseEstimator):
             raise corrupt(path / _META_FILE, e) from e
         est.query_features_ = load_featurizer(path / "query_features.bin")
         est.prefix_features_ = load_featurizer(path / "prefix_features.bin")
-        est.model_ = XRLinearClassifier.load(path / "model")
+        est.model_ = XRLinearClassifier.load(path / "model", mmap=mmap)
         est.completion_ = CompletionIndex.load(path / "completion")
         est.labels_ = np.array(est.completion_.queries_, dtype=object)
         est.label_counts_ = est.completion_.counts_
