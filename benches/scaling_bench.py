@@ -90,18 +90,18 @@ def load_summaries(out_dir: Path) -> tuple[dict, list]:
 
 
 def table(sizes: list, libs: list, summaries: dict) -> list[str]:
-    lines = ["| labels | X.trn nnz | library | status | P@1 | P@5 | train s | peak RSS MB | model MB "
+    lines = ["| labels | X.trn nnz | library | status | passes | P@1 | P@5 | train s | peak RSS MB | model MB "
              "| load read / mmap ms | batch ms/query | single p50 / p99 ms | spread train / p50 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for n in sizes:
         for lib in libs:
             s = summaries.get((n, lib), {"status": "not run"})
             if "median" not in s:
-                lines.append(f"| {n:,} | | {lib} | {s['status']} |" + " |" * 9)
+                lines.append(f"| {n:,} | | {lib} | {s['status']} |" + " |" * 10)
                 continue
             m, sp = s["median"], s["spread"]
             lines.append(
-                f"| {n:,} | {m['nnz_train'] / 1e6:.1f} M | {lib} | {s['status']} | {m['P@1']:.2f} | {m['P@5']:.2f} "
+                f"| {n:,} | {m['nnz_train'] / 1e6:.1f} M | {lib} | {s['status']} | {s['n_ok']} | {m['P@1']:.2f} | {m['P@5']:.2f} "
                 f"| {fmt(m['train_s'])} | {m['peak_rss_mb']:.0f} | {fmt(m['model_mb'])} "
                 f"| {fmt(1e3 * m['load_s'])} / {fmt(1e3 * m['mapped_load_s'])} | {fmt(m['batch_ms_per_query'])} "
                 f"| {fmt(m['single_p50_ms'])} / {fmt(m['single_p99_ms'])} "
@@ -176,10 +176,10 @@ def report(out_dir: Path) -> str:
     meta = json.loads((out_dir / "run.json").read_text())
     summaries, runs = load_summaries(out_dir)
     sizes = [n for n in meta["sizes"] if any(key[0] == n for key in summaries)]
-    passes = max((s["n_runs"] for s in summaries.values()), default=0)
+    passes = max((s["n_runs"] for s in summaries.values()), default=0)  # per row: the passes column
     plot(sizes, meta["libs"], summaries, PLOT)
     lines = [f"Command: `{meta['command']}`", "", machine_line(meta["machine"], skip=("omikuji", "napkinxc")), "",
-             f"Date: {meta['started']}; {passes} pass{'es' if passes != 1 else ''}, interleaved; data `benches/synth_xmr.py --labels N "
+             f"Date: {meta['started']}; up to {passes} pass{'es' if passes != 1 else ''}, interleaved; data `benches/synth_xmr.py --labels N "
              f"--train-rows N --seed 0` (features: its defaults); threads {meta['threads']} for training and "
              f"batch prediction, 1 for single queries ({meta['n_single']} test rows); P@k and batch latency on "
              f"the first {meta['n_test']:,} test rows (or all); beam 10, top 10; loads are warm (the file was just "
