@@ -58,6 +58,8 @@ def run_all(args, out_dir: Path) -> None:
         order = args.libs[shift:] + args.libs[:shift]
         for n in args.sizes:
             for lib in order:
+                if lib != "pecos_rs" and n > args.peer_max_labels:
+                    continue
                 out = out_dir / f"p{p}-{n}-{lib}.json"
                 if out.exists():  # only with --resume
                     continue
@@ -203,6 +205,8 @@ def main() -> None:
     parser.add_argument("--n-single", type=int, default=1000)
     parser.add_argument("--n-test", type=int, default=10000)
     parser.add_argument("--timeout", type=float, default=7200, help="seconds allowed for one run")
+    parser.add_argument("--peer-max-labels", type=int, default=10**12,
+                        help="run the peers only up to this many labels (their time grows faster)")
     parser.add_argument("--data-root", type=Path, default=Path("/tmp/synth-xmr"))
     parser.add_argument("--from-dir", type=Path, help="only aggregate the runs already in this folder")
     parser.add_argument("--resume", type=Path, help="continue the run in this folder")
