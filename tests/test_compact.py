@@ -6,6 +6,7 @@ refusals (bad dtype, a compact model compacted to another dtype or pruned, float
 from __future__ import annotations
 
 import pickle
+import struct
 
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ from pecos_rs import (InvalidInputError, InvalidParameterError, ModelFormatError
                       XRLinearClassifier)
 from pecos_rs import _pecos_rs
 from pecos_rs._sparse import csr_args
+
+import reference as ref
 
 DTYPES = ("float32", "float16", "int8")
 
@@ -233,3 +236,45 @@ def test_text_model_compacts_classifier_and_matchers():
     assert compact.n_bytes_ < model.n_bytes_
     assert [p[0][0] for p in compact.predict(["apple", "blue sea"], k=1)] == \
         [p[0][0] for p in model.predict(["apple", "blue sea"], k=1)]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int8"])
+def test_the_file_layout_is_the_documented_one(fitted, dtype):
+    """The reference parser (tests/reference.py, written from io/model_file.rs's layout) reads a
+    compact file: narrow slots, the dtype's weights, int8's scales, the same weights as exported."""
+    blob = fitted.compact(dtype).model_.to_bytes()
+    parsed = ref.parse_model_bytes(blob)
+    assert parsed["version"] == 4
+    Ws, _ = ref.model_layers(fitted.compact(dtype).model_)
+    for lh, arrays, W in zip(parsed["header"]["layers"], parsed["layers"], Ws):
+        assert lh["weight_dtype"] == dtype and lh["slot_type"] == "u8"  # at most 8 children per node
+        assert arrays["entry_value"].dtype == np.dtype(ref.WEIGHT_TYPES[dtype])
+        assert ("scale" in arrays) == (dtype == "int8")
+        values = arrays["entry_value"].astype(np.float32)
+        if dtype == "int8":
+            assert values.min() >= -127 and values.max() <= 127
+        n_weights = np.count_nonzero(W[:-1])
+        assert len(values) == n_weights
+
+
+def test_invalid_int8_values_and_scales_are_refused(fitted, tmp_path):
+    blob = fitted.compact("int8").model_.to_bytes()
+    parsed = ref.parse_model_bytes(blob)
+    sections = {(t, name): (start, end) for t, name, start, end, _ in parsed["sections"]}
+    for (t, name), value in (((1, "entry_value"), struct.pack("<b", -128)),
+                             ((0, "scale"), struct.pack("<f", -1.0)),
+                             ((0, "scale"), struct.pack("<f", float("inf")))):
+        start, _ = sections[(t, name)]
+        bad = bytearray(blob)
+        bad[start:start + len(value)] = value
+        bad = ref.fix_crc(bytes(bad))
+        with pytest.raises(ModelFormatError):
+            _pecos_rs.XLinearModel.from_bytes(bad)
+        path = tmp_path / f"bad-{t}-{name}.bin"
+        path.write_bytes(bad)
+        if name == "scale":  # checked with the layout, at load
+            with pytest.raises(ModelFormatError, match="scale"):
+                _pecos_rs.XLinearModel.load(path, mmap=True)
+        else:  # checked with its chunk, at first use
+            with pytest.raises(ModelFormatError, match="weight"):
+                _pecos_rs.XLinearModel.load(path, mmap=True).verify()

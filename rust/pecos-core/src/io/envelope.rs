@@ -62,7 +62,7 @@ impl Writer {
 
     /// Appends an array, each element by its little-endian bytes.
     pub(crate) fn elements<T: Element>(&mut self, v: &[T]) {
-        self.start_array(size_of::<T>() * v.len());
+        self.start_array(size_of_val(v));
         v.iter().for_each(|&x| x.put_le(&mut self.out));
     }
 

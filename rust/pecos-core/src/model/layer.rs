@@ -116,7 +116,7 @@ impl Layer {
             return Err("entry refers to a child outside its parent".into());
         }
         if !self.arrays.entry_value.are_valid(entries) {
-            return Err("non-finite weight".into());
+            return Err("non-finite weight (or an int8 weight of -128)".into());
         }
         Ok(rows.iter().step_by(SKIP).copied().collect())
     }

@@ -353,7 +353,8 @@ impl Weights {
     }
 }
 
-/// How the weights of a model are stored (see [`Weights`]).
+/// How the weights of a model are stored: float32 as trained, or compacted to float16 or to
+/// 8-bit integers with one scale per child (see [`crate::model::XLinearModel::compacted`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WeightDtype {
