@@ -1,7 +1,8 @@
 """Compact weights (issue 14): P@1/3/5, R@10, model size, batch and single-query latency of one
 trained XRLinearClassifier with its weights as trained (float32) and compacted
 (``clf.compact("float32" | "float16" | "int8")``), and libpecos's model size and P@k on the same
-features, with where the bytes of each pecos_rs model file go.
+features, with where the bytes of each pecos_rs model file go and the private memory that loading
+each variant adds to a fresh process.
 
 The data sets and features are those of the XMC benchmark (``features.load``), the pecos_rs and
 libpecos models those of its runners (``run_one.PecosRsRunner`` / ``LibpecosRunner``: same
@@ -11,6 +12,7 @@ predictions; quality is deterministic, timings are medians over ``--passes`` int
 
     .bench-venv/bin/python benches/compact_weights.py --datasets debian-depends,aol-click \\
         --passes 3 [--no-libpecos] [--json OUT]
+    .bench-venv/bin/python benches/compact_weights.py --from-json OUT   # the tables again
 
 Prints one JSON line per measurement and a Markdown table per data set.
 """
@@ -22,6 +24,7 @@ import json
 import os
 import statistics
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +35,7 @@ import numpy as np
 import features
 from pecos_rs import XRLinearClassifier
 from pecos_rs.metrics import precision_recall_at_k
+from mmap_load import CHILD as LOAD_CHILD
 from run_one import N_WARMUP, TOPK, LibpecosRunner, PecosRsRunner, dir_bytes
 
 #: (name in the tables, argument of ``compact``; None: the model as trained)
@@ -58,6 +62,14 @@ def byte_breakdown(path: Path) -> dict:
         out["bias weights + scales"] += 4 * n_children * (2 if dtype == "int8" else 1)
     out["total file"] = len(data)
     return out
+
+
+def load_memory_mb(path: Path) -> float:
+    """Private memory (RssAnon) that a normal load of the model at `path` adds to a fresh process
+    (``mmap_load.py``'s child, the file in the page cache)."""
+    out = subprocess.run([sys.executable, "-c", LOAD_CHILD, str(path), "0", "1"], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out)["rss_anon_mb"]
 
 
 def time_predictions(clf, X_tst, n_single: int) -> dict:
@@ -98,8 +110,9 @@ def run_dataset(name: str, args, tmp: Path, emit) -> dict:
         model.save(path)
         loaded[label] = XRLinearClassifier.load(path)
         loaded[label].set_params(n_jobs=args.threads)
-        result["variants"][label] = {"model_mb": dir_bytes(path) / 1e6,
+        result["variants"][label] = {"model_bytes": dir_bytes(path),
                                      "bytes": byte_breakdown(path / "model.bin"),
+                                     "load_rss_anon_mb": load_memory_mb(path),
                                      "timings": []}
     del trained, runner
     n_single = min(args.n_single, X_tst.shape[0])
@@ -119,32 +132,40 @@ def run_dataset(name: str, args, tmp: Path, emit) -> dict:
         lp.save()
         lp.load()
         labels = lp.to_labels(lp.predict_batch(lp.prepare_batch(X_tst)))
-        result["libpecos"] = {"model_mb": dir_bytes(lp.model_dir) / 1e6,
+        result["libpecos"] = {"model_bytes": dir_bytes(lp.model_dir),
                               "metrics": precision_recall_at_k(Y_tst, labels)}
         emit({"dataset": name, "libpecos": result["libpecos"]})
     return result
 
 
+MB = 2**20  # as the XMC benchmark's "model MB"
+
+
 def table(result: dict) -> str:
     lines = [f"#### {result['dataset']} ({result['n_labels']:,} labels, {result['n_test']:,} test rows)", "",
-             "| weights | P@1 | P@3 | P@5 | R@10 | model MB | batch predict s | single p50 / p99 ms |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| weights | P@1 | P@3 | P@5 | R@10 | model MB | memory of a load MB | batch predict s "
+             "| single p50 / p99 ms | spread batch / p50 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
 
     def metric_cells(m):
-        return " | ".join(f"{100 * m[k]:.2f}" for k in ("P@1", "P@3", "P@5", "R@10"))
+        return " | ".join(f"{m[k]:.2f}" for k in ("P@1", "P@3", "P@5", "R@10"))
 
     for label, v in result["variants"].items():
         med = {k: statistics.median(t[k] for t in v["timings"]) for k in ("batch_s", "single_p50_ms", "single_p99_ms")}
-        lines.append(f"| {label} | {metric_cells(v['metrics'])} | {v['model_mb']:.1f} | {med['batch_s']:.3f} | "
-                     f"{med['single_p50_ms']:.3f} / {med['single_p99_ms']:.3f} |")
+        spread = {k: max(t[k] for t in v["timings"]) / min(t[k] for t in v["timings"])
+                  for k in ("batch_s", "single_p50_ms")}
+        lines.append(f"| {label} | {metric_cells(v['metrics'])} | {v['model_bytes'] / MB:.1f} | "
+                     f"{v['load_rss_anon_mb']:.1f} | {med['batch_s']:.3f} | "
+                     f"{med['single_p50_ms']:.3f} / {med['single_p99_ms']:.3f} | "
+                     f"{spread['batch_s']:.2f} / {spread['single_p50_ms']:.2f} |")
     if "libpecos" in result:
         lp = result["libpecos"]
-        lines.append(f"| libpecos 1.2.8 (float32) | {metric_cells(lp['metrics'])} | {lp['model_mb']:.1f} | | |")
-    lines += ["", "Where the bytes of model.bin go (MB):", "",
+        lines.append(f"| libpecos 1.2.8 (float32) | {metric_cells(lp['metrics'])} | {lp['model_bytes'] / MB:.1f} | | | | |")
+    lines += ["", "Where the bytes of model.bin go (MB, from its header; the rest is alignment padding):", "",
               "| weights | " + " | ".join(next(iter(result["variants"].values()))["bytes"]) + " |",
               "|---|" + "---|" * len(next(iter(result["variants"].values()))["bytes"])]
     for label, v in result["variants"].items():
-        lines.append(f"| {label} | " + " | ".join(f"{b / 1e6:.2f}" for b in v["bytes"].values()) + " |")
+        lines.append(f"| {label} | " + " | ".join(f"{b / MB:.2f}" for b in v["bytes"].values()) + " |")
     loads = [t["loadavg_1m"] for v in result["variants"].values() for t in v["timings"]]
     lines += ["", f"1-minute load average during the timed passes: {min(loads):.1f} to {max(loads):.1f}."]
     return "\n".join(lines)
@@ -158,7 +179,12 @@ def main() -> None:
     parser.add_argument("--n-single", type=int, default=1000)
     parser.add_argument("--no-libpecos", dest="libpecos", action="store_false")
     parser.add_argument("--json", type=Path, help="write every result here")
+    parser.add_argument("--from-json", type=Path, help="print the tables of a previous --json only")
     args = parser.parse_args()
+    if args.from_json:
+        for r in json.loads(args.from_json.read_text()):
+            print(table(r) + "\n")
+        return
 
     def emit(record):
         print(json.dumps(record), flush=True)
