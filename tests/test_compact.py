@@ -278,3 +278,15 @@ def test_invalid_int8_values_and_scales_are_refused(fitted, tmp_path):
         else:  # checked with its chunk, at first use
             with pytest.raises(ModelFormatError, match="weight"):
                 _pecos_rs.XLinearModel.load(path, mmap=True).verify()
+
+
+def test_save_pecos_writes_the_compact_weights_as_float32(fitted, planted, tmp_path):
+    compact = fitted.compact("int8")
+    compact.save_pecos(tmp_path / "p")
+    back = XRLinearClassifier.load_pecos(tmp_path / "p")
+    assert back.model_.weight_dtype == "float32"
+    np.testing.assert_array_equal(ref.model_layers(back.model_)[0][-1], ref.model_layers(compact.model_)[0][-1])
+    (la, sa), (lb, sb) = compact.predict_topk(planted.X_test), back.predict_topk(planted.X_test)
+    # The same weights; int8 scales the dot product once instead of every weight: float rounding.
+    np.testing.assert_allclose(sa, sb, rtol=1e-5, atol=1e-6)
+    assert np.mean(la == lb) > 0.99

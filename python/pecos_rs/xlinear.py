@@ -408,7 +408,8 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
 
         A raw score ``w_c . x + bias * b_c`` then moves by at most the sum over the query's
         features of ``|x_f|`` times that bound. Compact models save, load (also memory-mapped),
-        pickle and verify as any; ``prune`` them before compacting (pruning needs the float32
+        pickle and verify as any; ``save_pecos`` writes the weights they score with as float32
+        (PECOS has no compact weights). ``prune`` before compacting (pruning needs the float32
         weights). Compacting a compact model again to its own dtype gives an equal model; to
         another dtype is refused.
 
