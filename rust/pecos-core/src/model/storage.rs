@@ -81,8 +81,16 @@ impl Weight for f32 {
 }
 
 impl Weight for f16 {
+    /// Exact for every finite float16 (what validated layers hold), without a branch or a call:
+    /// the sign, exponent and mantissa bits moved to their float32 places read as a float32
+    /// `2^-112` times the value (subnormals included), which one multiplication by `2^112`
+    /// rescales. `half`'s conversion calls the F16C instruction through run-time detection, or
+    /// emulates it with branches, for every weight.
+    #[inline]
     fn widen(self) -> f32 {
-        self.to_f32()
+        let two_pow_112 = f32::from_bits((127 + 112) << 23);
+        let h = u32::from(self.to_bits());
+        f32::from_bits(((h & 0x8000) << 16) | ((h & 0x7fff) << 13)) * two_pow_112
     }
 }
 
@@ -498,6 +506,16 @@ pub(crate) mod tests {
         copy.to_mut().push(5);
         assert_eq!((copy.map().is_none(), a.map().is_some()), (true, true));
         assert_eq!(*copy, [2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn float16_weights_widen_exactly() {
+        for bits in 0..=u16::MAX {
+            let h = f16::from_bits(bits);
+            if h.is_finite() {
+                assert_eq!(h.widen().to_bits(), h.to_f32().to_bits(), "{bits:#06x}");
+            }
+        }
     }
 
     #[test]
