@@ -273,7 +273,7 @@ def assert_rankings_match(labels, scores, ref_labels, ref_scores, ref_label_scor
 MAGIC = b"PECOSRS\0"
 
 
-#: The arrays of one layer in file order: (name, element type).
+#: The arrays of one layer of float32 weights in file order: (name, element type).
 LAYER_ARRAYS = (
     ("parent_of", "<u4"),
     ("chunk_ptr", "<u8"),
@@ -286,6 +286,26 @@ LAYER_ARRAYS = (
 )
 
 
+#: Element types of the compact layers of version 4 (header fields ``slot_type``, ``weight_dtype``).
+SLOT_TYPES = {"u8": "<u1", "u16": "<u2", "u32": "<u4"}
+WEIGHT_TYPES = {"float32": "<f4", "float16": "<f2", "int8": "<i1"}
+
+
+def layer_arrays(lh: dict) -> list:
+    """The arrays of the layer of header `lh` in file order: float32 weights and 32-bit slots
+    unless the header says otherwise; int8 weights are followed by one float32 scale per child."""
+    out = []
+    for name, dt in LAYER_ARRAYS:
+        if name == "entry_slot":
+            dt = SLOT_TYPES[lh.get("slot_type", "u32")]
+        if name == "entry_value":
+            dt = WEIGHT_TYPES[lh.get("weight_dtype", "float32")]
+        out.append((name, dt))
+        if name == "entry_value" and lh.get("weight_dtype") == "int8":
+            out.append(("scale", "<f4"))
+    return out
+
+
 def _array_lengths(lh: dict) -> dict:
     return {
         "parent_of": lh["n_children"],
@@ -296,11 +316,12 @@ def _array_lengths(lh: dict) -> dict:
         "entry_slot": lh["n_entries"],
         "entry_value": lh["n_entries"],
         "bias_weight": lh["n_children"],
+        "scale": lh["n_children"],
     }
 
 
 def _aligned(version: int) -> bool:
-    """Version 3 starts every array at a multiple of 8 bytes; version 2 packs them."""
+    """Versions 3 and 4 start every array at a multiple of 8 bytes; version 2 packs them."""
     return version >= 3
 
 
@@ -315,10 +336,11 @@ def _assemble(version: int, header: bytes, arrays: list) -> bytes:
     return with_crc(bytes(out))
 
 
-def model_to_bytes(n_features, bias, layers, *, metadata=None, version=3) -> bytes:
+def model_to_bytes(n_features, bias, layers, *, metadata=None, version=4) -> bytes:
     """Serialises a model in the pecos_rs file format (io/model_file.rs) from ``[(parents, W), ...]``
     with ``W`` of shape ``(n_features + 1, K)``; zero weights are not stored. Each chunk's row
-    pointers are relative to the chunk's first entry (format versions 2 and 3)."""
+    pointers are relative to the chunk's first entry (format versions 2 to 4; float32 weights and
+    32-bit slots, which version 4 writes as version 3 did)."""
     d = int(n_features)
     heads, arrays = [], []
     n_parents = 1
@@ -373,7 +395,7 @@ def parse_model_bytes(data: bytes) -> dict:
     for t, lh in enumerate(header["layers"]):
         arrays = {}
         lengths = _array_lengths(lh)
-        for name, dt in LAYER_ARRAYS:
+        for name, dt in layer_arrays(lh):
             if _aligned(version):
                 assert not any(data[pos : pos + (-pos % 8)]), "nonzero padding"
                 pos += -pos % 8

@@ -899,13 +899,13 @@ def test_header_length_beyond_file(rich_blob):
             _pecos_rs.XLinearModel.from_bytes(ref.fix_crc(bytes(b)))
 
 
-@pytest.mark.parametrize("version", [0, 1, 4, 2**32 - 1])
+@pytest.mark.parametrize("version", [0, 1, 5, 2**32 - 1])
 def test_unsupported_model_format_version(rich_blob, version):
     b = bytearray(rich_blob)
     b[8:12] = struct.pack("<I", version)
     with pytest.raises(ModelFormatError, match=f"version {version}"):
         _pecos_rs.XLinearModel.from_bytes(ref.fix_crc(bytes(b)))
-    assert _pecos_rs.FORMAT_VERSION == 3
+    assert _pecos_rs.FORMAT_VERSION == 4
 
 
 def test_version_2_files_still_load(rich_blob):

@@ -267,6 +267,18 @@ def test_train_options_reach_the_model(files, tmp_path, capsys):
     assert code == 2 and "centroid_weight" in err
 
 
+def test_weight_dtype_compacts_the_saved_model(files, tmp_path, capsys):
+    root = files[0]
+    code, _, err = run(capsys, "train", "--data", root / "train.txt", "--model", tmp_path / "m", *SMALL,
+                       "--weight-dtype", "int8")
+    assert code == 0, err
+    model = TextXRLinear.load(tmp_path / "m")
+    assert model.classifier_.model_.weight_dtype == "int8" and model.centroid_matcher_.weight_dtype == "int8"
+    with pytest.raises(SystemExit) as exit_info:
+        run(capsys, "train", "--data", root / "train.txt", "--model", tmp_path / "m", "--weight-dtype", "int4")
+    assert exit_info.value.code == 2 and "int4" in capsys.readouterr().err
+
+
 def test_predict_batches_keep_the_input_order(files, tmp_path, capsys, monkeypatch):
     import pecos_rs.cli
 

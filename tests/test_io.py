@@ -236,7 +236,7 @@ def test_model_with_chosen_weights_round_trips(tmp_path):
 def test_load_of_wrong_version_through_estimator(fitted, tmp_path):
     fitted.save(tmp_path / "m")
     blob = bytearray((tmp_path / "m" / "model.bin").read_bytes())
-    for version, message in ((4, "version 4"), (1, "version 1.*re-train")):
+    for version, message in ((5, "version 5"), (1, "version 1.*re-train")):
         blob[8] = version
         (tmp_path / "m" / "model.bin").write_bytes(ref.fix_crc(bytes(blob)))
         with pytest.raises(ModelFormatError, match=message):

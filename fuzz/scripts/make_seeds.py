@@ -1,5 +1,5 @@
 """Writes the seed inputs of the fuzz targets into fuzz/corpus/<target>/ with the Python API:
-small real artifacts (a model with a two-layer tree, word / character / position-weighted /
+small real artifacts (a model with a two-layer tree, also with compact weights, word / character / position-weighted /
 hashing featurizers, a completion index) and a few structured inputs for the other targets.
 
 Run from the repository root with the built package importable:
@@ -36,6 +36,9 @@ def model_seeds(tmp: pathlib.Path) -> None:
         clf = XRLinearClassifier(**params, threshold=0.05, random_state=0).fit(X, Y)
         clf.save(tmp / name)
         write("model_file", f"seed-{name}.bin", (tmp / name / "model.bin").read_bytes())
+        for dtype in ("float16", "int8"):
+            clf.compact(dtype).save(tmp / f"{name}-{dtype}")
+            write("model_file", f"seed-{name}-{dtype}.bin", (tmp / f"{name}-{dtype}" / "model.bin").read_bytes())
 
 
 def vocab_seeds(tmp: pathlib.Path) -> None:

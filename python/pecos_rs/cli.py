@@ -127,6 +127,9 @@ def cmd_train(args) -> None:
     model.fit(texts, labels, label_names=names, label_texts=label_texts)
     _progress(f"trained in {time.perf_counter() - start:.1f} s: {len(model.labels_):,} labels, "
               f"{model.classifier_.model_.nnz:,} weights")
+    if args.weight_dtype != "float32":
+        model = model.compact(args.weight_dtype)
+        _progress(f"weights compacted to {args.weight_dtype}")
     model.save(args.model)
     _progress(f"saved to {args.model}")
 
@@ -312,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--centroid-weight", type=float, default=0.005,
                        help="weight of the label-centroid match in the score (default: 0.005)")
     train.add_argument("-k", type=_positive_int, default=10, help="default labels per prediction (default: 10)")
+    train.add_argument("--weight-dtype", choices=["float32", "float16", "int8"], default="float32",
+                       help="how the saved weights are stored (see XRLinearClassifier.compact; "
+                            "default: float32)")
     train.add_argument("--n-jobs", type=int, default=-1, help="threads, -1 for all cores (default: -1)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     train.set_defaults(run=cmd_train)

@@ -286,6 +286,21 @@ class TextXRLinear(BaseEstimator):
             max_nonzeros_per_label=pruned.classifier_.max_nonzeros_per_label)
         return pruned
 
+    def compact(self, weight_dtype):
+        """A copy of this fitted model whose classifier and label-text and centroid matchers
+        store their weights as `weight_dtype` ("float32", "float16" or "int8"; see
+        :meth:`pecos_rs.XRLinearClassifier.compact`); featurizer and labels are shared with this
+        model, which is left as it is."""
+        check_is_fitted(self, "classifier_")
+        compact = copy.copy(self)
+        compact.classifier_ = self.classifier_.compact(weight_dtype)
+        n_threads = compact.classifier_._n_threads()
+        for name in ("matcher_", "centroid_matcher_"):
+            matcher = getattr(self, name)
+            if matcher is not None:
+                setattr(compact, name, matcher.compacted(weight_dtype, n_threads=n_threads))
+        return compact
+
     @property
     def n_bytes_(self) -> int:
         """Bytes of the weights in the model files: every tree and the matcher."""

@@ -392,6 +392,54 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         pruned.model_ = pruned.models_[0]
         return pruned
 
+    def compact(self, weight_dtype):
+        """A copy of this fitted estimator whose weights take fewer bytes, in memory and on disk.
+
+        The weights are stored as ``weight_dtype`` and scored as stored; the bias weights stay
+        float32, and the child slots of the weights take the narrowest integer type the tree
+        allows (8 bits for up to 256 children per node), which changes no score.
+
+        - ``"float32"``: the trained weights (the slots only: scores bit for bit the same);
+        - ``"float16"``: each weight rounded to the nearest float16, ``|w - w'| <= max(|w| *
+          2**-11, 2**-25)``; a weight above 65504 in magnitude is refused;
+        - ``"int8"``: per label (and cluster) ``c``, ``scale_c = max |w| / 127`` and ``q =
+          round(w / scale_c)``, the dot product of ``q`` multiplied by ``scale_c`` once:
+          ``|w - scale_c * q| <= scale_c * (1/2 + 2**-17)``.
+
+        A raw score ``w_c . x + bias * b_c`` then moves by at most the sum over the query's
+        features of ``|x_f|`` times that bound. Compact models save, load (also memory-mapped),
+        pickle and verify as any; ``save_pecos`` writes the weights they score with as float32
+        (PECOS has no compact weights). ``prune`` before compacting (pruning needs the float32
+        weights). Compacting a compact model again to its own dtype gives an equal model; to
+        another dtype is refused.
+
+        Parameters
+        ----------
+        weight_dtype : {"float32", "float16", "int8"}
+
+        Returns
+        -------
+        compact : XRLinearClassifier
+            A new fitted estimator; this one is left as it is.
+
+        Raises
+        ------
+        InvalidParameterError
+            For another ``weight_dtype``, or one that differs from this model's compact dtype.
+        InvalidInputError
+            For ``"float16"`` with a weight beyond float16's range.
+        """
+        check_is_fitted(self, "model_")
+        if not isinstance(weight_dtype, str):
+            raise InvalidParameterError(
+                f"weight_dtype must be 'float32', 'float16' or 'int8', got {weight_dtype!r}"
+            )
+        compact = copy.copy(self)
+        n_threads = self._n_threads()
+        compact.models_ = [tree.compacted(weight_dtype, n_threads=n_threads) for tree in self.models_]
+        compact.model_ = compact.models_[0]
+        return compact
+
     def __setstate__(self, state):
         super().__setstate__(state)
         # Estimators pickled before ensembles existed hold model_ only.

@@ -11,7 +11,7 @@ use pecos_core::infer::{
     mean_of_trees, predict_batch, predict_batch_filtered, predict_one, predict_one_filtered,
     weighted_sum, LabelRangeFilter, LabelSets, PredictParams, TopK,
 };
-use pecos_core::model::{Layer, XLinearModel};
+use pecos_core::model::{Layer, WeightDtype, XLinearModel};
 use pecos_core::sparse::CsrView;
 use pecos_core::train::{train, train_ensemble, LayerReport, Pruning, XLinearParams};
 use pecos_core::{io, PecosError};
@@ -169,6 +169,23 @@ impl PyXLinearModel {
         let model = &self.model;
         let pruned = run_detached(py, n_threads, || model.pruned(&pruning))?;
         Ok(PyXLinearModel::new(pruned, self.metadata.clone()))
+    }
+
+    /// This model with its weights stored as `weight_dtype` ("float32", "float16" or "int8", one
+    /// scale per label or cluster) and its child slots in the narrowest integer type; see
+    /// `pecos_core::model::XLinearModel::compacted`. Keeps the metadata. Releases the GIL.
+    #[pyo3(signature = (weight_dtype, *, n_threads))]
+    fn compacted(&self, py: Python<'_>, weight_dtype: &str, n_threads: usize) -> PyResult<Self> {
+        let dtype = core(WeightDtype::from_name(weight_dtype))?;
+        let model = &self.model;
+        let compact = run_detached(py, n_threads, || model.compacted(dtype))?;
+        Ok(PyXLinearModel::new(compact, self.metadata.clone()))
+    }
+
+    /// How the weights are stored: "float32" as trained, or the dtype given to `compacted`.
+    #[getter]
+    fn weight_dtype(&self) -> &'static str {
+        self.model.weight_dtype().name()
     }
 
     /// Top-`topk` labels and scores per row of `x`: `(labels int64 (n, w), scores float32 (n, w))`

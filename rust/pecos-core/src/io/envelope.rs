@@ -61,30 +61,29 @@ impl Writer {
     }
 
     /// Appends an array, each element by its little-endian bytes.
-    fn put<T: Copy, const N: usize>(&mut self, v: &[T], le_bytes: fn(T) -> [u8; N]) {
-        self.start_array(N * v.len());
-        v.iter()
-            .for_each(|&x| self.out.extend_from_slice(&le_bytes(x)));
+    pub(crate) fn elements<T: Element>(&mut self, v: &[T]) {
+        self.start_array(size_of_val(v));
+        v.iter().for_each(|&x| x.put_le(&mut self.out));
     }
 
     pub(crate) fn u32s(&mut self, v: &[u32]) {
-        self.put(v, u32::to_le_bytes);
+        self.elements(v);
     }
 
     pub(crate) fn u64s(&mut self, v: &[u64]) {
-        self.put(v, u64::to_le_bytes);
+        self.elements(v);
     }
 
     pub(crate) fn f32s(&mut self, v: &[f32]) {
-        self.put(v, f32::to_le_bytes);
+        self.elements(v);
     }
 
     pub(crate) fn f64s(&mut self, v: &[f64]) {
-        self.put(v, f64::to_le_bytes);
+        self.elements(v);
     }
 
     pub(crate) fn bytes(&mut self, v: &[u8]) {
-        self.put(v, u8::to_le_bytes);
+        self.elements(v);
     }
 
     /// The finished file: everything written, then its checksum.

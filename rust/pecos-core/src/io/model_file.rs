@@ -4,9 +4,13 @@
 //! ```text
 //! per layer: parent_of u32[n_children] | chunk_ptr u64[n_parents+1]
 //!            | chunk_entry_ptr u64[n_parents+1] | row_feature u32[n_rows]
-//!            | row_ptr u32[n_rows+n_parents] | entry_slot u32[n_entries]
-//!            | entry_value f32[n_entries] | bias_weight f32[n_children]
+//!            | row_ptr u32[n_rows+n_parents] | entry_slot S[n_entries]
+//!            | entry_value W[n_entries] | (int8 only) scale f32[n_children]
+//!            | bias_weight f32[n_children]
 //! ```
+//! with the slot type `S` (u8, u16 or u32) and the weight type `W` (f32, f16 or i8) named by the
+//! layer's header (`slot_type`, `weight_dtype`; absent: u32 and f32, as in every file before
+//! version 4 and in every model that was not compacted).
 //! After the envelope's checks, loading checks every structural invariant of the layers.
 //!
 //! A memory-mapped load ([`from_map`], version 3 only) makes the arrays views into the file
@@ -16,13 +20,14 @@
 //!
 //! Version history: 1 stored absolute 64-bit row pointers (`row_ptr u64[n_rows+1]`, no
 //! `chunk_entry_ptr`) and is refused with a message saying so; 2 is the layout above with the
-//! arrays packed; 3 (current) aligns every array to 8 bytes, so that a memory map can use them in
-//! place. Versions 2 and 3 are read.
+//! arrays packed; 3 aligns every array to 8 bytes, so that a memory map can use them in place; 4
+//! (current) adds the compact slot and weight types (a model that was not compacted is written as
+//! in version 3 but for the version number). Versions 2 to 4 are read, 3 and 4 also mapped.
 
 use super::envelope::{self, Layout, Opened, Reader, Writer};
 use crate::error::{PecosError, Result};
 use crate::index::ChainLayer;
-use crate::model::storage::{Array, Element, LayerArrays};
+use crate::model::storage::{Array, Element, LayerArrays, Slots, WeightDtype, Weights};
 use crate::model::{Layer, XLinearModel};
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
@@ -30,9 +35,11 @@ use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"PECOSRS\0";
 /// The version written; bump when the layout changes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// The last version with packed (unaligned) arrays.
 const PACKED_VERSION: u32 = 2;
+/// The last version without compact weights.
+const FLOAT32_VERSION: u32 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -49,21 +56,52 @@ struct LayerHeader {
     n_children: usize,
     n_rows: usize,
     n_entries: usize,
+    #[serde(default, skip_serializing_if = "is_default")]
+    slot_type: SlotType,
+    #[serde(default, skip_serializing_if = "is_default")]
+    weight_dtype: WeightDtype,
+}
+
+/// The stored type of the child slots of a layer's entries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SlotType {
+    U8,
+    U16,
+    #[default]
+    U32,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 impl LayerHeader {
     /// Adds this layer's arrays to `layout`, in file order.
     fn plan(&self, layout: &mut Layout) {
         let chunk_ptrs = self.n_parents.saturating_add(1);
+        let slot_width = match self.slot_type {
+            SlotType::U8 => 1,
+            SlotType::U16 => 2,
+            SlotType::U32 => 4,
+        };
+        let weight_width = match self.weight_dtype {
+            WeightDtype::Float32 => 4,
+            WeightDtype::Float16 => 2,
+            WeightDtype::Int8 => 1,
+        };
         layout
             .array(self.n_children, 4)
             .array(chunk_ptrs, 8)
             .array(chunk_ptrs, 8)
             .array(self.n_rows, 4)
             .array(self.n_rows.saturating_add(self.n_parents), 4)
-            .array(self.n_entries, 4)
-            .array(self.n_entries, 4)
-            .array(self.n_children, 4);
+            .array(self.n_entries, slot_width)
+            .array(self.n_entries, weight_width);
+        if self.weight_dtype == WeightDtype::Int8 {
+            layout.array(self.n_children, 4);
+        }
+        layout.array(self.n_children, 4);
     }
 }
 
@@ -72,7 +110,8 @@ pub fn to_bytes(model: &XLinearModel, metadata: &serde_json::Value) -> Vec<u8> {
     encode(model, metadata, FORMAT_VERSION)
 }
 
-/// The file of `model` in format `version` (2: packed arrays, 3: aligned).
+/// The file of `model` in format `version` (2: packed arrays, 3 and 4: aligned; only 4 can hold
+/// compact layers).
 fn encode(model: &XLinearModel, metadata: &serde_json::Value, version: u32) -> Vec<u8> {
     let header = Header {
         n_features: model.n_features(),
@@ -85,6 +124,12 @@ fn encode(model: &XLinearModel, metadata: &serde_json::Value, version: u32) -> V
                 n_children: l.chain().n_children(),
                 n_rows: l.arrays().n_rows(),
                 n_entries: l.arrays().n_entries(),
+                slot_type: match l.arrays().entry_slot {
+                    Slots::U8(_) => SlotType::U8,
+                    Slots::U16(_) => SlotType::U16,
+                    Slots::U32(_) => SlotType::U32,
+                },
+                weight_dtype: l.weight_dtype(),
             })
             .collect(),
         metadata: metadata.clone(),
@@ -97,8 +142,19 @@ fn encode(model: &XLinearModel, metadata: &serde_json::Value, version: u32) -> V
         w.u64s(&a.chunk_entry_ptr);
         w.u32s(&a.row_feature);
         w.u32s(&a.row_ptr);
-        w.u32s(&a.entry_slot);
-        w.f32s(&a.entry_value);
+        match &a.entry_slot {
+            Slots::U8(s) => w.elements(s),
+            Slots::U16(s) => w.elements(s),
+            Slots::U32(s) => w.elements(s),
+        }
+        match &a.entry_value {
+            Weights::F32(v) => w.elements(v),
+            Weights::F16(v) => w.elements(v),
+            Weights::I8 { q, scale } => {
+                w.elements(q);
+                w.f32s(scale);
+            }
+        }
         w.f32s(&a.bias_weight);
     }
     w.finish()
@@ -129,11 +185,11 @@ impl Backing<'_> {
 /// [`PecosError::Format`] for a foreign, truncated, corrupt or unsupported-version file.
 pub fn from_bytes(bytes: &[u8]) -> Result<(XLinearModel, serde_json::Value)> {
     let file = open(bytes)?;
-    let (header, layout) = plan(&file, file.version() == FORMAT_VERSION)?;
+    let (header, layout) = plan(&file, file.version() != PACKED_VERSION)?;
     decode(header, file.body(&layout)?, &Backing::Copied)
 }
 
-/// As [`from_bytes`] for a mapped file of the current version, whose arrays stay in the file:
+/// As [`from_bytes`] for a mapped file of version 3 or 4, whose arrays stay in the file:
 /// the sizes and alignment of every array are checked, and the layout of the layers (each chunk
 /// at its first use), but not the checksum ([`super::verify`] does that on demand).
 ///
@@ -141,7 +197,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(XLinearModel, serde_json::Value)> {
 /// As [`from_bytes`]; also for a file of version 2, whose arrays are not aligned.
 pub(crate) fn from_map(map: &Arc<Mmap>) -> Result<(XLinearModel, serde_json::Value)> {
     let file = open(map)?;
-    if file.version() != FORMAT_VERSION {
+    if file.version() == PACKED_VERSION {
         return Err(PecosError::Format(format!(
             "format version {} stores its arrays unaligned and cannot be memory-mapped: load it \
              without mmap and save it again to upgrade it to version {FORMAT_VERSION}",
@@ -178,14 +234,14 @@ fn open(bytes: &[u8]) -> Result<Opened<'_>> {
     match file.version() {
         1 => Err(PecosError::Format(
             "format version 1 (64-bit row pointers) is no longer read by this build, which \
-                 reads versions 2 and 3: re-train the model, or load it with the pecos_rs release \
+                 reads versions 2 to 4: re-train the model, or load it with the pecos_rs release \
                  that saved it"
                 .into(),
         )),
-        PACKED_VERSION | FORMAT_VERSION => Ok(file),
+        PACKED_VERSION | FLOAT32_VERSION | FORMAT_VERSION => Ok(file),
         v => Err(PecosError::Format(format!(
             "format version {v} is not supported (this build reads versions \
-                 {PACKED_VERSION} and {FORMAT_VERSION})"
+                 {PACKED_VERSION} to {FORMAT_VERSION})"
         ))),
     }
 }
@@ -202,14 +258,32 @@ fn decode(
         let chain = ChainLayer::try_new(parent_of, lh.n_parents)
             .map_err(|e| PecosError::Format(e.to_string()))?;
         // The layout matched the file size, so none of these counts overflows.
+        let chunk_ptr = backing.take(&mut r, lh.n_parents + 1)?;
+        let chunk_entry_ptr = backing.take(&mut r, lh.n_parents + 1)?;
+        let row_feature = backing.take(&mut r, lh.n_rows)?;
+        let row_ptr = backing.take(&mut r, lh.n_rows + lh.n_parents)?;
+        let entry_slot = match lh.slot_type {
+            SlotType::U8 => Slots::U8(backing.take(&mut r, lh.n_entries)?),
+            SlotType::U16 => Slots::U16(backing.take(&mut r, lh.n_entries)?),
+            SlotType::U32 => Slots::U32(backing.take(&mut r, lh.n_entries)?),
+        };
+        let entry_value = match lh.weight_dtype {
+            WeightDtype::Float32 => Weights::F32(backing.take(&mut r, lh.n_entries)?),
+            WeightDtype::Float16 => Weights::F16(backing.take(&mut r, lh.n_entries)?),
+            WeightDtype::Int8 => Weights::I8 {
+                q: backing.take(&mut r, lh.n_entries)?,
+                scale: backing.take(&mut r, lh.n_children)?,
+            },
+        };
+        let bias_weight = backing.take(&mut r, lh.n_children)?;
         let arrays = LayerArrays {
-            chunk_ptr: backing.take(&mut r, lh.n_parents + 1)?,
-            chunk_entry_ptr: backing.take(&mut r, lh.n_parents + 1)?,
-            row_feature: backing.take(&mut r, lh.n_rows)?,
-            row_ptr: backing.take(&mut r, lh.n_rows + lh.n_parents)?,
-            entry_slot: backing.take(&mut r, lh.n_entries)?,
-            entry_value: backing.take(&mut r, lh.n_entries)?,
-            bias_weight: backing.take(&mut r, lh.n_children)?,
+            chunk_ptr,
+            chunk_entry_ptr,
+            row_feature,
+            row_ptr,
+            entry_slot,
+            entry_value,
+            bias_weight,
         };
         layers.push(Layer::from_arrays(chain, arrays));
     }
@@ -338,7 +412,10 @@ mod tests {
         let good = toy_model();
         let mut layers = good.layers().to_vec();
         let mut arrays = layers[1].arrays().clone();
-        arrays.entry_slot.to_mut()[0] = 7; // entry 0 is in parent 0's chunk, of one child
+        let Slots::U32(slots) = &mut arrays.entry_slot else {
+            panic!("a trained layer has 32-bit slots");
+        };
+        slots.to_mut()[0] = 7; // entry 0 is in parent 0's chunk, of one child
         layers[1] = Layer::from_arrays(layers[1].chain().clone(), arrays);
         let bad = XLinearModel { layers, ..good };
         let bytes = to_bytes(&bad, &serde_json::Value::Null);
@@ -351,6 +428,66 @@ mod tests {
         assert!(refused(layer.chunk_child_weights(0).map(|_| ())));
         assert!(refused(layer.to_csc(3).map(|_| ())));
         assert!(refused(super::super::verify(&mapped)));
+    }
+
+    /// The toy model with its weights compacted to each dtype (float32: the slots only).
+    fn compact_models() -> Vec<XLinearModel> {
+        [
+            WeightDtype::Float32,
+            WeightDtype::Float16,
+            WeightDtype::Int8,
+        ]
+        .map(|dtype| toy_model().compacted(dtype).unwrap())
+        .into()
+    }
+
+    #[test]
+    fn compact_models_round_trip_read_and_mapped() {
+        let meta = serde_json::json!({"k": 1});
+        for model in compact_models() {
+            let bytes = to_bytes(&model, &meta);
+            assert_eq!(from_bytes(&bytes).unwrap(), (model.clone(), meta.clone()));
+            let map = map_of(&bytes);
+            let (mapped, _) = from_map(&map).unwrap();
+            assert_eq!(mapped, model);
+            assert!(mapped.is_memory_mapped());
+            assert!(super::super::verify(&mapped).is_ok());
+            assert_eq!(to_bytes(&mapped, &meta), bytes);
+        }
+    }
+
+    #[test]
+    fn damaged_compact_files_are_refused() {
+        for model in compact_models() {
+            let bytes = to_bytes(&model, &serde_json::Value::Null);
+            for n in 0..bytes.len() {
+                assert!(from_bytes(&bytes[..n]).is_err(), "truncated at {n}");
+                assert!(from_map(&map_of(&bytes[..n])).is_err(), "truncated at {n}");
+            }
+            for i in 0..bytes.len() {
+                let mut b = bytes.clone();
+                b[i] ^= 0x5a;
+                assert!(from_bytes(&b).is_err(), "flipped byte {i}");
+                if let Ok((mapped, _)) = from_map(&map_of(&b)) {
+                    assert!(super::super::verify(&mapped).is_err(), "flipped byte {i}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn version_3_files_are_read_and_mapped() {
+        let model = toy_model();
+        let v3 = encode(&model, &serde_json::Value::Null, FLOAT32_VERSION);
+        assert_eq!(from_bytes(&v3).unwrap().0, model);
+        assert_eq!(from_map(&map_of(&v3)).unwrap().0, model);
+        // A model that was not compacted is written as in version 3 but for the version.
+        let v4 = to_bytes(&model, &serde_json::Value::Null);
+        let n = v4.len();
+        assert_eq!(
+            (v3.len(), &v3[..8], &v3[12..n - 4]),
+            (n, &v4[..8], &v4[12..n - 4])
+        );
     }
 
     #[test]
@@ -377,9 +514,9 @@ mod tests {
             }
         }
         let bytes = to_bytes(&toy_model(), &serde_json::Value::Null);
-        let mut v4 = bytes.clone();
-        v4[8] = 4;
-        assert!(matches!(from_bytes(&v4), Err(PecosError::Format(m)) if m.contains("version 4")));
+        let mut v5 = bytes.clone();
+        v5[8] = 5;
+        assert!(matches!(from_bytes(&v5), Err(PecosError::Format(m)) if m.contains("version 5")));
         let mut v1 = bytes.clone();
         v1[8] = 1;
         assert!(

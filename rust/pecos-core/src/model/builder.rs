@@ -1,7 +1,7 @@
 //! Assembling a layer's arrays from the weights of its children, one parent at a time.
 
 use super::layer::{ChildWeights, Layer};
-use super::storage::LayerArrays;
+use super::storage::{LayerArrays, Slots, Weights};
 use crate::error::{PecosError, Result};
 use crate::index::ChainLayer;
 use crate::sparse::CsrView;
@@ -78,6 +78,9 @@ impl Layer {
 pub struct LayerBuilder {
     chain: ChainLayer,
     arrays: LayerArrays,
+    /// The entries' slots and weights so far (32-bit slots, float32 weights: a trained layer).
+    entry_slot: Vec<u32>,
+    entry_value: Vec<f32>,
     /// (feature, slot, weight) of the chunk being added; kept to reuse its allocation.
     triples: Vec<(u32, u32, f32)>,
 }
@@ -93,6 +96,8 @@ impl LayerBuilder {
         LayerBuilder {
             chain,
             arrays,
+            entry_slot: Vec::new(),
+            entry_value: Vec::new(),
             triples: Vec::new(),
         }
     }
@@ -147,7 +152,7 @@ impl LayerBuilder {
         }
         triples.sort_unstable_by_key(|&(f, slot, _)| (f, slot));
         let (row_ptr, row_feature) = (a.row_ptr.to_mut(), a.row_feature.to_mut());
-        let (entry_slot, entry_value) = (a.entry_slot.to_mut(), a.entry_value.to_mut());
+        let (entry_slot, entry_value) = (&mut self.entry_slot, &mut self.entry_value);
         row_ptr.push(0);
         for (i, &(f, slot, v)) in triples.iter().enumerate() {
             if i > 0 && triples[i - 1].0 != f {
@@ -171,7 +176,7 @@ impl LayerBuilder {
     ///
     /// # Errors
     /// [`PecosError::ShapeMismatch`] if some parents have no chunk yet.
-    pub fn finish(self) -> Result<Layer> {
+    pub fn finish(mut self) -> Result<Layer> {
         if self.n_chunks() != self.chain.n_parents() {
             return Err(PecosError::shape(
                 "chunks of the layer",
@@ -179,6 +184,8 @@ impl LayerBuilder {
                 self.n_chunks(),
             ));
         }
+        self.arrays.entry_slot = Slots::U32(self.entry_slot.into());
+        self.arrays.entry_value = Weights::F32(self.entry_value.into());
         Ok(Layer::from_arrays(self.chain, self.arrays))
     }
 }

@@ -6,6 +6,7 @@
 //! `#children`.
 
 use super::layer::{Layer, SKIP};
+use super::storage::{with_entries, Slot, Weight};
 use crate::error::Result;
 use crate::sparse::SparseRow;
 
@@ -34,10 +35,16 @@ impl ScoreScratch {
 
 impl Layer {
     /// Sets `scores` to `copies` consecutive copies of the bias terms `bias * b_c` of `parent`'s
-    /// children, in slot order: the starting point of every query's scores.
+    /// children, in slot order: the starting point of every query's scores. With int8 weights,
+    /// to zeros instead: the dot products are scaled first and the bias terms added after (see
+    /// [`Layer::finish_scores`]).
     fn init_scores(&self, parent: usize, copies: usize, bias: f32, scores: &mut Vec<f32>) {
         let children = self.chain.children(parent);
         scores.clear();
+        if self.arrays.entry_value.scale().is_some() {
+            scores.resize(copies * children.len(), 0.0);
+            return;
+        }
         if let Some(b) = self.shared_bias(parent) {
             // One value for all (the same product): a fill instead of a gather.
             scores.resize(copies * children.len(), bias * b);
@@ -49,6 +56,22 @@ impl Layer {
                     .iter()
                     .map(|&c| bias * self.arrays.bias_weight[c as usize]),
             );
+        }
+    }
+
+    /// With int8 weights, turns the `copies` dot products of quantised weights in `scores` into
+    /// raw scores: `scale_c * dot + bias * b_c` (one multiplication per child instead of one per
+    /// entry). Other weights already are raw scores.
+    fn finish_scores(&self, parent: usize, bias: f32, scores: &mut [f32]) {
+        let Some(scale) = self.arrays.entry_value.scale() else {
+            return;
+        };
+        let children = self.chain.children(parent);
+        let b = &self.arrays.bias_weight;
+        for copy in scores.chunks_exact_mut(children.len().max(1)) {
+            for (score, &c) in copy.iter_mut().zip(children) {
+                *score = scale[c as usize] * *score + bias * b[c as usize];
+            }
         }
     }
 
@@ -106,17 +129,10 @@ impl Layer {
             (row_ptr[k], row_ptr[k + 1], xv)
         }));
         // Pass 3: the entries.
-        let entries = self.chunk_entries(parent);
-        let (slots, values) = (
-            &self.arrays.entry_slot[entries.clone()],
-            &self.arrays.entry_value[entries],
-        );
-        for &(e0, e1, xv) in spans.iter() {
-            let (e0, e1) = (e0 as usize, e1 as usize);
-            for (&slot, &w) in slots[e0..e1].iter().zip(&values[e0..e1]) {
-                scores[slot as usize] += xv * w;
-            }
-        }
+        with_entries!(self.arrays, self.chunk_entries(parent), |slots, values| {
+            add_spans(slots, values, spans, scores)
+        });
+        self.finish_scores(parent, bias, scores);
         Ok(())
     }
 
@@ -159,12 +175,6 @@ impl Layer {
             );
         }
         sort_by_feature(merged, spare);
-        let row_ptr = self.chunk_row_ptr(parent);
-        let entries = self.chunk_entries(parent);
-        let (slots, values) = (
-            &self.arrays.entry_slot[entries.clone()],
-            &self.arrays.entry_value[entries],
-        );
         // Pass 1: the chunk row of each distinct feature, with its run of (query, value) items.
         runs.clear();
         let mut run_start = 0;
@@ -182,17 +192,52 @@ impl Layer {
         }
         // Pass 2: each row's entries, for every query of its run (rows are located before
         // any is read, so the reads of different rows overlap).
-        for &(k, r0, r1) in runs.iter() {
-            let k = k as usize;
-            let (e0, e1) = (row_ptr[k] as usize, row_ptr[k + 1] as usize);
-            for &(key, xv) in &merged[r0 as usize..r1 as usize] {
-                let out = &mut scores[(key as u32) as usize * n..][..n];
-                for (&slot, &w) in slots[e0..e1].iter().zip(&values[e0..e1]) {
-                    out[slot as usize] += xv * w;
-                }
+        let row_ptr = self.chunk_row_ptr(parent);
+        with_entries!(self.arrays, self.chunk_entries(parent), |slots, values| {
+            add_runs(slots, values, row_ptr, runs, merged, n, scores)
+        });
+        self.finish_scores(parent, bias, scores);
+        Ok(())
+    }
+}
+
+/// Adds `xv * w` of the entries `e0..e1` of each span to the score of their slot.
+#[inline]
+fn add_spans<S: Slot, W: Weight>(
+    slots: &[S],
+    values: &[W],
+    spans: &[(u32, u32, f32)],
+    scores: &mut [f32],
+) {
+    for &(e0, e1, xv) in spans {
+        let (e0, e1) = (e0 as usize, e1 as usize);
+        for (&slot, &w) in slots[e0..e1].iter().zip(&values[e0..e1]) {
+            scores[slot.index()] += xv * w.widen();
+        }
+    }
+}
+
+/// Adds, for each run `(row k, items r0..r1 of merged)`, `xv * w` of row `k`'s entries to the
+/// scores (`n` per query) of every query of the run, in the same order as [`add_spans`].
+#[inline]
+fn add_runs<S: Slot, W: Weight>(
+    slots: &[S],
+    values: &[W],
+    row_ptr: &[u32],
+    runs: &[(u32, u32, u32)],
+    merged: &[(u64, f32)],
+    n: usize,
+    scores: &mut [f32],
+) {
+    for &(k, r0, r1) in runs {
+        let k = k as usize;
+        let (e0, e1) = (row_ptr[k] as usize, row_ptr[k + 1] as usize);
+        for &(key, xv) in &merged[r0 as usize..r1 as usize] {
+            let out = &mut scores[(key as u32) as usize * n..][..n];
+            for (&slot, &w) in slots[e0..e1].iter().zip(&values[e0..e1]) {
+                out[slot.index()] += xv * w.widen();
             }
         }
-        Ok(())
     }
 }
 

@@ -1,7 +1,7 @@
 //! One tree layer of the model: its chain layer, its stored weight arrays and the derived search
 //! index, with the structural checks a loaded file must pass and the export to PECOS's CSC `W`.
 
-use super::storage::LayerArrays;
+use super::storage::{LayerArrays, WeightDtype};
 use crate::error::{PecosError, Result};
 use crate::index::ChainLayer;
 use std::sync::OnceLock;
@@ -111,18 +111,12 @@ impl Layer {
         if rows.windows(2).any(|w| w[1] <= w[0]) {
             return Err("chunk features are unsorted".into());
         }
-        let n_slots = self.chain.children(p).len() as u32;
-        if self.arrays.entry_slot[entries.clone()]
-            .iter()
-            .any(|&s| s >= n_slots)
-        {
+        let n_slots = self.chain.children(p).len();
+        if !self.arrays.entry_slot.all_below(entries.clone(), n_slots) {
             return Err("entry refers to a child outside its parent".into());
         }
-        if self.arrays.entry_value[entries]
-            .iter()
-            .any(|v| !v.is_finite())
-        {
-            return Err("non-finite weight".into());
+        if !self.arrays.entry_value.are_valid(entries) {
+            return Err("non-finite weight (or an int8 weight of -128)".into());
         }
         Ok(rows.iter().step_by(SKIP).copied().collect())
     }
@@ -141,6 +135,11 @@ impl Layer {
     /// Rows of parent `p`'s chunk, as a range of `row_feature`.
     pub(super) fn chunk_rows(&self, p: usize) -> std::ops::Range<usize> {
         self.arrays.chunk_ptr[p] as usize..self.arrays.chunk_ptr[p + 1] as usize
+    }
+
+    /// How the weights are stored (float32 as trained, or compacted).
+    pub fn weight_dtype(&self) -> WeightDtype {
+        self.arrays.entry_value.dtype()
     }
 
     /// Entries of parent `p`'s chunk, as a range of `entry_slot` and `entry_value`.
@@ -189,9 +188,11 @@ impl Layer {
         for (k, r) in self.chunk_rows(p).enumerate() {
             let feature = self.arrays.row_feature[r];
             for e in base + row_ptr[k] as usize..base + row_ptr[k + 1] as usize {
-                let cw = &mut weights[self.arrays.entry_slot[e] as usize];
+                let slot = self.arrays.entry_slot.get(e);
+                let cw = &mut weights[slot];
                 cw.features.push(feature);
-                cw.values.push(self.arrays.entry_value[e]);
+                cw.values
+                    .push(self.arrays.entry_value.get(e, children[slot] as usize));
             }
         }
         Ok(weights)
@@ -292,6 +293,18 @@ impl Layer {
         }
         if self.arrays.bias_weight.iter().any(|v| !v.is_finite()) {
             return bad("non-finite weight");
+        }
+        if let Some(scale) = self.arrays.entry_value.scale() {
+            if scale.len() != self.chain.n_children() {
+                return bad("scale vector has the wrong length");
+            }
+            // Compaction writes scale = max |w| / 127, so scale * 127 is a finite weight.
+            if scale
+                .iter()
+                .any(|&s| !(s >= 0.0 && (s * 127.0).is_finite()))
+            {
+                return bad("scale is negative or not finite");
+            }
         }
         Ok(())
     }

@@ -9,12 +9,14 @@
 //! inference and [`crate::io`].
 
 mod builder;
+mod compact;
 mod kernels;
 mod layer;
 pub(crate) mod storage;
 
 pub(crate) use kernels::ScoreScratch;
 pub use layer::{ChildWeights, Layer};
+pub use storage::WeightDtype;
 
 use crate::error::{PecosError, Result};
 use crate::index::ClusterChain;

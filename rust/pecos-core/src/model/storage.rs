@@ -4,7 +4,9 @@
 //! slices either way.
 
 use crate::error::{PecosError, Result};
+use half::f16;
 use memmap2::Mmap;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, Range};
@@ -18,26 +20,83 @@ use std::sync::Arc;
 pub(crate) unsafe trait Element: Copy + PartialEq + fmt::Debug {
     /// The value of `size_of::<Self>()` little-endian bytes.
     fn from_le_slice(bytes: &[u8]) -> Self;
+    /// Appends the little-endian bytes of `self` to `out`.
+    fn put_le(self, out: &mut Vec<u8>);
 }
 
-// SAFETY: plain numbers; every bit pattern is a valid value.
-unsafe impl Element for u32 {
-    fn from_le_slice(b: &[u8]) -> Self {
-        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+/// Implements [`Element`] for plain number types by their `from_le_bytes` / `to_le_bytes`.
+macro_rules! plain_elements {
+    ($($t:ty),*) => {$(
+        // SAFETY: a plain number without padding; every bit pattern is a valid value (NaNs
+        // included for the floats; `half::f16` is a transparent `u16`).
+        unsafe impl Element for $t {
+            fn from_le_slice(b: &[u8]) -> Self {
+                let mut bytes = [0u8; size_of::<$t>()];
+                bytes.copy_from_slice(&b[..size_of::<$t>()]);
+                <$t>::from_le_bytes(bytes)
+            }
+            fn put_le(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+        }
+    )*};
+}
+
+plain_elements!(u8, i8, u16, u32, u64, f16, f32, f64);
+
+/// The child slot of an entry (its position among its parent's children), stored in 8, 16 or 32
+/// bits: the scoring kernels are generic over the width.
+pub(crate) trait Slot: Element {
+    fn index(self) -> usize;
+}
+
+impl Slot for u8 {
+    fn index(self) -> usize {
+        self.into()
     }
 }
 
-// SAFETY: plain numbers; every bit pattern is a valid value.
-unsafe impl Element for u64 {
-    fn from_le_slice(b: &[u8]) -> Self {
-        u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+impl Slot for u16 {
+    fn index(self) -> usize {
+        self.into()
     }
 }
 
-// SAFETY: plain numbers; every bit pattern is a valid value (NaNs included).
-unsafe impl Element for f32 {
-    fn from_le_slice(b: &[u8]) -> Self {
-        f32::from_bits(u32::from_le_slice(b))
+impl Slot for u32 {
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A stored weight of an entry as the kernels multiply it: the weight itself (float32, float16),
+/// or the 8-bit integer that its child's scale multiplies once after the dot product (int8).
+pub(crate) trait Weight: Element {
+    fn widen(self) -> f32;
+}
+
+impl Weight for f32 {
+    fn widen(self) -> f32 {
+        self
+    }
+}
+
+impl Weight for f16 {
+    /// Exact for every finite float16 (what validated layers hold), without a branch or a call:
+    /// the sign, exponent and mantissa bits moved to their float32 places read as a float32
+    /// `2^-112` times the value (subnormals included), which one multiplication by `2^112`
+    /// rescales. `half`'s conversion calls the F16C instruction through run-time detection, or
+    /// emulates it with branches, for every weight.
+    #[inline]
+    fn widen(self) -> f32 {
+        let two_pow_112 = f32::from_bits((127 + 112) << 23);
+        let h = u32::from(self.to_bits());
+        f32::from_bits(((h & 0x8000) << 16) | ((h & 0x7fff) << 13)) * two_pow_112
+    }
+}
+
+impl Weight for i8 {
+    fn widen(self) -> f32 {
+        self.into()
     }
 }
 
@@ -153,6 +212,216 @@ impl<T: Element> fmt::Debug for Array<T> {
     }
 }
 
+/// The child slots of a layer's entries, in the narrowest width that its parent with the most
+/// children allows once compacted ([`super::Layer::compacted`]); 32 bits as trained.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Slots {
+    U8(Array<u8>),
+    U16(Array<u16>),
+    U32(Array<u32>),
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Slots::U32(Array::default())
+    }
+}
+
+impl Slots {
+    pub fn len(&self) -> usize {
+        match self {
+            Slots::U8(s) => s.len(),
+            Slots::U16(s) => s.len(),
+            Slots::U32(s) => s.len(),
+        }
+    }
+
+    /// The slot of entry `e` (`e < len()`).
+    pub fn get(&self, e: usize) -> usize {
+        match self {
+            Slots::U8(s) => s[e].index(),
+            Slots::U16(s) => s[e].index(),
+            Slots::U32(s) => s[e].index(),
+        }
+    }
+
+    /// Every slot, widened (for compaction and checks; the kernels read the stored width).
+    pub fn to_indices(&self, range: Range<usize>) -> Vec<usize> {
+        fn widen<S: Slot>(s: &[S]) -> Vec<usize> {
+            s.iter().map(|&s| s.index()).collect()
+        }
+        match self {
+            Slots::U8(s) => widen(&s[range]),
+            Slots::U16(s) => widen(&s[range]),
+            Slots::U32(s) => widen(&s[range]),
+        }
+    }
+
+    /// The slots `indices` (each below `n_slots`) in the narrowest width that holds `n_slots`.
+    pub fn narrowest(indices: &[usize], n_slots: usize) -> Self {
+        if n_slots <= 1 << 8 {
+            Slots::U8(indices.iter().map(|&s| s as u8).collect::<Vec<_>>().into())
+        } else if n_slots <= 1 << 16 {
+            Slots::U16(indices.iter().map(|&s| s as u16).collect::<Vec<_>>().into())
+        } else {
+            Slots::U32(indices.iter().map(|&s| s as u32).collect::<Vec<_>>().into())
+        }
+    }
+
+    /// Whether every slot of entries `range` is below `n_slots`.
+    pub fn all_below(&self, range: Range<usize>, n_slots: usize) -> bool {
+        fn check<S: Slot>(s: &[S], n_slots: usize) -> bool {
+            s.iter().all(|&s| s.index() < n_slots)
+        }
+        match self {
+            Slots::U8(s) => check(&s[range], n_slots),
+            Slots::U16(s) => check(&s[range], n_slots),
+            Slots::U32(s) => check(&s[range], n_slots),
+        }
+    }
+
+    fn map(&self) -> Option<&Arc<Mmap>> {
+        match self {
+            Slots::U8(s) => s.map(),
+            Slots::U16(s) => s.map(),
+            Slots::U32(s) => s.map(),
+        }
+    }
+}
+
+/// The weights of a layer's entries: float32 as trained, or compacted
+/// ([`super::Layer::compacted`]) to float16 or to 8-bit integers with one scale per child.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Weights {
+    F32(Array<f32>),
+    F16(Array<f16>),
+    /// The weight of an entry of child `c` is `scale[c] * q`, `q` in `-127..=127`.
+    I8 {
+        q: Array<i8>,
+        scale: Array<f32>,
+    },
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights::F32(Array::default())
+    }
+}
+
+impl Weights {
+    pub fn len(&self) -> usize {
+        match self {
+            Weights::F32(w) => w.len(),
+            Weights::F16(w) => w.len(),
+            Weights::I8 { q, .. } => q.len(),
+        }
+    }
+
+    /// The weight of entry `e` (`e < len()`) of child `child`, as the kernels use it.
+    pub fn get(&self, e: usize, child: usize) -> f32 {
+        match self {
+            Weights::F32(w) => w[e],
+            Weights::F16(w) => w[e].widen(),
+            Weights::I8 { q, scale } => scale[child] * q[e].widen(),
+        }
+    }
+
+    /// Whether the weights of entries `range` are finite numbers (for int8: in `-127..=127`, the
+    /// range compaction writes).
+    pub fn are_valid(&self, range: Range<usize>) -> bool {
+        match self {
+            Weights::F32(w) => w[range].iter().all(|v| v.is_finite()),
+            Weights::F16(w) => w[range].iter().all(|v| v.is_finite()),
+            Weights::I8 { q, .. } => q[range].iter().all(|&v| v != i8::MIN),
+        }
+    }
+
+    /// The scale of each child (by child id), for int8 weights.
+    pub fn scale(&self) -> Option<&[f32]> {
+        match self {
+            Weights::I8 { scale, .. } => Some(scale),
+            Weights::F32(_) | Weights::F16(_) => None,
+        }
+    }
+
+    pub fn dtype(&self) -> WeightDtype {
+        match self {
+            Weights::F32(_) => WeightDtype::Float32,
+            Weights::F16(_) => WeightDtype::Float16,
+            Weights::I8 { .. } => WeightDtype::Int8,
+        }
+    }
+
+    fn map(&self) -> Option<&Arc<Mmap>> {
+        match self {
+            Weights::F32(w) => w.map(),
+            Weights::F16(w) => w.map(),
+            Weights::I8 { q, .. } => q.map(),
+        }
+    }
+}
+
+/// How the weights of a model are stored: float32 as trained, or compacted to float16 or to
+/// 8-bit integers with one scale per child (see [`crate::model::XLinearModel::compacted`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightDtype {
+    #[default]
+    Float32,
+    Float16,
+    Int8,
+}
+
+impl WeightDtype {
+    /// The dtype called `name` ("float32", "float16" or "int8").
+    ///
+    /// # Errors
+    /// [`PecosError::InvalidParam`] for any other name.
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "float32" => Ok(WeightDtype::Float32),
+            "float16" => Ok(WeightDtype::Float16),
+            "int8" => Ok(WeightDtype::Int8),
+            _ => Err(PecosError::param(
+                "weight_dtype",
+                format!("must be 'float32', 'float16' or 'int8', got {name:?}"),
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightDtype::Float32 => "float32",
+            WeightDtype::Float16 => "float16",
+            WeightDtype::Int8 => "int8",
+        }
+    }
+}
+
+/// Runs `$body` with `$slots` and `$values` bound to the typed slices of the entries `$range` of
+/// `$arrays` (a [`LayerArrays`]): once per pair of stored widths, so that the kernel in `$body`
+/// is compiled for each.
+macro_rules! with_entries {
+    ($arrays:expr, $range:expr, |$slots:ident, $values:ident| $body:expr) => {{
+        use $crate::model::storage::{Slots, Weights};
+        let range: std::ops::Range<usize> = $range;
+        match &$arrays.entry_slot {
+            Slots::U8(s) => with_entries!(@values $arrays, &s[range.clone()], range, $slots, $values, $body),
+            Slots::U16(s) => with_entries!(@values $arrays, &s[range.clone()], range, $slots, $values, $body),
+            Slots::U32(s) => with_entries!(@values $arrays, &s[range.clone()], range, $slots, $values, $body),
+        }
+    }};
+    (@values $arrays:expr, $s:expr, $range:expr, $slots:ident, $values:ident, $body:expr) => {{
+        let $slots = $s;
+        match &$arrays.entry_value {
+            Weights::F32(v) => { let $values = &v[$range]; $body }
+            Weights::F16(v) => { let $values = &v[$range]; $body }
+            Weights::I8 { q, .. } => { let $values = &q[$range]; $body }
+        }
+    }};
+}
+pub(crate) use with_entries;
+
 /// The stored arrays of one layer of `n_parents` chunks over `n_children` children.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct LayerArrays {
@@ -168,9 +437,9 @@ pub(crate) struct LayerArrays {
     /// up to (excluding) `chunk_entry_ptr[p] + row_ptr[chunk_ptr[p] + p + k + 1]`.
     pub row_ptr: Array<u32>,
     /// Child slot (position among the parent's children) of each entry.
-    pub entry_slot: Array<u32>,
-    pub entry_value: Array<f32>,
-    /// Bias weight of each child, indexed by child id.
+    pub entry_slot: Slots,
+    pub entry_value: Weights,
+    /// Bias weight of each child, indexed by child id (float32 in every dtype).
     pub bias_weight: Array<f32>,
 }
 
@@ -188,7 +457,7 @@ impl LayerArrays {
     /// The file these arrays are views of, if they were memory-mapped (all of a layer's arrays
     /// come from one file).
     pub(crate) fn map(&self) -> Option<&Arc<Mmap>> {
-        self.entry_value.map()
+        self.entry_value.map().or_else(|| self.entry_slot.map())
     }
 }
 
@@ -237,6 +506,16 @@ pub(crate) mod tests {
         copy.to_mut().push(5);
         assert_eq!((copy.map().is_none(), a.map().is_some()), (true, true));
         assert_eq!(*copy, [2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn float16_weights_widen_exactly() {
+        for bits in 0..=u16::MAX {
+            let h = f16::from_bits(bits);
+            if h.is_finite() {
+                assert_eq!(h.widen().to_bits(), h.to_f32().to_bits(), "{bits:#06x}");
+            }
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! feature id, the bias last), and both steps commute with a previous looser pruning.
 
 use crate::error::Result;
-use crate::model::{ChildWeights, Layer, XLinearModel};
+use crate::model::{ChildWeights, Layer, WeightDtype, XLinearModel};
 use crate::params::{Params, Value};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -148,9 +148,22 @@ impl XLinearModel {
     /// A looser setting keeps the trained weights: dropped weights cannot come back.
     ///
     /// # Errors
-    /// [`crate::PecosError::InvalidParam`] for an invalid `pruning`.
+    /// [`crate::PecosError::InvalidParam`] for an invalid `pruning`, or for a model whose weights
+    /// were compacted ([`XLinearModel::compacted`]): pruning applies the training rule to the
+    /// trained float32 weights, so prune first, then compact.
     pub fn pruned(&self, pruning: &Pruning) -> Result<XLinearModel> {
         pruning.validate()?;
+        let dtype = self.weight_dtype();
+        if dtype != WeightDtype::Float32 {
+            return Err(crate::PecosError::param(
+                "prune",
+                format!(
+                    "needs the trained float32 weights, but this model's are {}: prune the model \
+                     before compacting it",
+                    dtype.name()
+                ),
+            ));
+        }
         let layers = self
             .layers()
             .iter()
