@@ -62,6 +62,25 @@ class XLinearModel:
         row_weights: NDArray[np.float32] | None = None,
     ) -> list[XLinearModel]: ...
     @staticmethod
+    def train_subtree(
+        x: _CsrArgs,
+        y: _CsrArgs,
+        chain: _Chain,
+        params: _Params,
+        *,
+        first_layer: int,
+        root: int,
+        node_ids: Sequence[NDArray[np.uint32]],
+        n_threads: int,
+    ) -> XLinearModel: ...
+    @staticmethod
+    def join_subtrees(
+        top: XLinearModel,
+        subtrees: Sequence[XLinearModel],
+        roots: Sequence[int],
+        node_ids: Sequence[Sequence[NDArray[np.uint32]]],
+    ) -> XLinearModel: ...
+    @staticmethod
     def from_weight_columns(
         chain: _Chain, weights: Sequence[_CsrArgs], *, n_features: int, bias: float, metadata: str = "null"
     ) -> XLinearModel: ...
@@ -160,6 +179,19 @@ class TfidfVocabulary:
     def __reduce__(self) -> tuple[Any, ...]: ...
 
 def pifa(x: _CsrArgs, y: _CsrArgs, *, n_threads: int) -> _CsrArrays: ...
+def pifa_of_labels(x: _CsrArgs, y: _CsrArgs, labels: NDArray[np.uint32], *, n_threads: int) -> _CsrArrays: ...
+def balanced_kmeans_subtree(
+    z: Any,
+    *,
+    depth: int,
+    max_iter: int,
+    spherical: bool,
+    seed: int,
+    root_level: int,
+    root_node: int,
+    tree_nnz: int,
+    n_threads: int,
+) -> NDArray[np.uint32]: ...
 def balanced_kmeans_leaves(
     z: Any, *, depth: int, max_iter: int, spherical: bool, seed: int, n_threads: int
 ) -> NDArray[np.uint32]: ...
