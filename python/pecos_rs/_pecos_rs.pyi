@@ -72,6 +72,7 @@ class XLinearModel:
         root: int,
         node_ids: Sequence[NDArray[np.uint32]],
         n_threads: int,
+        progress: Callable[..., object] | None = None,
     ) -> XLinearModel: ...
     @staticmethod
     def join_subtrees(

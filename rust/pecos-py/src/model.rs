@@ -95,10 +95,11 @@ impl PyXLinearModel {
     /// `y` are the rows of the whole training set that have a label in the sub-tree (in order),
     /// `y`'s columns the sub-tree's labels; `chain` the sub-tree (as in `train`, its root the one
     /// parent of its first layer); `first_layer`, `root` and `node_ids` (per layer, the whole
-    /// tree's id of each child, increasing) place it in the whole tree. `params` as in `train`
-    /// (teacher-forced negatives only). Releases the GIL; Ctrl-C stops it with `KeyboardInterrupt`.
+    /// tree's id of each child, increasing) place it in the whole tree. `params` and `progress`
+    /// as in `train` (teacher-forced negatives only). Releases the GIL; Ctrl-C stops it with
+    /// `KeyboardInterrupt`.
     #[staticmethod]
-    #[pyo3(signature = (x, y, chain, params, *, first_layer, root, node_ids, n_threads))]
+    #[pyo3(signature = (x, y, chain, params, *, first_layer, root, node_ids, n_threads, progress = None))]
     #[allow(clippy::too_many_arguments)]
     fn train_subtree(
         py: Python<'_>,
@@ -110,6 +111,7 @@ impl PyXLinearModel {
         root: u32,
         node_ids: Vec<PyReadonlyArray1<'_, u32>>,
         n_threads: usize,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let params = core(XLinearParams::from_params(params.0))?.train;
         let chain = cluster_chain(&chain)?;
@@ -122,8 +124,9 @@ impl PyXLinearModel {
                 .collect::<PyResult<_>>()?,
         };
         let (xv, yv) = (x.view()?, y.view()?);
+        let report = |r: &LayerReport| report_layer(progress.as_ref(), r, None);
         let model = run_interruptible(py, n_threads, |stop| {
-            train_subtree(&xv, &yv, &chain, &place, &params, &|_| {}, stop)
+            train_subtree(&xv, &yv, &chain, &place, &params, &report, stop)
         })?;
         Ok(PyXLinearModel::new(model, serde_json::Value::Null))
     }
