@@ -17,7 +17,8 @@ _Chain = Sequence[NDArray[np.uint32]]
 _Params = dict[str, Any]
 
 __all__ = [
-    "merge_topk", "SearchParams", "XLinearModel", "balanced_kmeans_leaves", "check_xlinear_params",
+    "merge_topk", "SearchParams", "XLinearModel", "balanced_kmeans_leaves", "balanced_kmeans_subtree",
+    "check_xlinear_params", "pifa_of_labels",
     "hierarchical_kmeans", "hybrid_chain", "pifa", "trie_chain", "CompletionIndex", "combine_params",
     "stack_blocks", "NgramCounter", "TfidfVocabulary", "__version__", "build_profile", "FORMAT_VERSION",
     "TEXT_FORMAT_VERSION", "QAC_FORMAT_VERSION", "DEFAULT_TOKEN_PATTERN", "POST_PROCESSORS",
