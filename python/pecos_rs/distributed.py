@@ -175,16 +175,20 @@ def fit(estimator, X, Y, client, *, min_subtrees=16, progress=None):
         top_models = pool.submit(train_tops)
         index_of = {future.key: i for i, future in enumerate(futures)}
         results: list[Any] = [None] * len(futures)
-        for done, future in enumerate(as_completed(futures), start=1):
-            i = index_of[future.key]
-            results[i] = future.result()
-            stats[i].update(worker=results[i].worker, seconds=results[i].seconds)
-            report = {**stats[i], "done": done, "total": len(futures)}
-            log(f"distributed: sub-tree {done}/{len(futures)} (tree {report['tree']}, node "
-                f"{report['subtree']}, {report['n_labels']} labels, {report['nnz']} nonzeros) "
-                f"from {report['worker']} in {report['seconds']:.2f} s")
-            if progress is not None:
-                progress(report)
+        try:
+            for done, future in enumerate(as_completed(futures), start=1):
+                i = index_of[future.key]
+                results[i] = future.result()
+                stats[i].update(worker=results[i].worker, seconds=results[i].seconds)
+                report = {**stats[i], "done": done, "total": len(futures)}
+                log(f"distributed: sub-tree {done}/{len(futures)} (tree {report['tree']}, node "
+                    f"{report['subtree']}, {report['n_labels']} labels, {report['nnz']} nonzeros) "
+                    f"from {report['worker']} in {report['seconds']:.2f} s")
+                if progress is not None:
+                    progress(report)
+        except BaseException:  # a failed task, a failing callback or Ctrl-C: stop the others
+            client.cancel(futures)
+            raise
         top_models = top_models.result()
 
     models = []
