@@ -124,34 +124,42 @@ def fit(estimator, X, Y, client, *, min_subtrees=16, progress=None):
     row_nnz = np.diff(X_all.indptr).astype(np.float64)
 
     log = estimator._logger()
-    run = uuid.uuid4().hex
-    futures, stats, tops = [], [], []
+    tasks, stats, tops = [], [], []
     for tree in range(estimator.n_trees):
         seed = _tree_seed(estimator.random_state, tree)
         top_codes = _pecos_rs.balanced_kmeans_leaves(
             csr_args(Z), depth=shape.cut_level, max_iter=estimator.kmeans_max_iter,
             spherical=bool(estimator.spherical), seed=seed, n_threads=n_threads,
         )
+        labels_per_subtree = np.bincount(top_codes, minlength=shape.n_subtrees)
+        if not labels_per_subtree.all():
+            raise InvalidParameterError(
+                f"the cut at {shape.n_subtrees} nodes leaves sub-tree {np.argmin(labels_per_subtree)} "
+                f"without labels: use a smaller min_subtrees (got {min_subtrees})"
+            )
         members = sp.csr_matrix(
             (np.ones(n_labels, dtype=np.float32), top_codes, np.arange(n_labels + 1)),
             shape=(n_labels, shape.n_subtrees),
         )
         Y_top = sparse_indicator(Y_all @ members)
         tops.append((seed, Y_top))
-        subtree_nnz = Y_top.T @ row_nnz
+        rows_per_subtree = np.diff(Y_top.tocsc().indptr)
+        nnz_per_subtree = Y_top.T @ row_nnz
         labels_of = np.split(np.argsort(top_codes, kind="stable").astype(np.uint32),
-                             np.cumsum(np.bincount(top_codes, minlength=shape.n_subtrees))[:-1])
-        for root in np.argsort(-subtree_nnz, kind="stable"):
-            if len(labels_of[root]) == 0:
-                raise InvalidParameterError(
-                    f"sub-tree {root} of the cut at {shape.n_subtrees} nodes has no labels: "
-                    f"use a smaller min_subtrees (got {min_subtrees})"
-                )
-            task = _SubTreeTask(sources, labels_of[root], int(root), seed, shape, int(Z.nnz), params, n_threads)
-            futures.append(client.submit(_fit_subtree, task, key=f"pecos-rs-subtree-{run}-{tree}-{root}",
-                                         priority=int(subtree_nnz[root]), pure=False))
-            stats.append({"tree": tree, "subtree": int(root), "n_labels": len(labels_of[root]),
-                          "n_rows": int(Y_top.getcol(int(root)).nnz), "nnz": int(subtree_nnz[root])})
+                             np.cumsum(labels_per_subtree)[:-1])
+        for root in range(shape.n_subtrees):
+            tasks.append(_SubTreeTask(sources, labels_of[root], root, seed, shape, int(Z.nnz), params, n_threads))
+            stats.append({"tree": tree, "subtree": root, "n_labels": int(labels_per_subtree[root]),
+                          "n_rows": int(rows_per_subtree[root]), "nnz": int(nnz_per_subtree[root])})
+    # Largest first (by the nonzeros of their rows), which balances the load over the workers.
+    order = sorted(range(len(tasks)), key=lambda i: -stats[i]["nnz"])
+    tasks, stats = [tasks[i] for i in order], [stats[i] for i in order]
+    run = uuid.uuid4().hex
+    futures = [
+        client.submit(_fit_subtree, task, key=f"pecos-rs-subtree-{run}-{stat['tree']}-{stat['subtree']}",
+                      priority=stat["nnz"], pure=False)
+        for task, stat in zip(tasks, stats)
+    ]
     del Z
     solver_passes: list[int] = []
     passes_lock = threading.Lock()
