@@ -19,7 +19,8 @@
 //!
 //! Owns the training parameters (`params`), the rows each node trains on (`targets`), the
 //! solvers (`solver`, `siblings`) and pruning (`prune`, also applied to a trained model by
-//! [`XLinearModel::pruned`]). Uses [`crate::sparse`],
+//! [`XLinearModel::pruned`]), and the training of a sub-tree apart from the rest, joined to it
+//! afterwards ([`train_subtree`], [`join_subtrees`]: distributed training). Uses [`crate::sparse`],
 //! [`crate::index`] (the chain), [`crate::model`] (what it builds) and [`crate::infer`] (the beam
 //! that finds matcher-aware negatives).
 

@@ -20,17 +20,17 @@ pub struct SubTreePlace {
     pub node_ids: Vec<Vec<u32>>,
 }
 
-/// The layers of a sub-tree of a larger model, trained exactly as [`train`] trains them in the
+/// The layers of a sub-tree of a larger model, trained exactly as [`super::train`] trains them in the
 /// whole tree with teacher-forced negatives: a parent's problems depend only on its rows, its
 /// children's ids in the whole tree (which seed them) and the parameters. `chain` is the
 /// sub-tree (its root the single parent of its first layer) and `place` puts it in the whole
 /// tree; the rows of `x` and `y` must be those of the whole training set that have a label in
 /// the sub-tree, in their order, and `y`'s columns the sub-tree's labels (in `place`'s order).
 /// The result is a model whose layers are the whole model's layers restricted to the sub-tree
-/// (see [`XLinearModel::join_subtrees`]).
+/// (see [`join_subtrees`]).
 ///
 /// # Errors
-/// As [`train`]; [`PecosError::InvalidParam`] for matcher-aware negatives (they need the beam
+/// As [`super::train`]; [`PecosError::InvalidParam`] for matcher-aware negatives (they need the beam
 /// of the whole upper model); [`PecosError::ShapeMismatch`] or [`PecosError::InvalidInput`] if
 /// `place` does not fit `chain`.
 pub fn train_subtree(
