@@ -4,8 +4,9 @@ thread each) against one process with 2 threads (XRLinearClassifier.fit, n_jobs=
 
 Each run is a fresh process; passes alternate the two modes (local, distributed, local, ...).
 Reported per run: wall time of the fit (reading the files included: the distributed fit reads them
-itself), peak RSS of every process (the driver and each worker: ru_maxrss, so a worker's peak over
-its life, which is this one fit), a SHA-256 of the model's bytes (the two modes must agree), and
+itself), peak RSS and CPU time (user + system) of every process (the driver and each worker:
+getrusage, so a worker's figures cover its life, which is this one fit; the driver's include the
+in-process scheduler), a SHA-256 of the model's bytes (the two modes must agree), and
 for the distributed fit the sub-trees per worker and their nonzeros (the load balance). Medians
 over the passes at the end.
 
@@ -30,6 +31,10 @@ from pecos_rs import XRLinearClassifier
 def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+def cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
 def model_hash(est):
     h = hashlib.sha256()
     for m in est.models_:
@@ -45,6 +50,7 @@ if mode == "local":
     est = XRLinearClassifier(n_jobs=2).fit(X, Y)
     out["seconds"] = time.perf_counter() - t0
     out["peak_rss_mb"] = {"process": peak_mb()}
+    out["cpu_seconds"] = {"process": cpu_seconds()}
 else:
     from distributed import Client, LocalCluster
     import pecos_rs.distributed as pd
@@ -54,7 +60,9 @@ else:
         est = pd.fit(XRLinearClassifier(n_jobs=1), x_path, y_path, client, min_subtrees=min_subtrees)
         out["seconds"] = time.perf_counter() - t0
         workers = client.run(peak_mb)
+        worker_cpu = client.run(cpu_seconds)
     out["peak_rss_mb"] = {"driver": peak_mb(), **{f"worker {i}": v for i, v in enumerate(workers.values())}}
+    out["cpu_seconds"] = {"driver": cpu_seconds(), **{f"worker {i}": v for i, v in enumerate(worker_cpu.values())}}
     per_worker = {}
     for s in est.distributed_stats_:
         w = per_worker.setdefault(s["worker"], {"subtrees": 0, "nnz": 0, "seconds": 0.0})
@@ -101,6 +109,8 @@ def main() -> None:
             "seconds_median": statistics.median(r["seconds"] for r in mine),
             "peak_rss_mb_median": {k: statistics.median(r["peak_rss_mb"][k] for r in mine)
                                    for k in mine[0]["peak_rss_mb"]},
+            "cpu_seconds_median": {k: statistics.median(r["cpu_seconds"][k] for r in mine)
+                                   for k in mine[0]["cpu_seconds"]},
         }
     print(json.dumps(summary, indent=1))
     if args.out:

@@ -199,16 +199,22 @@ def fit(estimator, X, Y, client, *, min_subtrees=16, progress=None):
             raise
         top_models = top_models.result()
 
+    client.run(_forget_matrices)  # the workers' copies of X and Y
+    n_iter = max(solver_passes + [r.max_solver_iter for r in results], default=0)
+    parts_of_tree: list[list] = [[] for _ in top_models]
+    for stat, result in zip(stats, results):
+        parts_of_tree[stat["tree"]].append(result)
+    del results
     models = []
-    for tree, top in enumerate(top_models):
-        parts = sorted((r for s, r in zip(stats, results) if s["tree"] == tree), key=lambda r: r.root)
+    for top in top_models:
+        parts = sorted(parts_of_tree.pop(0), key=lambda r: r.root)
         # Aligned copies of the unpickled node ids (the core borrows aligned arrays only).
         node_ids = [[np.array(ids, dtype=np.uint32) for ids in r.node_ids] for r in parts]
         models.append(_pecos_rs.XLinearModel.join_subtrees(
             top, [r.model for r in parts], [r.root for r in parts], node_ids))
-    client.run(_forget_matrices)  # the workers' copies of X and Y
+        del parts  # this tree's pieces, before the next tree is joined
     estimator._set_models(models)
-    estimator.n_iter_ = max(solver_passes + [r.max_solver_iter for r in results], default=0)
+    estimator.n_iter_ = n_iter
     estimator.distributed_stats_ = stats
     return estimator
 

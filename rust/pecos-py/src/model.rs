@@ -166,7 +166,7 @@ impl PyXLinearModel {
                     root,
                     node_ids,
                 };
-                Ok((sub.model.clone(), place))
+                Ok((&sub.model, place))
             })
             .collect::<PyResult<Vec<_>>>()?;
         let top_model = &top.model;

@@ -5,7 +5,7 @@
 use super::{train_layers, LayerReport, NegativeSampling, TrainParams};
 use crate::error::{PecosError, Result, StopFlag};
 use crate::index::{ChainLayer, ClusterChain};
-use crate::model::{ChildWeights, Layer, XLinearModel};
+use crate::model::{LayerBuilder, XLinearModel};
 use crate::sparse::CsrView;
 
 /// Where the layers of a sub-tree sit in the whole tree they belong to (see [`train_subtree`]).
@@ -97,7 +97,7 @@ impl SubTreePlace {
 /// features, bias, depths, places) or do not cover every node of a layer exactly once.
 pub fn join_subtrees(
     top: &XLinearModel,
-    subtrees: &[(XLinearModel, SubTreePlace)],
+    subtrees: &[(&XLinearModel, SubTreePlace)],
 ) -> Result<XLinearModel> {
     let mismatch = |what: String| {
         Err(PecosError::InvalidInput(format!(
@@ -177,13 +177,13 @@ pub fn join_subtrees(
                 "a parent of layer {j} below the top is in no sub-tree"
             ));
         }
-        let chain = ChainLayer::try_new(parent_of, n_parents)?;
-        // Siblings keep their order: node ids increase within every sub-tree layer.
-        let mut weights: Vec<ChildWeights> = Vec::with_capacity(n_children);
+        // One parent's chunk at a time; siblings keep their order, as node ids increase within
+        // every sub-tree layer.
+        let mut builder = LayerBuilder::new(ChainLayer::try_new(parent_of, n_parents)?);
         for &(s, q) in owner.iter().flatten() {
-            weights.extend(subtrees[s].0.layers()[j].chunk_child_weights(q)?);
+            builder.push_chunk(&subtrees[s].0.layers()[j].chunk_child_weights(q)?)?;
         }
-        layers.push(Layer::from_child_weights(chain, &weights)?);
+        layers.push(builder.finish()?);
         n_parents = n_children;
     }
     XLinearModel::new(top.n_features(), top.bias(), layers)
@@ -265,7 +265,7 @@ mod tests {
                 &stop,
             )
             .unwrap();
-            let mut subtrees = Vec::new();
+            let mut models = Vec::new();
             for s in 0..2u32 {
                 let labels: Vec<u32> = (0..16).filter(|&l| subtree_of(l as usize) == s).collect();
                 let rows: Vec<usize> = (0..yr.len())
@@ -308,8 +308,10 @@ mod tests {
                     &stop,
                 )
                 .unwrap();
-                subtrees.push((model, place));
+                models.push((model, place));
             }
+            let mut subtrees: Vec<(&XLinearModel, SubTreePlace)> =
+                models.iter().map(|(m, p)| (m, p.clone())).collect();
             assert_eq!(join_subtrees(&top, &subtrees).unwrap(), whole, "{loss:?}");
             assert!(whole.nnz() > 0);
             // The order of the sub-trees does not matter; two with the same root do not fit.
@@ -340,11 +342,9 @@ mod tests {
                 root: 1,
                 node_ids: vec![vec![1, 0], place.node_ids[1].clone()],
             };
-            assert!(join_subtrees(
-                &top,
-                &[subtrees[0].clone(), (subtrees[1].0.clone(), unsorted)]
-            )
-            .is_err());
+            assert!(
+                join_subtrees(&top, &[subtrees[0].clone(), (subtrees[1].0, unsorted)]).is_err()
+            );
         }
     }
 }
