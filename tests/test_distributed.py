@@ -153,8 +153,8 @@ def test_the_tree_shape_is_the_indexers(n_labels, max_leaf_size, n_splits, min_c
     rng = np.random.default_rng(n_labels)
     Z = sp.random(n_labels, 30, density=0.2, format="csr", random_state=rng, dtype=np.float32)
     chain = HierarchicalKMeans(n_splits=n_splits, max_leaf_size=max_leaf_size, min_codes=min_codes).fit(Z)
-    est = XRLinearClassifier(n_splits=n_splits, max_leaf_size=max_leaf_size, min_codes=min_codes)
-    shape = pd._TreeShape.of(n_labels, est, 1)
+    est = XRLinearClassifier(n_splits=np.int64(n_splits), max_leaf_size=np.int32(max_leaf_size), min_codes=min_codes)
+    shape = pd._TreeShape.of(n_labels, est._core_params(), 1)
     assert [1 << level for level in shape.chain_levels] + [n_labels] == chain.layer_sizes
 
 

@@ -119,7 +119,7 @@ def fit(estimator, X, Y, client, *, min_subtrees=16, progress=None):
     X_all = validate_data(estimator, X_all, accept_sparse="csr", dtype=(np.float32, np.float64), reset=True)
     Y_all = estimator._encode_targets(Y_all, X_all.shape[0])
     n_labels = Y_all.shape[1]
-    shape = _TreeShape.of(n_labels, estimator, min_subtrees)
+    shape = _TreeShape.of(n_labels, params, min_subtrees)
     Z = pifa(Y_all, X_all, n_jobs=estimator.n_jobs)
     row_nnz = np.diff(X_all.indptr).astype(np.float64)
 
@@ -128,8 +128,8 @@ def fit(estimator, X, Y, client, *, min_subtrees=16, progress=None):
     for tree in range(estimator.n_trees):
         seed = _tree_seed(estimator.random_state, tree)
         top_codes = _pecos_rs.balanced_kmeans_leaves(
-            csr_args(Z), depth=shape.cut_level, max_iter=estimator.kmeans_max_iter,
-            spherical=bool(estimator.spherical), seed=seed, n_threads=n_threads,
+            csr_args(Z), depth=shape.cut_level, max_iter=params["kmeans_max_iter"],
+            spherical=params["spherical"], seed=seed, n_threads=n_threads,
         )
         labels_per_subtree = np.bincount(top_codes, minlength=shape.n_subtrees)
         if not labels_per_subtree.all():
@@ -300,7 +300,6 @@ class _TreeShape:
     tree, and which of them the chain keeps as its layers (grouping ``log2(n_splits)`` levels per
     layer, as the core's ``chain_from_leaf_codes`` does)."""
 
-    n_splits: int
     depth: int
     cut_level: int
     chain_levels: tuple  # binary level of each node layer of the chain below the root, top first
@@ -310,17 +309,19 @@ class _TreeShape:
         return 1 << self.cut_level
 
     @classmethod
-    def of(cls, n_labels, estimator, min_subtrees):
-        if estimator.max_leaf_size >= n_labels:
+    def of(cls, n_labels, params, min_subtrees):
+        """The shape for `n_labels` labels under the (checked, plain) estimator `params`."""
+        max_leaf_size, n_splits = params["max_leaf_size"], params["n_splits"]
+        if max_leaf_size >= n_labels:
             raise InvalidParameterError(
-                f"max_leaf_size={estimator.max_leaf_size} >= {n_labels} labels gives a single "
+                f"max_leaf_size={max_leaf_size} >= {n_labels} labels gives a single "
                 "one-vs-all layer: there are no sub-trees to distribute (use estimator.fit)"
             )
         depth = 1
-        while estimator.max_leaf_size << depth < n_labels:
+        while max_leaf_size << depth < n_labels:
             depth += 1
-        min_codes = estimator.n_splits if estimator.min_codes is None else estimator.min_codes
-        step = estimator.n_splits.bit_length() - 1
+        min_codes = n_splits if params["min_codes"] is None else params["min_codes"]
+        step = n_splits.bit_length() - 1
         levels = [depth]
         while 1 << levels[-1] > min_codes:
             levels.append(max(levels[-1] - step, 0))
@@ -332,7 +333,7 @@ class _TreeShape:
                 f"min_subtrees={min_subtrees}: the tree over {n_labels} labels has at most "
                 f"{1 << depth} nodes in a layer; use a smaller min_subtrees"
             )
-        return cls(estimator.n_splits, depth, min(cuts), tuple(reversed(levels)))
+        return cls(depth, min(cuts), tuple(reversed(levels)))
 
     def top_chain(self) -> list[np.ndarray]:
         """The chain of the layers above the cut, whose labels are the sub-tree roots."""
@@ -401,7 +402,7 @@ def _fit_subtree(task: _SubTreeTask) -> _SubTreeResult:
     else:
         p = task.params
         leaf_codes = _pecos_rs.balanced_kmeans_subtree(
-            csr_args(Z), depth=below, max_iter=p["kmeans_max_iter"], spherical=bool(p["spherical"]),
+            csr_args(Z), depth=below, max_iter=p["kmeans_max_iter"], spherical=p["spherical"],
             seed=task.seed, root_level=shape.cut_level, root_node=task.root, tree_nnz=task.tree_nnz,
             n_threads=task.n_threads,
         )
