@@ -54,7 +54,7 @@ if mode == "local":
 else:
     from distributed import Client, LocalCluster
     import pecos_rs.distributed as pd
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         t0 = time.perf_counter()
         est = pd.fit(XRLinearClassifier(n_jobs=1), x_path, y_path, client, min_subtrees=min_subtrees)
