@@ -16,4 +16,5 @@ python -m mypy
 # quick for development; `-m ''` clears that filter here, so this script (and CI, .ci/run) runs every
 # test. `--durations=20` lists the 20 slowest tests, so CI logs show where the test time goes.
 # Arguments are passed on (a later `-m` or `--durations` wins).
-python -m pytest -q -m '' --durations=20 "$@"
+# PECOS_RS_REQUIRE_DASK=1: tests/test_distributed.py fails rather than skips without dask.
+PECOS_RS_REQUIRE_DASK=1 python -m pytest -q -m '' --durations=20 "$@"

@@ -19,7 +19,7 @@ sdist=$(ls "$dist"/*.tar.gz)
 echo "built $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KiB) and $(basename "$sdist")"
 deactivate
 
-test_deps=(pytest hypothesis nltk selenium matplotlib)
+test_deps=(pytest hypothesis nltk selenium matplotlib "dask[distributed]")
 for numpy_spec in "numpy==1.26.*" "numpy>=2"; do
     case "$numpy_spec" in
         numpy==1.26.*) stack=("$numpy_spec" "scipy<1.14" scikit-learn); libpecos=1 ;;  # libpecos needs numpy < 2
@@ -43,7 +43,7 @@ for numpy_spec in "numpy==1.26.*" "numpy>=2"; do
         "$venv"/*) echo "== the wheel with numpy ${where##* }: $where" ;;
         *) echo "pecos_rs imported from the wrong place: $where" >&2; exit 1 ;;
     esac
-    (cd "$work" && PECOS_RS_REQUIRE_LIBPECOS=$libpecos "$venv/bin/python" -m pytest -q -p no:cacheprovider --rootdir "$repo" "$repo/tests" -m '' "$@")
+    (cd "$work" && PECOS_RS_REQUIRE_LIBPECOS=$libpecos PECOS_RS_REQUIRE_DASK=1 "$venv/bin/python" -m pytest -q -p no:cacheprovider --rootdir "$repo" "$repo/tests" -m '' "$@")
 done
 
 echo "== a wheel from the sdist"

@@ -17,7 +17,8 @@ _Chain = Sequence[NDArray[np.uint32]]
 _Params = dict[str, Any]
 
 __all__ = [
-    "merge_topk", "SearchParams", "XLinearModel", "balanced_kmeans_leaves", "check_xlinear_params",
+    "merge_topk", "SearchParams", "XLinearModel", "balanced_kmeans_leaves", "balanced_kmeans_subtree",
+    "check_xlinear_params", "pifa_of_labels",
     "hierarchical_kmeans", "hybrid_chain", "pifa", "trie_chain", "CompletionIndex", "combine_params",
     "stack_blocks", "NgramCounter", "TfidfVocabulary", "__version__", "build_profile", "FORMAT_VERSION",
     "TEXT_FORMAT_VERSION", "QAC_FORMAT_VERSION", "DEFAULT_TOKEN_PATTERN", "POST_PROCESSORS",
@@ -61,6 +62,26 @@ class XLinearModel:
         progress: Callable[..., object] | None = None,
         row_weights: NDArray[np.float32] | None = None,
     ) -> list[XLinearModel]: ...
+    @staticmethod
+    def train_subtree(
+        x: _CsrArgs,
+        y: _CsrArgs,
+        chain: _Chain,
+        params: _Params,
+        *,
+        first_layer: int,
+        root: int,
+        node_ids: Sequence[NDArray[np.uint32]],
+        n_threads: int,
+        progress: Callable[..., object] | None = None,
+    ) -> XLinearModel: ...
+    @staticmethod
+    def join_subtrees(
+        top: XLinearModel,
+        subtrees: Sequence[XLinearModel],
+        roots: Sequence[int],
+        node_ids: Sequence[Sequence[NDArray[np.uint32]]],
+    ) -> XLinearModel: ...
     @staticmethod
     def from_weight_columns(
         chain: _Chain, weights: Sequence[_CsrArgs], *, n_features: int, bias: float, metadata: str = "null"
@@ -163,6 +184,19 @@ class TfidfVocabulary:
     def __reduce__(self) -> tuple[Any, ...]: ...
 
 def pifa(x: _CsrArgs, y: _CsrArgs, *, n_threads: int) -> _CsrArrays: ...
+def pifa_of_labels(x: _CsrArgs, y: _CsrArgs, labels: NDArray[np.uint32], *, n_threads: int) -> _CsrArrays: ...
+def balanced_kmeans_subtree(
+    z: Any,
+    *,
+    depth: int,
+    max_iter: int,
+    spherical: bool,
+    seed: int,
+    root_level: int,
+    root_node: int,
+    tree_nnz: int,
+    n_threads: int,
+) -> NDArray[np.uint32]: ...
 def balanced_kmeans_leaves(
     z: Any, *, depth: int, max_iter: int, spherical: bool, seed: int, n_threads: int
 ) -> NDArray[np.uint32]: ...

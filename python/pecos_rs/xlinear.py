@@ -451,16 +451,12 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None")
         if sp.issparse(y):
-            Y = sp.csr_matrix(y, copy=True)
-            if Y.shape[0] != n_samples:
-                raise InvalidInputError(f"X has {n_samples} rows but y has {Y.shape[0]}")
-            Y.eliminate_zeros()
-            if not np.isfinite(Y.data).all():
-                raise InvalidInputError("y contains NaN or infinite values")
-            Y = sp.csr_matrix((np.ones(Y.nnz, dtype=np.float32), Y.indices, Y.indptr), shape=Y.shape)
+            if y.shape[0] != n_samples:
+                raise InvalidInputError(f"X has {n_samples} rows but y has {y.shape[0]}")
+            Y = sparse_indicator(y)
             self._output_kind = "sparse-indicator"
             self.classes_ = np.arange(Y.shape[1])
-            return to_csr32(Y, name="y")
+            return Y
         y = np.asarray(y)
         if y.dtype.kind in "fc":
             assert_all_finite(y, input_name="y")
@@ -764,6 +760,17 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         self.models_ = models
         self.model_ = models[0]
         self.cluster_chain_ = ClusterChain([self.model_.layer_parents(t) for t in range(self.model_.depth)])
+
+
+def sparse_indicator(y) -> sp.csr_matrix:
+    """The sparse label matrix `y` as the float32 0/1 CSR that fit trains on: any stored nonzero
+    marks a relevant label."""
+    Y = sp.csr_matrix(y, copy=True)
+    Y.eliminate_zeros()
+    if not np.isfinite(Y.data).all():
+        raise InvalidInputError("y contains NaN or infinite values")
+    Y = sp.csr_matrix((np.ones(Y.nnz, dtype=np.float32), Y.indices, Y.indptr), shape=Y.shape)
+    return to_csr32(Y, name="y")
 
 
 def _model_file(tree):

@@ -5,9 +5,10 @@ use crate::convert::{chain_arrays, csr_arrays, CsrArgs, CsrArrays, ParamsArg, St
 use crate::error::core;
 use crate::threads::{run_detached, run_interruptible};
 use numpy::PyArray1;
+use numpy::PyReadonlyArray1;
 use pecos_core::index::{
-    balanced_kmeans_leaves, pifa, EmbeddedLabels, HierarchicalKMeans, HybridIndexer, Indexer,
-    KMeansParams, TrieIndexer,
+    balanced_kmeans_leaves, balanced_kmeans_subtree, pifa, pifa_of_labels, EmbeddedLabels,
+    HierarchicalKMeans, HybridIndexer, Indexer, KMeansParams, SubTreeRoot, TrieIndexer,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -25,6 +26,60 @@ pub fn py_pifa<'py>(
     let z = run_detached(py, n_threads, || pifa(&xv, &yv))?;
     let (n_rows, n_cols, indptr, indices, data) = z.into_parts();
     Ok(csr_arrays(py, indptr, indices, data, (n_rows, n_cols)))
+}
+
+/// The rows of `pifa(x, y)` for the columns `labels` of `y` only, bit for bit (each row of `y`
+/// weighted by the norm of the whole row), as CSR arrays (len(labels) x d). Releases the GIL.
+#[pyfunction]
+#[pyo3(name = "pifa_of_labels", signature = (x, y, labels, *, n_threads))]
+pub fn py_pifa_of_labels<'py>(
+    py: Python<'py>,
+    x: CsrArgs<'py>,
+    y: CsrArgs<'py>,
+    labels: PyReadonlyArray1<'py, u32>,
+    n_threads: usize,
+) -> PyResult<CsrArrays<'py>> {
+    let (xv, yv) = (x.view()?, y.view()?);
+    let labels = labels.as_slice()?;
+    let z = run_detached(py, n_threads, || pifa_of_labels(&xv, &yv, labels))?;
+    let (n_rows, n_cols, indptr, indices, data) = z.into_parts();
+    Ok(csr_arrays(py, indptr, indices, data, (n_rows, n_cols)))
+}
+
+/// Leaf codes (`0..2^depth`) of the rows of `z`, the labels of node `root_node` at level
+/// `root_level` of a balanced 2-means tree over embeddings of `tree_nnz` nonzeros, split `depth`
+/// more levels: those of the whole tree's leaves under that node, bit for bit. Releases the GIL.
+#[pyfunction]
+#[pyo3(name = "balanced_kmeans_subtree", signature = (z, *, depth, max_iter, spherical, seed, root_level, root_node, tree_nnz, n_threads))]
+#[allow(clippy::too_many_arguments)]
+pub fn py_balanced_kmeans_subtree<'py>(
+    py: Python<'py>,
+    z: CsrArgs<'py>,
+    depth: usize,
+    max_iter: usize,
+    spherical: bool,
+    seed: u64,
+    root_level: usize,
+    root_node: usize,
+    tree_nnz: usize,
+    n_threads: usize,
+) -> PyResult<Bound<'py, PyArray1<u32>>> {
+    let zv = z.view()?;
+    let params = KMeansParams {
+        depth,
+        max_iter,
+        spherical,
+        seed,
+    };
+    let root = SubTreeRoot {
+        level: root_level,
+        node: root_node,
+        tree_nnz,
+    };
+    let codes = run_detached(py, n_threads, || {
+        balanced_kmeans_subtree(&zv, &params, &root, None)
+    })?;
+    Ok(PyArray1::from_vec(py, codes))
 }
 
 /// Leaf code of every row of `z` in the balanced 2-means tree of the given depth (the kernel of

@@ -20,8 +20,8 @@ mod _pecos_rs {
 
     #[pymodule_export]
     use super::indexer::{
-        py_balanced_kmeans_leaves, py_check_xlinear_params, py_hierarchical_kmeans,
-        py_hybrid_chain, py_pifa, py_trie_chain,
+        py_balanced_kmeans_leaves, py_balanced_kmeans_subtree, py_check_xlinear_params,
+        py_hierarchical_kmeans, py_hybrid_chain, py_pifa, py_pifa_of_labels, py_trie_chain,
     };
 
     #[pymodule_export]

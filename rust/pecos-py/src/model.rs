@@ -13,7 +13,10 @@ use pecos_core::infer::{
 };
 use pecos_core::model::{Layer, WeightDtype, XLinearModel};
 use pecos_core::sparse::CsrView;
-use pecos_core::train::{train, train_ensemble, LayerReport, Pruning, XLinearParams};
+use pecos_core::train::{
+    join_subtrees, train, train_ensemble, train_subtree, LayerReport, Pruning, SubTreePlace,
+    XLinearParams,
+};
 use pecos_core::{io, PecosError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
@@ -86,6 +89,89 @@ impl PyXLinearModel {
             train(&xv, &yv, weights, &chain, &params, &report, stop)
         })?;
         Ok(PyXLinearModel::new(model, metadata))
+    }
+
+    /// The layers of a sub-tree of a larger model (`pecos_core::train::train_subtree`): `x` and
+    /// `y` are the rows of the whole training set that have a label in the sub-tree (in order),
+    /// `y`'s columns the sub-tree's labels; `chain` the sub-tree (as in `train`, its root the one
+    /// parent of its first layer); `first_layer`, `root` and `node_ids` (per layer, the whole
+    /// tree's id of each child, increasing) place it in the whole tree. `params` and `progress`
+    /// as in `train` (teacher-forced negatives only). Releases the GIL; Ctrl-C stops it with
+    /// `KeyboardInterrupt`.
+    #[staticmethod]
+    #[pyo3(signature = (x, y, chain, params, *, first_layer, root, node_ids, n_threads, progress = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn train_subtree(
+        py: Python<'_>,
+        x: CsrArgs<'_>,
+        y: CsrArgs<'_>,
+        chain: Vec<PyReadonlyArray1<'_, u32>>,
+        params: ParamsArg,
+        first_layer: usize,
+        root: u32,
+        node_ids: Vec<PyReadonlyArray1<'_, u32>>,
+        n_threads: usize,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
+        let params = core(XLinearParams::from_params(params.0))?.train;
+        let chain = cluster_chain(&chain)?;
+        let place = SubTreePlace {
+            first_layer,
+            root,
+            node_ids: node_ids
+                .iter()
+                .map(|ids| Ok(ids.as_slice()?.to_vec()))
+                .collect::<PyResult<_>>()?,
+        };
+        let (xv, yv) = (x.view()?, y.view()?);
+        let report = |r: &LayerReport| report_layer(progress.as_ref(), r, None);
+        let model = run_interruptible(py, n_threads, |stop| {
+            train_subtree(&xv, &yv, &chain, &place, &params, &report, stop)
+        })?;
+        Ok(PyXLinearModel::new(model, serde_json::Value::Null))
+    }
+
+    /// The whole model from its top layers (`top`, whose labels are the sub-tree roots) and its
+    /// sub-trees (`pecos_core::train::join_subtrees`): `subtrees[i]` (from `train_subtree`) is
+    /// placed by `roots[i]` and `node_ids[i]` as it was trained. Keeps `top`'s metadata.
+    /// Releases the GIL.
+    #[staticmethod]
+    fn join_subtrees(
+        py: Python<'_>,
+        top: PyRef<'_, Self>,
+        subtrees: Vec<PyRef<'_, Self>>,
+        roots: Vec<u32>,
+        node_ids: Vec<Vec<PyReadonlyArray1<'_, u32>>>,
+    ) -> PyResult<Self> {
+        if roots.len() != subtrees.len() || node_ids.len() != subtrees.len() {
+            return core(Err(PecosError::InvalidInput(format!(
+                "{} sub-trees need as many roots and node id lists, got {} and {}",
+                subtrees.len(),
+                roots.len(),
+                node_ids.len()
+            ))));
+        }
+        let first_layer = top.model.layers().len();
+        let parts = subtrees
+            .iter()
+            .zip(roots)
+            .zip(&node_ids)
+            .map(|((sub, root), ids)| {
+                let node_ids = ids
+                    .iter()
+                    .map(|a| Ok(a.as_slice()?.to_vec()))
+                    .collect::<PyResult<_>>()?;
+                let place = SubTreePlace {
+                    first_layer,
+                    root,
+                    node_ids,
+                };
+                Ok((&sub.model, place))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let top_model = &top.model;
+        let model = core(py.detach(|| join_subtrees(top_model, &parts)))?;
+        Ok(PyXLinearModel::new(model, top.metadata.clone()))
     }
 
     /// A model from given weights (not trained here): `chain` as in `train`, and per layer PECOS's

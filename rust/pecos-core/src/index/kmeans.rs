@@ -137,10 +137,57 @@ pub fn balanced_kmeans_leaves(
     params: &KMeansParams,
     stop: Option<&StopFlag>,
 ) -> Result<Vec<u32>> {
+    let root = SubTreeRoot {
+        level: 0,
+        node: 0,
+        tree_nnz: z.nnz(),
+    };
+    balanced_kmeans_subtree(z, params, &root, stop)
+}
+
+/// Where a sub-tree's root sits in a whole balanced 2-means tree, which is all that a node's
+/// split depends on besides its rows (see [`balanced_kmeans_subtree`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SubTreeRoot {
+    /// Binary level of the root in the whole tree (0: the whole tree's root).
+    pub level: usize,
+    /// Position of the root among the `2^level` nodes of its level, left to right.
+    pub node: usize,
+    /// Nonzeros of the whole tree's embeddings (of all its labels): it decides which nodes are
+    /// split over their rows in place and which over a compact copy, whose sums run over the
+    /// columns in different orders and so may differ in the last bits.
+    pub tree_nnz: usize,
+}
+
+/// [`balanced_kmeans_leaves`] of a sub-tree of a larger tree: the rows of `z` are the labels of
+/// the node `root` of that tree (in increasing id order), split `params.depth` more levels.
+/// The leaf codes (`0..2^depth`) are those of the whole tree's leaves under `root`, numbered from
+/// the first: leaf `c` here is leaf `root.node * 2^depth + c` of the whole tree of depth
+/// `root.level + params.depth`, bit for bit (every node draws its seed from its place in the
+/// whole tree, and a node's rows are sorted by id at every level).
+///
+/// # Errors
+/// As [`balanced_kmeans_leaves`]; [`PecosError::InvalidParam`] if the whole tree would be deeper
+/// than 31 levels or `root.node` is not a node of its level.
+pub fn balanced_kmeans_subtree(
+    z: &CsrView<'_>,
+    params: &KMeansParams,
+    root: &SubTreeRoot,
+    stop: Option<&StopFlag>,
+) -> Result<Vec<u32>> {
     if !(1..=31).contains(&params.depth) {
         return Err(PecosError::param(
             "depth",
             format!("must be in 1..=31, got {}", params.depth),
+        ));
+    }
+    if root.level > 31 - params.depth || root.node >> root.level != 0 {
+        return Err(PecosError::param(
+            "root",
+            format!(
+                "node {} of level {} is not in a tree of at most 31 levels holding {} more",
+                root.node, root.level, params.depth
+            ),
         ));
     }
     if params.max_iter == 0 {
@@ -149,14 +196,16 @@ pub fn balanced_kmeans_leaves(
     let n = z.n_rows();
     let mut elements: Vec<u32> = (0..n as u32).collect();
     let mut bounds = vec![0usize, n];
-    for level in 0..params.depth {
+    for depth in 0..params.depth {
+        let level = root.level + depth;
+        let first_node = root.node << depth;
         let nodes: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
         let split: Vec<Vec<u32>> = nodes
             .par_iter()
             .enumerate()
             .map(|(k, &(lo, hi))| {
-                let seed = node_seed(params.seed, level, k);
-                split_node(z, &elements[lo..hi], seed, params, stop)
+                let seed = node_seed(params.seed, level, first_node + k);
+                split_node(z, &elements[lo..hi], root.tree_nnz, seed, params, stop)
             })
             .collect();
         if let Some(stop) = stop {
@@ -189,16 +238,17 @@ pub(super) fn node_seed(seed: u64, level: usize, node: usize) -> u64 {
 /// Node size from which scores are computed in parallel inside the node.
 const PARALLEL_SCORES: usize = 4096;
 
-/// A node whose rows hold more than `1 / IN_PLACE_SHARE` of the nonzeros of `z` reads them in
-/// place instead of gathering a compact copy: near the root, the copies of the nodes being split
-/// would take as much memory as `z` itself.
+/// A node whose rows hold more than `1 / IN_PLACE_SHARE` of the nonzeros of the whole tree's
+/// embeddings reads them in place instead of gathering a compact copy: near the root, the copies
+/// of the nodes being split would take as much memory as the embeddings themselves.
 const IN_PLACE_SHARE: usize = 4;
 
-/// Splits one node: returns its elements with the left half (the `n/2` lowest scores) first, each
-/// half sorted by id.
+/// Splits one node of a tree over embeddings of `tree_nnz` nonzeros: returns its elements with
+/// the left half (the `n/2` lowest scores) first, each half sorted by id.
 fn split_node(
     z: &CsrView<'_>,
     elements: &[u32],
+    tree_nnz: usize,
     seed: u64,
     params: &KMeansParams,
     stop: Option<&StopFlag>,
@@ -207,7 +257,7 @@ fn split_node(
         return elements.to_vec();
     }
     let node_nnz: usize = elements.iter().map(|&e| z.row(e as usize).nnz()).sum();
-    if node_nnz.saturating_mul(IN_PLACE_SHARE) > z.nnz() {
+    if node_nnz.saturating_mul(IN_PLACE_SHARE) > tree_nnz {
         split_rows(
             &InPlaceRows { z: *z, elements },
             elements,
@@ -457,5 +507,78 @@ mod tests {
             balanced_kmeans_leaves(&one.view(), &KMeansParams { depth: 0, ..params }, None)
                 .is_err()
         );
+    }
+
+    /// Random embeddings of `n` labels over `d` features.
+    fn random_embeddings(n: usize, d: usize, seed: u64) -> CsrMatrix {
+        let mut rng = SplitMix64::new(seed);
+        let mut rows: Vec<Vec<(usize, f32)>> = vec![Vec::new(); n];
+        for row in &mut rows {
+            for f in 0..d {
+                if rng.below(4) == 0 {
+                    row.push((f, 0.05 + rng.below(1000) as f32 / 1000.0));
+                }
+            }
+        }
+        CsrMatrix::from_rows(d, &rows).unwrap()
+    }
+
+    #[test]
+    fn a_subtree_splits_its_labels_as_the_whole_tree_does() {
+        let z = random_embeddings(203, 40, 5);
+        for spherical in [true, false] {
+            let params = |depth| KMeansParams {
+                depth,
+                max_iter: 20,
+                spherical,
+                seed: 9,
+            };
+            let full = balanced_kmeans_leaves(&z.view(), &params(5), None).unwrap();
+            for top in 1..5 {
+                let below = 5 - top;
+                let meta = balanced_kmeans_leaves(&z.view(), &params(top), None).unwrap();
+                for node in 0..1usize << top {
+                    let labels: Vec<usize> =
+                        (0..203).filter(|&l| meta[l] as usize == node).collect();
+                    let rows: Vec<Vec<(usize, f32)>> = labels
+                        .iter()
+                        .map(|&l| z.view().row(l).iter().collect())
+                        .collect();
+                    let sub = CsrMatrix::from_rows(40, &rows).unwrap();
+                    let root = SubTreeRoot {
+                        level: top,
+                        node,
+                        tree_nnz: z.view().nnz(),
+                    };
+                    let codes =
+                        balanced_kmeans_subtree(&sub.view(), &params(below), &root, None).unwrap();
+                    for (&label, &code) in labels.iter().zip(&codes) {
+                        assert_eq!(
+                            full[label],
+                            ((node as u32) << below) + code,
+                            "top {top}, node {node}, label {label}"
+                        );
+                    }
+                }
+            }
+        }
+        let root = SubTreeRoot {
+            level: 2,
+            node: 4,
+            tree_nnz: z.view().nnz(),
+        };
+        let params = KMeansParams {
+            depth: 1,
+            max_iter: 5,
+            spherical: true,
+            seed: 0,
+        };
+        assert!(balanced_kmeans_subtree(&z.view(), &params, &root, None).is_err());
+        let deep = SubTreeRoot {
+            level: 31,
+            node: 0,
+            ..root
+        };
+        assert!(balanced_kmeans_subtree(&z.view(), &params, &deep, None).is_err());
     }
 }

@@ -17,8 +17,10 @@ mod tree;
 mod trie;
 
 pub use chain::{ChainLayer, ClusterChain};
-pub use kmeans::{balanced_kmeans_leaves, HierarchicalKMeans, KMeansParams};
-pub use pifa::pifa;
+pub use kmeans::{
+    balanced_kmeans_leaves, balanced_kmeans_subtree, HierarchicalKMeans, KMeansParams, SubTreeRoot,
+};
+pub use pifa::{pifa, pifa_of_labels};
 pub use tree::chain_from_leaf_codes;
 pub use trie::{EmbeddedLabels, HybridIndexer, TrieIndexer};
 

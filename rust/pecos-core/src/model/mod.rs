@@ -14,6 +14,7 @@ mod kernels;
 mod layer;
 pub(crate) mod storage;
 
+pub use builder::LayerBuilder;
 pub(crate) use kernels::ScoreScratch;
 pub use layer::{ChildWeights, Layer};
 pub use storage::WeightDtype;

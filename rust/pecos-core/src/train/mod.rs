@@ -19,7 +19,8 @@
 //!
 //! Owns the training parameters (`params`), the rows each node trains on (`targets`), the
 //! solvers (`solver`, `siblings`) and pruning (`prune`, also applied to a trained model by
-//! [`XLinearModel::pruned`]). Uses [`crate::sparse`],
+//! [`XLinearModel::pruned`]), and the training of a sub-tree apart from the rest, joined to it
+//! afterwards ([`train_subtree`], [`join_subtrees`]: distributed training). Uses [`crate::sparse`],
 //! [`crate::index`] (the chain), [`crate::model`] (what it builds) and [`crate::infer`] (the beam
 //! that finds matcher-aware negatives).
 
@@ -27,11 +28,13 @@ mod params;
 mod prune;
 mod siblings;
 mod solver;
+mod subtree;
 mod targets;
 
 pub use params::{LayerReport, NegativeSampling, TrainParams, XLinearParams};
 pub use prune::Pruning;
 pub use solver::{Loss, SolverParams};
+pub use subtree::{join_subtrees, train_subtree, SubTreePlace};
 
 use crate::error::{PecosError, Result, StopFlag};
 use crate::index::ClusterChain;
@@ -52,6 +55,8 @@ fn problem_seed(seed: u64, layer: usize, node: u32) -> u64 {
 }
 
 /// Trains the scorers of all children of one parent; also returns the most solver passes taken.
+/// `layer` and `node_ids` (the whole tree's id of each child of the layer; `None`: the ids are
+/// the whole tree's) place the problems in the whole tree, which seeds them.
 #[allow(clippy::too_many_arguments)]
 fn train_parent(
     x: &CsrView<'_>,
@@ -60,9 +65,14 @@ fn train_parent(
     children: &[u32],
     positives: &NodeSets,
     layer: usize,
+    node_ids: Option<&[u32]>,
     params: &TrainParams,
     stop: &StopFlag,
 ) -> Vec<(ChildWeights, usize)> {
+    let seed_of = |child: u32| {
+        let id = node_ids.map_or(child, |ids| ids[child as usize]);
+        problem_seed(params.seed, layer, id)
+    };
     if rows.is_empty() || stop.is_raised() {
         return vec![(ChildWeights::default(), 0); children.len()];
     }
@@ -92,7 +102,7 @@ fn train_parent(
                     .iter()
                     .map(|&r| positives.row(r as usize).binary_search(&child).is_ok())
                     .collect();
-                let seed = problem_seed(params.seed, layer, child);
+                let seed = seed_of(child);
                 let sol = solve_logistic(&problem, &labels, costs, &params.solver, seed, ws);
                 let pruning = &params.pruning;
                 (
@@ -118,7 +128,7 @@ fn train_parent(
                     })
                 })
                 .collect();
-            let seed = problem_seed(params.seed, layer, group[0]);
+            let seed = seed_of(group[0]);
             let sol = solve_svc_group(
                 &problem,
                 group.len(),
@@ -154,6 +164,22 @@ pub fn train(
     y: &CsrView<'_>,
     row_weights: Option<&[f32]>,
     chain: &ClusterChain,
+    params: &TrainParams,
+    progress: &(dyn Fn(&LayerReport) + Sync),
+    stop: &StopFlag,
+) -> Result<XLinearModel> {
+    train_layers(x, y, row_weights, chain, None, params, progress, stop)
+}
+
+/// [`train`] of the layers of `chain`, placed in a whole tree by `place` (`None`: `chain` is
+/// the whole tree).
+#[allow(clippy::too_many_arguments)]
+fn train_layers(
+    x: &CsrView<'_>,
+    y: &CsrView<'_>,
+    row_weights: Option<&[f32]>,
+    chain: &ClusterChain,
+    place: Option<&SubTreePlace>,
     params: &TrainParams,
     progress: &(dyn Fn(&LayerReport) + Sync),
     stop: &StopFlag,
@@ -205,7 +231,8 @@ pub fn train(
                     &rows_per_parent[p],
                     chain_layer.children(p),
                     &node_sets[t + 1],
-                    t,
+                    place.map_or(t, |place| place.first_layer + t),
+                    place.map(|place| place.node_ids[t].as_slice()),
                     params,
                     stop,
                 )
