@@ -130,12 +130,12 @@ def run_to_json(cmd: list, out: Path, timeout: float, identity: dict) -> dict:
     return result
 
 
-def load_results(out_dir: Path) -> dict:
-    """Return {(dataset, lib): [result, ...]} from the run JSON files in out_dir."""
+def load_results(out_dir: Path, by: str = "dataset") -> dict:
+    """Return {(result[by], lib): [result, ...]} from the run JSON files in out_dir."""
     grouped: dict = {}
     for path in sorted(out_dir.glob("p*-*.json")):
         r = json.loads(path.read_text())
-        grouped.setdefault((r["dataset"], r["lib"]), []).append(r)
+        grouped.setdefault((r[by], r["lib"]), []).append(r)
     return grouped
 
 

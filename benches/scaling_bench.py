@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench_xmc import (BENCH_DIR, fmt, load_lines, machine_line, new_run_dir, run_to_json,
+from bench_xmc import (BENCH_DIR, fmt, load_lines, load_results, machine_line, new_run_dir, run_to_json,
                        summarise, write_section)
 
 BEGIN, END = "<!-- scaling:begin -->", "<!-- scaling:end -->"
@@ -83,10 +83,7 @@ def flatten(r: dict) -> dict:
 
 
 def load_summaries(out_dir: Path) -> tuple[dict, list]:
-    grouped: dict = {}
-    for path in sorted(out_dir.glob("p*-*.json")):
-        r = json.loads(path.read_text())
-        grouped.setdefault((r["n_labels"], r["lib"]), []).append(r)
+    grouped = load_results(out_dir, by="n_labels")
     summaries = {key: summarise(runs, flatten=flatten, timings=TIMINGS) for key, runs in grouped.items()}
     return summaries, [r for runs in grouped.values() for r in runs]
 
