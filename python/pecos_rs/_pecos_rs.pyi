@@ -17,7 +17,7 @@ _Chain = Sequence[NDArray[np.uint32]]
 _Params = dict[str, Any]
 
 __all__ = [
-    "merge_topk", "SearchParams", "XLinearModel", "balanced_kmeans_leaves", "balanced_kmeans_subtree",
+    "merge_topk", "SearchParams", "XLinearModel", "balanced_kmeans_leaves", "balanced_kmeans_subtree", "kmeans_tree_shape",
     "check_xlinear_params", "pifa_of_labels",
     "hierarchical_kmeans", "hybrid_chain", "pifa", "trie_chain", "CompletionIndex", "combine_params",
     "stack_blocks", "NgramCounter", "TfidfVocabulary", "__version__", "build_profile", "FORMAT_VERSION",
@@ -197,6 +197,7 @@ def balanced_kmeans_subtree(
     tree_nnz: int,
     n_threads: int,
 ) -> NDArray[np.uint32]: ...
+def kmeans_tree_shape(n_labels: int, *, max_leaf_size: int, n_splits: int, min_codes: int) -> tuple[int, list[int]]: ...
 def balanced_kmeans_leaves(
     z: Any, *, depth: int, max_iter: int, spherical: bool, seed: int, n_threads: int
 ) -> NDArray[np.uint32]: ...

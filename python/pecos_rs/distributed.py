@@ -298,7 +298,7 @@ def _forget_matrices() -> None:
 class _TreeShape:
     """The shape of the whole tree and where it is cut into sub-trees: binary levels of the 2-means
     tree, and which of them the chain keeps as its layers (grouping ``log2(n_splits)`` levels per
-    layer, as the core's ``chain_from_leaf_codes`` does)."""
+    layer: the core's ``kmeans_tree_shape``)."""
 
     depth: int
     cut_level: int
@@ -317,23 +317,17 @@ class _TreeShape:
                 f"max_leaf_size={max_leaf_size} >= {n_labels} labels gives a single "
                 "one-vs-all layer: there are no sub-trees to distribute (use estimator.fit)"
             )
-        depth = 1
-        while max_leaf_size << depth < n_labels:
-            depth += 1
         min_codes = n_splits if params["min_codes"] is None else params["min_codes"]
-        step = n_splits.bit_length() - 1
-        levels = [depth]
-        while 1 << levels[-1] > min_codes:
-            levels.append(max(levels[-1] - step, 0))
-        if levels[-1] == 0:  # grouped into one node: that is the root
-            levels.pop()
+        depth, sizes = _pecos_rs.kmeans_tree_shape(
+            n_labels, max_leaf_size=max_leaf_size, n_splits=n_splits, min_codes=min_codes)
+        levels = [size.bit_length() - 1 for size in sizes]  # sizes are powers of 2
         cuts = [level for level in levels if 1 << level >= min_subtrees]
         if not cuts:
             raise InvalidParameterError(
                 f"min_subtrees={min_subtrees}: the tree over {n_labels} labels has at most "
                 f"{1 << depth} nodes in a layer; use a smaller min_subtrees"
             )
-        return cls(depth, min(cuts), tuple(reversed(levels)))
+        return cls(depth, min(cuts), tuple(levels))
 
     def top_chain(self) -> list[np.ndarray]:
         """The chain of the layers above the cut, whose labels are the sub-tree roots."""

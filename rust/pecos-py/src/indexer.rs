@@ -7,9 +7,11 @@ use crate::threads::{run_detached, run_interruptible};
 use numpy::PyArray1;
 use numpy::PyReadonlyArray1;
 use pecos_core::index::{
-    balanced_kmeans_leaves, balanced_kmeans_subtree, pifa, pifa_of_labels, EmbeddedLabels,
-    HierarchicalKMeans, HybridIndexer, Indexer, KMeansParams, SubTreeRoot, TrieIndexer,
+    balanced_kmeans_leaves, balanced_kmeans_subtree, binary_depth, node_layer_sizes, pifa,
+    pifa_of_labels, EmbeddedLabels, HierarchicalKMeans, HybridIndexer, Indexer, KMeansParams,
+    SubTreeRoot, TrieIndexer,
 };
+use pecos_core::PecosError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
@@ -80,6 +82,28 @@ pub fn py_balanced_kmeans_subtree<'py>(
         balanced_kmeans_subtree(&zv, &params, &root, None)
     })?;
     Ok(PyArray1::from_vec(py, codes))
+}
+
+/// The shape of the k-means indexer's tree over `n_labels` labels: the depth of its binary tree
+/// and the node counts of the chain's layers between the root and the labels, top first (the
+/// grouping `chain_from_leaf_codes` does). Distributed training cuts the tree along them.
+#[pyfunction]
+#[pyo3(name = "kmeans_tree_shape", signature = (n_labels, *, max_leaf_size, n_splits, min_codes))]
+pub fn py_kmeans_tree_shape(
+    n_labels: usize,
+    max_leaf_size: usize,
+    n_splits: usize,
+    min_codes: usize,
+) -> PyResult<(usize, Vec<usize>)> {
+    let depth = binary_depth(n_labels, max_leaf_size);
+    if depth > 31 {
+        // As balanced_kmeans_leaves: deeper trees are refused (and 1 << depth must not overflow).
+        return core(Err(PecosError::param(
+            "max_leaf_size",
+            format!("gives a tree of depth {depth} over {n_labels} labels; at most 31"),
+        )));
+    }
+    Ok((depth, node_layer_sizes(1 << depth, n_splits, min_codes)))
 }
 
 /// Leaf code of every row of `z` in the balanced 2-means tree of the given depth (the kernel of

@@ -21,7 +21,8 @@ mod _pecos_rs {
     #[pymodule_export]
     use super::indexer::{
         py_balanced_kmeans_leaves, py_balanced_kmeans_subtree, py_check_xlinear_params,
-        py_hierarchical_kmeans, py_hybrid_chain, py_pifa, py_pifa_of_labels, py_trie_chain,
+        py_hierarchical_kmeans, py_hybrid_chain, py_kmeans_tree_shape, py_pifa, py_pifa_of_labels,
+        py_trie_chain,
     };
 
     #[pymodule_export]

@@ -21,7 +21,7 @@ pub use kmeans::{
     balanced_kmeans_leaves, balanced_kmeans_subtree, HierarchicalKMeans, KMeansParams, SubTreeRoot,
 };
 pub use pifa::{pifa, pifa_of_labels};
-pub use tree::chain_from_leaf_codes;
+pub use tree::{binary_depth, chain_from_leaf_codes, node_layer_sizes};
 pub use trie::{EmbeddedLabels, HybridIndexer, TrieIndexer};
 
 use crate::error::{Result, StopFlag};

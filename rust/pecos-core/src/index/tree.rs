@@ -21,18 +21,36 @@ pub fn chain_from_leaf_codes(
     min_codes: usize,
 ) -> Result<ClusterChain> {
     let n_splits = n_splits.max(2);
-    let mut layers = vec![leaf_codes];
-    let mut n_codes = n_leaves;
-    while n_codes > min_codes {
-        let parents: Vec<u32> = (0..n_codes).map(|c| (c / n_splits) as u32).collect();
-        n_codes = n_codes.div_ceil(n_splits);
-        layers.push(parents);
+    let sizes = node_layer_sizes(n_leaves, n_splits, min_codes);
+    // The root's children (none when the one leaf is the root), then each layer's parents.
+    let mut layers: Vec<Vec<u32>> = sizes.first().map(|&n| vec![0; n]).into_iter().collect();
+    for pair in sizes.windows(2) {
+        layers.push((0..pair[1]).map(|c| (c / n_splits) as u32).collect());
     }
-    if n_codes > 1 {
-        layers.push(vec![0; n_codes]);
-    }
-    layers.reverse();
+    layers.push(leaf_codes);
     ClusterChain::try_new(layers)
+}
+
+/// The node counts of the layers [`chain_from_leaf_codes`] makes over `n_leaves` leaves, top
+/// first, down to the leaves (the root and the labels not included; none for a single leaf,
+/// which is the root): each layer groups
+/// `n_splits` consecutive nodes of the one below as long as that one has more than `min_codes`;
+/// a grouping that reaches a single node has reached the root.
+pub fn node_layer_sizes(n_leaves: usize, n_splits: usize, min_codes: usize) -> Vec<usize> {
+    let n_splits = n_splits.max(2);
+    let mut sizes = Vec::new();
+    let mut n_codes = n_leaves;
+    if n_codes > 1 {
+        sizes.push(n_codes);
+    }
+    while n_codes > min_codes && n_codes > 1 {
+        n_codes = n_codes.div_ceil(n_splits);
+        if n_codes > 1 {
+            sizes.push(n_codes);
+        }
+    }
+    sizes.reverse();
+    sizes
 }
 
 /// The depth of the smallest complete binary tree whose `2^depth` leaves hold at most
@@ -68,6 +86,24 @@ mod tests {
         // Grouping down to a single node (the root) needs no extra root layer.
         let single = chain_from_leaf_codes(codes, 8, 8, 1).unwrap();
         assert_eq!(sizes(&single), vec![8, 16]);
+    }
+
+    #[test]
+    fn layer_sizes_are_those_of_the_chain() {
+        for (n_leaves, n_splits, min_codes) in [
+            (8, 2, 2),
+            (8, 16, 8),
+            (8, 8, 1),
+            (1024, 16, 16),
+            (2, 16, 1),
+            (1, 16, 16),
+        ] {
+            let codes: Vec<u32> = (0..n_leaves as u32).collect();
+            let chain = chain_from_leaf_codes(codes, n_leaves, n_splits, min_codes).unwrap();
+            let mut expected = sizes(&chain);
+            expected.pop(); // the labels
+            assert_eq!(node_layer_sizes(n_leaves, n_splits, min_codes), expected);
+        }
     }
 
     #[test]
