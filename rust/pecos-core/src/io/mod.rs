@@ -30,7 +30,13 @@ pub fn save(model: &XLinearModel, metadata: &serde_json::Value, path: &Path) -> 
 /// [`crate::PecosError::Io`] if the file cannot be read, [`crate::PecosError::Format`] if it is
 /// not a valid model.
 pub fn load(path: &Path) -> Result<(XLinearModel, serde_json::Value)> {
-    from_bytes(&fs::read(path)?)
+    let file = fs::File::open(path)?;
+    // Through a map rather than a buffer: the arrays are copied out of the page cache once
+    // instead of twice, which halves both the time and the peak memory of loading a large model.
+    // SAFETY: as in `load_mapped`; the map is dropped before this returns (the arrays are
+    // copies), so only a file truncated by another program during the load is a risk.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }?;
+    from_bytes(&map)
 }
 
 /// Maps a model written by [`save`] into memory instead of reading it: the weight arrays stay

@@ -15,7 +15,7 @@
 //!
 //! A memory-mapped load ([`from_map`], version 3 only) makes the arrays views into the file
 //! instead of copies, skips the checksum (see [`super::verify`]) and checks the layout of each
-//! layer but not its chunks, which are checked at their first use (`Layer::chunk_skip`), so that
+//! layer but not its chunks, which are checked at their first use (`Layer::row_index`), so that
 //! the kernels never meet an inconsistent chunk.
 //!
 //! Version history: 1 stored absolute 64-bit row pointers (`row_ptr u64[n_rows+1]`, no

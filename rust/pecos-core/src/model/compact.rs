@@ -31,7 +31,7 @@ impl Layer {
     /// [`PecosError::Format`] for an invalid chunk of a memory-mapped layer.
     pub fn compacted(&self, dtype: WeightDtype) -> Result<Layer> {
         for p in 0..self.chain.n_parents() {
-            self.chunk_skip(p)?;
+            self.row_index(p)?;
         }
         let a = &self.arrays;
         let entry_value = match (&a.entry_value, dtype) {

@@ -1,11 +1,12 @@
 //! The scoring kernels: raw scores of every child of one parent for one query, or for several
 //! queries at once. Beam search asks this over and over, so this is where prediction time goes.
 //!
-//! Scoring marches the query's sorted features against the chunk's features (a [`RowCursor`] over
-//! the chunk's skip index) and adds each hit's entries into a small dense buffer of size
+//! Scoring locates the query's sorted features among the chunk's features (a [`RowCursor`] over
+//! the chunk's search index) and adds each hit's entries into a small dense buffer of size
 //! `#children`.
 
-use super::layer::{Layer, SKIP};
+use super::layer::Layer;
+use super::row_index::RowCursor;
 use super::storage::{with_entries, Slot, Weight};
 use crate::error::Result;
 use crate::sparse::SparseRow;
@@ -78,13 +79,10 @@ impl Layer {
     /// A cursor locating increasing features among the rows of `parent`'s chunk.
     ///
     /// # Errors
-    /// As [`Layer::chunk_skip`].
+    /// As [`Layer::row_index`].
     fn row_cursor(&self, parent: usize) -> Result<RowCursor<'_>> {
-        Ok(RowCursor {
-            skip: self.chunk_skip(parent)?,
-            rows: &self.arrays.row_feature[self.chunk_rows(parent)],
-            next_block: 0,
-        })
+        let rows = &self.arrays.row_feature[self.chunk_rows(parent)];
+        Ok(self.row_index(parent)?.cursor(rows))
     }
 
     /// Raw scores `w_c · x + bias * b_c` of every child `c` of `parent`, written to
@@ -98,7 +96,7 @@ impl Layer {
     ///
     /// # Errors
     /// [`crate::PecosError::Format`] if the chunk of a memory-mapped layer is invalid (see
-    /// `Layer::chunk_skip`).
+    /// `Layer::row_index`).
     pub fn score_children(
         &self,
         parent: usize,
@@ -241,41 +239,6 @@ fn add_runs<S: Slot, W: Weight>(
     }
 }
 
-/// Index of the first element of sorted `rows` that is `>= target` (exponential then binary search),
-/// so that marching a sorted query through a chunk costs O(q log(R / q)).
-#[inline]
-fn gallop(rows: &[u32], target: u32) -> usize {
-    let mut bound = 1usize;
-    while bound < rows.len() && rows[bound - 1] < target {
-        bound *= 2;
-    }
-    let lo = bound / 2;
-    let hi = bound.min(rows.len());
-    lo + rows[lo..hi].partition_point(|&f| f < target)
-}
-
-/// Locates features, given in increasing order, among a chunk's sorted rows: the search resumes
-/// where the previous one ended (`next_block` is the first block of [`SKIP`] rows whose first
-/// feature exceeds the previous feature), gallops over the block index, then scans one block.
-struct RowCursor<'a> {
-    rows: &'a [u32],
-    skip: &'a [u32],
-    next_block: usize,
-}
-
-impl RowCursor<'_> {
-    /// `None` if `f` precedes every row of the chunk; otherwise `(k, found)`: row `k` holds `f`
-    /// if `found`. The block scan is branch-free, so that its (often missing) data gates no jump.
-    #[inline]
-    fn seek(&mut self, f: u32) -> Option<(u32, bool)> {
-        self.next_block += gallop(&self.skip[self.next_block..], f + 1);
-        let start = self.next_block.checked_sub(1)? * SKIP;
-        let block = &self.rows[start..(start + SKIP).min(self.rows.len())];
-        let below = block.iter().filter(|&&g| g < f).count();
-        Some(((start + below) as u32, block.contains(&f)))
-    }
-}
-
 /// Sorts `(feature << 32 | query, value)` items, gathered query after query, into increasing
 /// `(feature, query)` order: a stable least-significant-digit radix sort on the feature bits, much
 /// cheaper than a comparison sort on the tens of thousands of items of a block of queries.
@@ -335,17 +298,25 @@ mod tests {
     }
 
     #[test]
-    fn block_search_matches_dense_scoring_on_large_chunks() {
+    fn search_indexes_match_dense_scoring_on_large_chunks() {
+        // A chunk of a third of the features (dense index) and one of 3% (sparse index).
+        for (n_features, one_in) in [(500, 3), (20000, 100)] {
+            check_against_dense_scoring(n_features, one_in);
+        }
+    }
+
+    fn check_against_dense_scoring(n_features: usize, one_in: usize) {
         use crate::rng::SplitMix64;
         let mut rng = SplitMix64::new(5);
-        let (n_features, n_children) = (500, 3);
+        let n_children = 3;
         let chain = ChainLayer::try_new(vec![0; n_children], 1).unwrap();
         let mut dense = vec![vec![0f32; n_features]; n_children];
         let weights: Vec<ChildWeights> = dense
             .iter_mut()
             .map(|w| {
                 let mut cw = ChildWeights::default();
-                let features: Vec<usize> = (0..n_features).filter(|_| rng.below(3) == 0).collect();
+                let features: Vec<usize> =
+                    (0..n_features).filter(|_| rng.below(one_in) == 0).collect();
                 for f in features {
                     w[f] = rng.below(100) as f32 / 10.0 - 5.0;
                     cw.features.push(f as u32);
@@ -408,14 +379,5 @@ mod tests {
             sort_by_feature(&mut items, &mut Vec::new());
             assert_eq!(items, expected);
         }
-    }
-
-    #[test]
-    fn gallop_finds_lower_bound() {
-        let rows = [1, 3, 5, 7, 9, 11, 13];
-        for t in 0..15 {
-            assert_eq!(gallop(&rows, t), rows.partition_point(|&f| f < t), "{t}");
-        }
-        assert_eq!(gallop(&[], 3), 0);
     }
 }

@@ -1,6 +1,7 @@
 //! One tree layer of the model: its chain layer, its stored weight arrays and the derived search
 //! index, with the structural checks a loaded file must pass and the export to PECOS's CSC `W`.
 
+use super::row_index::RowIndex;
 use super::storage::{LayerArrays, WeightDtype};
 use crate::error::{PecosError, Result};
 use crate::index::ChainLayer;
@@ -24,10 +25,9 @@ pub struct ChildWeights {
 pub struct Layer {
     pub(super) chain: ChainLayer,
     pub(super) arrays: LayerArrays,
-    /// Derived, per parent, once its chunk has been checked (see [`Layer::chunk_skip`]): the
-    /// chunk's search index, every `SKIP`-th feature, so that locating a query feature reads a
-    /// small array that stays in cache plus one block of rows, instead of a binary search that
-    /// misses the cache at every step on large chunks; or why the chunk is invalid.
+    /// Derived, per parent, once its chunk has been checked (see [`Layer::row_index`]): the
+    /// chunk's search index, which locates a query feature among its rows in about one cache
+    /// miss (see `row_index`); or why the chunk is invalid.
     chunk_index: Box<[OnceLock<ChunkCheck>]>,
     /// Derived: per parent, the bias weight all its children share, if they share one (every
     /// label of an exact matcher has bias weight 0); see [`Layer::shared_bias`].
@@ -35,7 +35,7 @@ pub struct Layer {
 }
 
 /// Layers are equal when their chains and arrays are: the rest is derived from those (and may
-/// be built already or not, see `Layer::chunk_skip`).
+/// be built already or not, see `Layer::row_index`).
 impl PartialEq for Layer {
     fn eq(&self, other: &Self) -> bool {
         self.chain == other.chain && self.arrays == other.arrays
@@ -43,10 +43,7 @@ impl PartialEq for Layer {
 }
 
 /// The outcome of checking a chunk: its search index, or what is wrong with it.
-type ChunkCheck = std::result::Result<Box<[u32]>, String>;
-
-/// Rows per block of the chunk search index (16 u32 features fill one 64-byte cache line).
-pub(super) const SKIP: usize = 16;
+type ChunkCheck = std::result::Result<RowIndex, String>;
 
 /// The value every child of `parent` has in `per_child`, if they all have the same bits (`None`
 /// for no children, or for indices out of range: a corrupt file, which validate() reports).
@@ -83,13 +80,13 @@ impl Layer {
     ///
     /// # Errors
     /// [`PecosError::Format`] if `p` is not a parent or its chunk is invalid.
-    pub(super) fn chunk_skip(&self, p: usize) -> Result<&[u32]> {
+    pub(super) fn row_index(&self, p: usize) -> Result<&RowIndex> {
         let index = self
             .chunk_index
             .get(p)
             .ok_or_else(|| PecosError::Format(format!("layer weights: no parent {p}")))?;
         match index.get_or_init(|| self.check_chunk(p)) {
-            Ok(skip) => Ok(skip),
+            Ok(index) => Ok(index),
             Err(what) => Err(PecosError::Format(format!(
                 "layer weights: {what} (chunk of parent {p})"
             ))),
@@ -118,7 +115,7 @@ impl Layer {
         if !self.arrays.entry_value.are_valid(entries) {
             return Err("non-finite weight (or an int8 weight of -128)".into());
         }
-        Ok(rows.iter().step_by(SKIP).copied().collect())
+        Ok(RowIndex::new(rows))
     }
 
     /// The bias weight shared (bit for bit) by every child of parent `p`, if they share one: a
@@ -172,9 +169,9 @@ impl Layer {
     /// child's features increasing: the inverse of `LayerBuilder::push_chunk`.
     ///
     /// # Errors
-    /// As [`Layer::chunk_skip`].
+    /// As [`Layer::row_index`].
     pub(crate) fn chunk_child_weights(&self, p: usize) -> Result<Vec<ChildWeights>> {
-        self.chunk_skip(p)?;
+        self.row_index(p)?;
         let children = self.chain.children(p);
         let mut weights: Vec<ChildWeights> = children
             .iter()
@@ -242,7 +239,7 @@ impl Layer {
     pub fn validate(&self, n_features: usize) -> Result<()> {
         self.validate_layout()?;
         for p in 0..self.chain.n_parents() {
-            self.chunk_skip(p)?;
+            self.row_index(p)?;
         }
         if self
             .arrays
@@ -259,7 +256,7 @@ impl Layer {
 
     /// The checks of [`Layer::validate`] that do not read the chunks: the lengths of the arrays,
     /// the chunk pointers and the bias weights. A memory-mapped layer passes these at load and
-    /// the checks of each chunk at its first use ([`Layer::chunk_skip`]), so that loading does
+    /// the checks of each chunk at its first use ([`Layer::row_index`]), so that loading does
     /// not read every weight. Its features are checked against the model's number of features
     /// only when exported ([`Layer::to_csc`]): when scoring, a feature outside that range is never
     /// met (the queries' features are inside it).

@@ -12,6 +12,7 @@ mod builder;
 mod compact;
 mod kernels;
 mod layer;
+mod row_index;
 pub(crate) mod storage;
 
 pub use builder::LayerBuilder;
