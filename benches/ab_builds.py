@@ -6,8 +6,16 @@ build, in a fresh process with that folder first on ``PYTHONPATH``, alternating 
 first; the report gives per-build medians over the passes and the ratio of the second build to the
 first (below 1: the second is faster), with the spread (max / min) of each.
 
+With ``--model DIR --data DIR`` instead, every run loads that saved ``XRLinearClassifier``
+(memory-mapped; a model too large to train once per run, such as the 1M-label one of
+``synth_xmr.py``), answers ``--n-single`` of its test rows once untimed (the first use of each
+chunk: checks and page faults), then times them one at a time, 3 rounds, 1 thread; it reports
+single-query p50 / p99 and that the two builds' top-10 labels agree.
+
 Usage: python benches/ab_builds.py --builds before=/tmp/old/python,after=python \
            --datasets bibtex,delicious,debian-depends,aol-click --passes 3 [--out benches/out/ab]
+       python benches/ab_builds.py --builds before=/tmp/old/python,after=python \
+           --model MODEL_DIR --data /work/synth-data/r1-labels1000000 --passes 3
 """
 
 from __future__ import annotations
@@ -32,6 +40,60 @@ METRICS = (
 )
 
 
+SAVED_MODEL_RUN = """
+import hashlib, json, sys, time
+import numpy as np, scipy.sparse as sp
+from pecos_rs import XRLinearClassifier
+model, data, n_single, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+clf = XRLinearClassifier.load(model, mmap=True).set_params(n_jobs=1)
+X = sp.load_npz(data + "/X.tst.npz").tocsr()[:n_single]
+queries = [X[i] for i in range(X.shape[0])]
+labels = [clf.predict_topk(q)[0] for q in queries]
+times = []
+for _ in range(3):
+    for q in queries:
+        t0 = time.perf_counter()
+        clf.predict_topk(q)
+        times.append(time.perf_counter() - t0)
+ms = 1e3 * np.array(times)
+json.dump({"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+           "labels_sha256": hashlib.sha256(np.concatenate(labels).tobytes()).hexdigest()}, open(out, "w"))
+"""
+SAVED_MODEL_METRICS = (("single p50 ms", "p50_ms"), ("single p99 ms", "p99_ms"))
+
+
+def run_saved_model(build_dir: Path, model: Path, data: Path, n_single: int, out: Path) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(build_dir))
+    subprocess.run([sys.executable, "-c", SAVED_MODEL_RUN, str(model), str(data), str(n_single), str(out)],
+                   env=env, check=True)
+    return json.loads(out.read_text())
+
+
+def saved_model_report(args: argparse.Namespace, builds: list) -> int:
+    results: dict = {name: [] for name, _ in builds}
+    for p in range(args.passes):
+        for name, folder in (builds if p % 2 == 0 else builds[::-1]):
+            out = args.out / f"{name}-saved-model-{p}.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            results[name].append(run_saved_model(folder, args.model, args.data, args.n_single, out))
+            print(f"pass {p} {name}: p50 {results[name][-1]['p50_ms']:.3f} ms", flush=True)
+    (first, _), (second, _) = builds
+    same = len({r["labels_sha256"] for rs in results.values() for r in rs}) == 1
+    print(f"\n{args.passes} interleaved passes over {args.n_single} test rows of {args.data} (3 rounds "
+          f"each); medians; ratio = {second} / {first}; spread = max / min over the passes; "
+          f"top-10 labels identical across builds and passes: {same}\n")
+    print("| model | " + " | ".join(label for label, _ in SAVED_MODEL_METRICS) + " |")
+    print("|---" * (len(SAVED_MODEL_METRICS) + 1) + "|")
+    cells = []
+    for _, key in SAVED_MODEL_METRICS:
+        a = [r[key] for r in results[first]]
+        b = [r[key] for r in results[second]]
+        ma, mb = statistics.median(a), statistics.median(b)
+        cells.append(f"{ma:.3g} / {mb:.3g} = {mb / ma:.2f}x (spread {max(a) / min(a):.2f}, {max(b) / min(b):.2f})")
+    print(f"| {args.model.name} | " + " | ".join(cells) + " |")
+    return 0 if same else 1
+
+
 def run_once(build_dir: Path, dataset: str, out: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(build_dir), str(BENCH_DIR)]))
     cmd = [sys.executable, str(BENCH_DIR / "run_one.py"), "--lib", "pecos_rs", "--dataset", dataset,
@@ -47,6 +109,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--builds", required=True, help="name=folder,name=folder (two builds)")
     ap.add_argument("--datasets", default="bibtex,delicious,debian-depends,aol-click")
+    ap.add_argument("--model", type=Path, help="a saved XRLinearClassifier to time instead of --datasets")
+    ap.add_argument("--data", type=Path, help="the folder of --model's X.tst.npz")
+    ap.add_argument("--n-single", type=int, default=2000)
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--out", type=Path, default=BENCH_DIR / "out" / f"ab-{datetime.now():%Y%m%d-%H%M%S}")
     args = ap.parse_args()
@@ -54,6 +119,10 @@ def main() -> int:
     if len(builds) != 2:
         ap.error("--builds takes exactly two name=folder pairs")
     builds = [(name, Path(folder).resolve()) for name, folder in builds]
+    if (args.model is None) != (args.data is None):
+        ap.error("--model and --data go together")
+    if args.model is not None:
+        return saved_model_report(args, builds)
     datasets = args.datasets.split(",")
     results = {(b, d): [] for b, _ in builds for d in datasets}
     for p in range(args.passes):

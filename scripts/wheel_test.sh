@@ -19,7 +19,7 @@ sdist=$(ls "$dist"/*.tar.gz)
 echo "built $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KiB) and $(basename "$sdist")"
 deactivate
 
-test_deps=(pytest hypothesis nltk selenium matplotlib "dask[distributed]")
+test_deps=(pytest hypothesis nltk selenium matplotlib "dask[distributed]" s3fs "moto[server]")
 for numpy_spec in "numpy==1.26.*" "numpy>=2"; do
     case "$numpy_spec" in
         numpy==1.26.*) stack=("$numpy_spec" "scipy<1.14" scikit-learn); libpecos=1 ;;  # libpecos needs numpy < 2

@@ -139,6 +139,37 @@ def test_a_worker_killed_during_the_fit_gives_the_same_model(data_files, client,
     client.wait_for_workers(2)
 
 
+def test_rows_read_from_an_s3_object_store(data_files, client):
+    """X and Y as s3:// URLs of an S3-compatible store (moto's server, on localhost), given to the
+    workers as URLs plus storage_options: the same model as the one-machine fit."""
+    if os.environ.get("PECOS_RS_REQUIRE_DASK") == "1":  # CI installs them with dask
+        import s3fs
+        from moto.server import ThreadedMotoServer
+    else:
+        s3fs = pytest.importorskip("s3fs")
+        ThreadedMotoServer = pytest.importorskip("moto.server").ThreadedMotoServer
+    X, Y, x_path, y_path = data_files
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        options = {"endpoint_url": f"http://{host}:{port}", "key": "test", "secret": "test"}
+        store = s3fs.S3FileSystem(**options)
+        store.mkdir("pecos-rs-test")
+        store.put(str(x_path), "pecos-rs-test/X.npz")
+        store.put(str(y_path), "pecos-rs-test/Y.npz")
+        params = {"n_splits": 4, "max_leaf_size": 10}
+        local = XRLinearClassifier(**params).fit(X, Y)
+        dist = pd.fit(XRLinearClassifier(**params), "s3://pecos-rs-test/X.npz", "s3://pecos-rs-test/Y.npz",
+                      client, min_subtrees=8, storage_options=options)
+        assert_same_model(local, dist, X)
+        with pytest.raises(FileNotFoundError):
+            pd.fit(XRLinearClassifier(**params), "s3://pecos-rs-test/missing.npz", "s3://pecos-rs-test/Y.npz",
+                   client, storage_options=options)
+    finally:
+        server.stop()
+
+
 def test_importing_pecos_rs_does_not_import_dask():
     code = "import sys, pecos_rs, pecos_rs.xlinear; print(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -191,6 +222,10 @@ def test_bad_input_is_refused_clearly(data_files, client, tmp_path):
         pd.fit(XRLinearClassifier(n_splits=3), x_path, y_path, client)
     with pytest.raises(InvalidParameterError, match="XRLinearClassifier"):
         pd.fit(HierarchicalKMeans(), x_path, y_path, client)
+    with pytest.raises(InvalidParameterError, match="storage_options is for URLs"):
+        pd.fit(est, x_path, y_path, client, storage_options={"anon": True})
+    with pytest.raises(InvalidParameterError, match="storage_options must be a dict"):
+        pd.fit(est, "s3://bucket/X.npz", y_path, client, storage_options="anon")
     with pytest.raises(InvalidParameterError, match="progress"):
         pd.fit(est, x_path, y_path, client, progress="print")
     with pytest.raises(InvalidParameterError, match="Client"):

@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -50,7 +50,7 @@ __all__ = ["fit"]
 logger = logging.getLogger("pecos_rs")
 
 
-def fit(estimator, X, Y, client, *, min_subtrees=16, progress=None):
+def fit(estimator, X, Y, client, *, min_subtrees=16, storage_options=None, progress=None):
     """Fit `estimator` (an unfitted or fitted :class:`~pecos_rs.XRLinearClassifier`) on the
     Dask cluster of `client`, to the model ``estimator.fit(load(X), load(Y))`` would give.
 
@@ -73,6 +73,11 @@ def fit(estimator, X, Y, client, *, min_subtrees=16, progress=None):
         The tree is cut at its highest layer with at least this many nodes, which root the
         sub-trees (one task each). More sub-trees: smaller, better balanced tasks, and more of the
         model trained on the workers rather than on the driver.
+    storage_options : dict, optional
+        Options of the fsspec file system of URL `X` and `Y`, as pandas and Dask take them (for
+        an S3-compatible store, say ``{"endpoint_url": "http://minio:9000"}``). They travel to
+        the workers with every task: leave credentials to the environment or the store's
+        configuration files of each machine rather than putting them here.
     progress : callable, optional
         Called in the driver with a dict (the entry of ``distributed_stats_``, plus ``"done"``
         and ``"total"``) each time a sub-tree's result arrives. With ``estimator.verbose`` set,
@@ -93,7 +98,7 @@ def fit(estimator, X, Y, client, *, min_subtrees=16, progress=None):
     InvalidInputError
         If a file is not a sparse matrix or their shapes disagree.
     InvalidParameterError
-        For an invalid estimator parameter, ``"tfn+man"``, an invalid `min_subtrees` or one that
+        For an invalid estimator parameter, ``storage_options`` with a local path, ``"tfn+man"``, an invalid `min_subtrees` or one that
         the tree cannot give, or a tree of a single layer (nothing to distribute).
     """
     if not isinstance(estimator, XRLinearClassifier):
@@ -113,7 +118,9 @@ def fit(estimator, X, Y, client, *, min_subtrees=16, progress=None):
     if not hasattr(client, "submit"):
         raise InvalidParameterError(f"client must be a dask.distributed.Client, got {type(client).__name__}")
     n_threads = resolve_n_jobs(estimator.n_jobs)
-    sources = _Sources(_source(X, "X"), _source(Y, "Y"))
+    if storage_options is not None and not isinstance(storage_options, dict):
+        raise InvalidParameterError(f"storage_options must be a dict, got {type(storage_options).__name__}")
+    sources = _Sources(_source(X, "X", storage_options), _source(Y, "Y", storage_options))
 
     X_all, Y_all = _read(sources)
     X_all = validate_data(estimator, X_all, accept_sparse="csr", dtype=(np.float32, np.float64), reset=True)
@@ -187,6 +194,9 @@ def fit(estimator, X, Y, client, *, min_subtrees=16, progress=None):
             for done, future in enumerate(as_completed(futures), start=1):
                 i = index_of[future.key]
                 results[i] = future.result()
+                # The driver has its copy: the worker's can go (at 1M labels the sub-tree models
+                # add up to the whole model's size, which would otherwise stay on the workers).
+                future.release()
                 stats[i].update(worker=results[i].worker, seconds=results[i].seconds)
                 report = {**stats[i], "done": done, "total": len(futures)}
                 log(f"distributed: sub-tree {done}/{len(futures)} (tree {report['tree']}, node "
@@ -222,10 +232,12 @@ def fit(estimator, X, Y, client, *, min_subtrees=16, progress=None):
 @dataclass(frozen=True)
 class _Source:
     """A matrix file: its path or URL and what identifies its content (size and modification
-    time), so that a worker's cached copy of an older file is never used."""
+    time), so that a worker's cached copy of an older file is never used; for a URL, the options
+    of its file system."""
 
     url: str
     fingerprint: tuple
+    storage_options: dict | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -238,7 +250,7 @@ def _is_url(url: str) -> bool:
     return "://" in url and not url.startswith("file://")
 
 
-def _source(location, name) -> _Source:
+def _source(location, name, storage_options) -> _Source:
     if not isinstance(location, (str, os.PathLike)):
         raise InvalidParameterError(
             f"{name} must be a path or URL of a scipy.sparse.save_npz file, got {type(location).__name__}"
@@ -247,8 +259,11 @@ def _source(location, name) -> _Source:
     if _is_url(url):
         import fsspec  # optional: only URLs need it
 
-        info = fsspec.open(url).fs.info(url)
-        return _Source(url, (info.get("size"), str(info.get("mtime", info.get("LastModified", "")))))
+        info = fsspec.open(url, **(storage_options or {})).fs.info(url)
+        fingerprint = (info.get("size"), str(info.get("mtime", info.get("LastModified", ""))))
+        return _Source(url, fingerprint, storage_options)
+    if storage_options is not None:
+        raise InvalidParameterError(f"storage_options is for URLs; {name} is a local path: {url}")
     path = url.removeprefix("file://")
     stat = os.stat(path)  # FileNotFoundError for a missing file
     return _Source(path, (stat.st_size, stat.st_mtime_ns))
@@ -259,7 +274,7 @@ def _read_npz(source: _Source, name: str) -> sp.csr_matrix:
         if _is_url(source.url):
             import fsspec
 
-            with fsspec.open(source.url, "rb") as f:
+            with fsspec.open(source.url, "rb", **(source.storage_options or {})) as f:
                 M = sp.load_npz(f)
         else:
             M = sp.load_npz(source.url)
