@@ -7,10 +7,11 @@ first; the report gives per-build medians over the passes and the ratio of the s
 first (below 1: the second is faster), with the spread (max / min) of each.
 
 With ``--model DIR --data DIR`` instead, every run loads that saved ``XRLinearClassifier``
-(memory-mapped; a model too large to train once per run, such as the 1M-label one of
-``synth_xmr.py``), answers ``--n-single`` of its test rows once untimed (the first use of each
-chunk: checks and page faults), then times them one at a time, 3 rounds, 1 thread; it reports
-single-query p50 / p99 and that the two builds' top-10 labels agree.
+(a model too large to train once per run, such as the 1M-label one of ``synth_xmr.py``): it
+times a read load and a memory-mapped load, answers ``--n-single`` test rows with the mapped model
+once untimed (the first use of each chunk: checks and page faults), then times them one at a time,
+3 rounds, 1 thread; it reports the load times, single-query p50 / p99 and that the two builds'
+top-10 labels agree.
 
 Usage: python benches/ab_builds.py --builds before=/tmp/old/python,after=python \
            --datasets bibtex,delicious,debian-depends,aol-click --passes 3 [--out benches/out/ab]
@@ -45,7 +46,12 @@ import hashlib, json, sys, time
 import numpy as np, scipy.sparse as sp
 from pecos_rs import XRLinearClassifier
 model, data, n_single, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+t0 = time.perf_counter()
+XRLinearClassifier.load(model)
+read_s = time.perf_counter() - t0
+t0 = time.perf_counter()
 clf = XRLinearClassifier.load(model, mmap=True).set_params(n_jobs=1)
+mapped_ms = 1e3 * (time.perf_counter() - t0)
 X = sp.load_npz(data + "/X.tst.npz").tocsr()[:n_single]
 queries = [X[i] for i in range(X.shape[0])]
 labels = [clf.predict_topk(q)[0] for q in queries]
@@ -56,10 +62,17 @@ for _ in range(3):
         clf.predict_topk(q)
         times.append(time.perf_counter() - t0)
 ms = 1e3 * np.array(times)
-json.dump({"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+json.dump({"read_load_s": read_s, "mapped_load_ms": mapped_ms, "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
            "labels_sha256": hashlib.sha256(np.concatenate(labels).tobytes()).hexdigest()}, open(out, "w"))
 """
-SAVED_MODEL_METRICS = (("single p50 ms", "p50_ms"), ("single p99 ms", "p99_ms"))
+SAVED_MODEL_METRICS = (("read load s", "read_load_s"), ("mmap load ms", "mapped_load_ms"),
+                       ("single p50 ms", "p50_ms"), ("single p99 ms", "p99_ms"))
+
+
+def ratio_cell(a: list, b: list) -> str:
+    """Medians of the passes of two builds, their ratio and each one's spread (max / min)."""
+    ma, mb = statistics.median(a), statistics.median(b)
+    return f"{ma:.3g} / {mb:.3g} = {mb / ma:.2f}x (spread {max(a) / min(a):.2f}, {max(b) / min(b):.2f})"
 
 
 def run_saved_model(build_dir: Path, model: Path, data: Path, n_single: int, out: Path) -> dict:
@@ -84,12 +97,8 @@ def saved_model_report(args: argparse.Namespace, builds: list) -> int:
           f"top-10 labels identical across builds and passes: {same}\n")
     print("| model | " + " | ".join(label for label, _ in SAVED_MODEL_METRICS) + " |")
     print("|---" * (len(SAVED_MODEL_METRICS) + 1) + "|")
-    cells = []
-    for _, key in SAVED_MODEL_METRICS:
-        a = [r[key] for r in results[first]]
-        b = [r[key] for r in results[second]]
-        ma, mb = statistics.median(a), statistics.median(b)
-        cells.append(f"{ma:.3g} / {mb:.3g} = {mb / ma:.2f}x (spread {max(a) / min(a):.2f}, {max(b) / min(b):.2f})")
+    cells = [ratio_cell([r[key] for r in results[first]], [r[key] for r in results[second]])
+             for _, key in SAVED_MODEL_METRICS]
     print(f"| {args.model.name} | " + " | ".join(cells) + " |")
     return 0 if same else 1
 
@@ -140,11 +149,8 @@ def main() -> int:
     for dataset in datasets:
         cells = []
         for _, _, get in METRICS:
-            a = [get(r) for r in results[(first, dataset)]]
-            b = [get(r) for r in results[(second, dataset)]]
-            ma, mb = statistics.median(a), statistics.median(b)
-            cells.append(f"{ma:.3g} / {mb:.3g} = {mb / ma:.2f}x (spread {max(a) / min(a):.2f}, "
-                         f"{max(b) / min(b):.2f})")
+            cells.append(ratio_cell([get(r) for r in results[(first, dataset)]],
+                                    [get(r) for r in results[(second, dataset)]]))
         p1 = {b: results[(b, dataset)][0]["metrics"]["P@1"] for b in (first, second)}
         cells.append(f"{p1[first]:.2f} / {p1[second]:.2f}")
         print(f"| {dataset} | " + " | ".join(cells) + " |")

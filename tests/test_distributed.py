@@ -4,6 +4,7 @@ the cut, and when a worker dies during the fit; bad input gets clear errors."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -15,12 +16,17 @@ import scipy.sparse as sp
 from helpers import make_planted
 from pecos_rs import HierarchicalKMeans, InvalidInputError, InvalidParameterError, XRLinearClassifier
 
-# dask[distributed] is an optional extra: skipped without it, except where PECOS_RS_REQUIRE_DASK=1
-# (CI installs it), which makes a missing dask fail here.
-if os.environ.get("PECOS_RS_REQUIRE_DASK") == "1":
-    import distributed
-else:
-    distributed = pytest.importorskip("distributed")
+
+def optional_module(name):
+    """dask[distributed] (and s3fs and moto for the object store) are optional: their tests are
+    skipped without them, except where PECOS_RS_REQUIRE_DASK=1 (CI installs them), which makes a
+    missing one fail."""
+    if os.environ.get("PECOS_RS_REQUIRE_DASK") == "1":
+        return importlib.import_module(name)
+    return pytest.importorskip(name)
+
+
+distributed = optional_module("distributed")
 
 from pecos_rs import distributed as pd  # noqa: E402
 
@@ -142,12 +148,8 @@ def test_a_worker_killed_during_the_fit_gives_the_same_model(data_files, client,
 def test_rows_read_from_an_s3_object_store(data_files, client):
     """X and Y as s3:// URLs of an S3-compatible store (moto's server, on localhost), given to the
     workers as URLs plus storage_options: the same model as the one-machine fit."""
-    if os.environ.get("PECOS_RS_REQUIRE_DASK") == "1":  # CI installs them with dask
-        import s3fs
-        from moto.server import ThreadedMotoServer
-    else:
-        s3fs = pytest.importorskip("s3fs")
-        ThreadedMotoServer = pytest.importorskip("moto.server").ThreadedMotoServer
+    s3fs = optional_module("s3fs")
+    ThreadedMotoServer = optional_module("moto.server").ThreadedMotoServer
     X, Y, x_path, y_path = data_files
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -98,8 +98,9 @@ def fit(estimator, X, Y, client, *, min_subtrees=16, storage_options=None, progr
     InvalidInputError
         If a file is not a sparse matrix or their shapes disagree.
     InvalidParameterError
-        For an invalid estimator parameter, ``storage_options`` with a local path, ``"tfn+man"``, an invalid `min_subtrees` or one that
-        the tree cannot give, or a tree of a single layer (nothing to distribute).
+        For an invalid estimator parameter, ``"tfn+man"``, an invalid `min_subtrees` or one that
+        the tree cannot give, a tree of a single layer (nothing to distribute), or
+        ``storage_options`` that is not a dict or comes with a local path.
     """
     if not isinstance(estimator, XRLinearClassifier):
         raise InvalidParameterError(f"estimator must be an XRLinearClassifier, got {type(estimator).__name__}")
