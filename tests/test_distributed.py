@@ -172,6 +172,48 @@ def test_rows_read_from_an_s3_object_store(data_files, client):
         server.stop()
 
 
+def test_a_joined_sub_tree_gives_its_weights_away(data_files):
+    """join_subtrees moves the sub-trees' weights into the model (so that the join needs little
+    more memory than its parts): a sub-tree model is spent afterwards, and says so."""
+    import pickle
+
+    from pecos_rs import _pecos_rs
+    from pecos_rs._sparse import csr_args
+    from pecos_rs.xlinear import sparse_indicator
+
+    X, Y, _, _ = data_files
+    params = XRLinearClassifier()._core_params()
+    half = N_LABELS // 2
+    subtree_of = (np.arange(N_LABELS) >= half).astype(np.uint32)
+    Y_top = sparse_indicator(Y @ sp.csr_matrix((np.ones(N_LABELS), (np.arange(N_LABELS), subtree_of))))
+    top = _pecos_rs.XLinearModel.train(csr_args(X), csr_args(Y_top), [np.zeros(2, dtype=np.uint32)],
+                                       params, n_threads=1)
+    parts, node_ids = [], []
+    for root in (0, 1):
+        labels = np.flatnonzero(subtree_of == root).astype(np.uint32)
+        rows = np.flatnonzero(np.diff(Y[:, labels].tocsr().indptr))
+        leaves = (np.arange(len(labels)) % 4).astype(np.uint32)
+        ids = [np.arange(4, dtype=np.uint32) + 4 * root, labels]
+        part = _pecos_rs.XLinearModel.train_subtree(
+            csr_args(X[rows]), csr_args(sparse_indicator(Y[rows][:, labels])),
+            [np.zeros(4, dtype=np.uint32), leaves], params, first_layer=1, root=root, node_ids=ids,
+            n_threads=1)
+        copy = pickle.loads(pickle.dumps(part))
+        assert copy.to_bytes() == part.to_bytes() and copy.nnz == part.nnz > 0
+        parts.append(copy)
+        node_ids.append(ids)
+    nnz = sum(p.nnz for p in parts)
+    joined = _pecos_rs.XLinearModel.join_subtrees(top, parts, [0, 1], node_ids)
+    assert joined.n_labels == N_LABELS and joined.nnz == top.nnz + nnz
+    for part in parts:
+        with pytest.raises(InvalidInputError, match="joined already"):
+            part.nnz
+        with pytest.raises(InvalidInputError, match="joined already"):
+            pickle.dumps(part)
+    with pytest.raises(InvalidInputError, match="joined already"):
+        _pecos_rs.XLinearModel.join_subtrees(top, parts, [0, 1], node_ids)
+
+
 def test_importing_pecos_rs_does_not_import_dask():
     code = "import sys, pecos_rs, pecos_rs.xlinear; print(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

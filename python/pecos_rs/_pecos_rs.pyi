@@ -37,6 +37,13 @@ class SearchParams:
     def __new__(cls, params: _Params) -> SearchParams: ...
 
 @final
+class SubTreeModel:
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> SubTreeModel: ...
+    @property
+    def nnz(self) -> int: ...
+
 class XLinearModel:
     @staticmethod
     def train(
@@ -74,11 +81,11 @@ class XLinearModel:
         node_ids: Sequence[NDArray[np.uint32]],
         n_threads: int,
         progress: Callable[..., object] | None = None,
-    ) -> XLinearModel: ...
+    ) -> SubTreeModel: ...
     @staticmethod
     def join_subtrees(
         top: XLinearModel,
-        subtrees: Sequence[XLinearModel],
+        subtrees: Sequence[SubTreeModel],
         roots: Sequence[int],
         node_ids: Sequence[Sequence[NDArray[np.uint32]]],
     ) -> XLinearModel: ...

@@ -209,6 +209,7 @@ def fit(estimator, X, Y, client, *, min_subtrees=16, storage_options=None, progr
             client.cancel(futures)
             raise
         top_models = top_models.result()
+    del X_all, Y_all, tops  # the driver needs neither rows nor labels to join the pieces
 
     client.run(_forget_matrices)  # the workers' copies of X and Y
     n_iter = max(solver_passes + [r.max_solver_iter for r in results], default=0)

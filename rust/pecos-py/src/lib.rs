@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 #[pymodule]
 mod _pecos_rs {
     #[pymodule_export]
-    use super::model::{py_merge_topk, PySearchParams, PyXLinearModel};
+    use super::model::{py_merge_topk, PySearchParams, PySubTreeModel, PyXLinearModel};
 
     #[pymodule_export]
     use super::indexer::{

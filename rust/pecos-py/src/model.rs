@@ -59,6 +59,58 @@ pub struct PyXLinearModel {
     label_sets: OnceLock<LabelSets>,
 }
 
+/// The layers of a sub-tree of a larger model, from `XLinearModel.train_subtree`: sent (pickled)
+/// to the process that joins the sub-trees, where `XLinearModel.join_subtrees` takes its weights.
+#[pyclass(name = "SubTreeModel", module = "pecos_rs._pecos_rs")]
+pub struct PySubTreeModel {
+    /// `None` once joined.
+    model: Option<XLinearModel>,
+}
+
+impl PySubTreeModel {
+    fn model(&self) -> PyResult<&XLinearModel> {
+        core(self.model.as_ref().ok_or_else(Self::joined))
+    }
+
+    fn take(&mut self) -> PyResult<XLinearModel> {
+        core(self.model.take().ok_or_else(Self::joined))
+    }
+
+    fn joined() -> PecosError {
+        PecosError::InvalidInput(
+            "this sub-tree model was joined already (its weights moved into the joined model)"
+                .into(),
+        )
+    }
+}
+
+#[pymethods]
+impl PySubTreeModel {
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(
+            py,
+            &io::to_bytes(self.model()?, &serde_json::Value::Null),
+        ))
+    }
+
+    #[staticmethod]
+    fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
+        let (model, _) = core(py.detach(|| io::from_bytes(data)))?;
+        Ok(PySubTreeModel { model: Some(model) })
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let bytes = slf.borrow().to_bytes(slf.py())?;
+        reduce_by_bytes(slf.as_any(), bytes)
+    }
+
+    /// Number of stored weights (bias weights included when nonzero).
+    #[getter]
+    fn nnz(&self) -> PyResult<usize> {
+        Ok(self.model()?.nnz())
+    }
+}
+
 #[pymethods]
 impl PyXLinearModel {
     /// Trains a model on `x` (n x d CSR) and the label indicator `y` (n x L CSR) over the cluster
@@ -112,7 +164,7 @@ impl PyXLinearModel {
         node_ids: Vec<PyReadonlyArray1<'_, u32>>,
         n_threads: usize,
         progress: Option<Py<PyAny>>,
-    ) -> PyResult<Self> {
+    ) -> PyResult<PySubTreeModel> {
         let params = core(XLinearParams::from_params(params.0))?.train;
         let chain = cluster_chain(&chain)?;
         let place = SubTreePlace {
@@ -128,18 +180,19 @@ impl PyXLinearModel {
         let model = run_interruptible(py, n_threads, |stop| {
             train_subtree(&xv, &yv, &chain, &place, &params, &report, stop)
         })?;
-        Ok(PyXLinearModel::new(model, serde_json::Value::Null))
+        Ok(PySubTreeModel { model: Some(model) })
     }
 
     /// The whole model from its top layers (`top`, whose labels are the sub-tree roots) and its
     /// sub-trees (`pecos_core::train::join_subtrees`): `subtrees[i]` (from `train_subtree`) is
-    /// placed by `roots[i]` and `node_ids[i]` as it was trained. Keeps `top`'s metadata.
-    /// Releases the GIL.
+    /// placed by `roots[i]` and `node_ids[i]` as it was trained. The weights of the sub-trees
+    /// move into the result (each is empty afterwards, also when the join fails), so that the
+    /// join needs little more memory than they do. Keeps `top`'s metadata. Releases the GIL.
     #[staticmethod]
     fn join_subtrees(
         py: Python<'_>,
         top: PyRef<'_, Self>,
-        subtrees: Vec<PyRef<'_, Self>>,
+        mut subtrees: Vec<PyRefMut<'_, PySubTreeModel>>,
         roots: Vec<u32>,
         node_ids: Vec<Vec<PyReadonlyArray1<'_, u32>>>,
     ) -> PyResult<Self> {
@@ -153,7 +206,7 @@ impl PyXLinearModel {
         }
         let first_layer = top.model.layers().len();
         let parts = subtrees
-            .iter()
+            .iter_mut()
             .zip(roots)
             .zip(&node_ids)
             .map(|((sub, root), ids)| {
@@ -166,11 +219,12 @@ impl PyXLinearModel {
                     root,
                     node_ids,
                 };
-                Ok((&sub.model, place))
+                Ok((sub.take()?, place))
             })
             .collect::<PyResult<Vec<_>>>()?;
+        drop(subtrees);
         let top_model = &top.model;
-        let model = core(py.detach(|| join_subtrees(top_model, &parts)))?;
+        let model = core(py.detach(|| join_subtrees(top_model, parts)))?;
         Ok(PyXLinearModel::new(model, top.metadata.clone()))
     }
 

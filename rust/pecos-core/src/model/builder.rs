@@ -102,9 +102,93 @@ impl LayerBuilder {
         }
     }
 
+    /// As [`LayerBuilder::new`], with room for `n_rows` chunk rows and `n_entries` entries in
+    /// all (for a layer whose size is known, which then takes no more memory than it needs).
+    pub fn with_capacity(chain: ChainLayer, n_rows: usize, n_entries: usize) -> Self {
+        let mut builder = Self::new(chain);
+        let a = &mut builder.arrays;
+        a.chunk_ptr
+            .to_mut()
+            .reserve_exact(builder.chain.n_parents());
+        a.chunk_entry_ptr
+            .to_mut()
+            .reserve_exact(builder.chain.n_parents());
+        a.row_feature.to_mut().reserve_exact(n_rows);
+        a.row_ptr
+            .to_mut()
+            .reserve_exact(n_rows + builder.chain.n_parents());
+        builder.entry_slot.reserve_exact(n_entries);
+        builder.entry_value.reserve_exact(n_entries);
+        builder
+    }
+
     /// Number of chunks added so far: the next one belongs to this parent.
     pub fn n_chunks(&self) -> usize {
         self.arrays.chunk_ptr.len() - 1
+    }
+
+    /// The next parent, once checked to have `n_children` children (a chunk of weights for them
+    /// comes next).
+    fn next_parent(&self, n_children: usize) -> Result<usize> {
+        let p = self.n_chunks();
+        if p >= self.chain.n_parents() {
+            return Err(PecosError::shape(
+                "chunks of the layer",
+                self.chain.n_parents(),
+                p + 1,
+            ));
+        }
+        let children = self.chain.children(p).len();
+        if n_children != children {
+            return Err(PecosError::shape(
+                "child weight vectors of a parent",
+                children,
+                n_children,
+            ));
+        }
+        Ok(p)
+    }
+
+    /// Adds, as the chunk of the next parent, the chunk of parent `q` of `layer` as it is (the
+    /// same weights of children in the same slots): a layer made of the chunks of others, each
+    /// copied once, without regrouping its weights by child.
+    ///
+    /// # Errors
+    /// As [`LayerBuilder::push_chunk`]; [`PecosError::InvalidInput`] if `layer`'s weights are
+    /// compacted (only float32 layers, as trained, are copied) or `q` is not one of its parents.
+    pub fn push_chunk_of(&mut self, layer: &Layer, q: usize) -> Result<()> {
+        let (Slots::U32(slots), Weights::F32(values)) =
+            (&layer.arrays.entry_slot, &layer.arrays.entry_value)
+        else {
+            return Err(PecosError::InvalidInput(
+                "only float32 layers (as trained) can be copied chunk by chunk".into(),
+            ));
+        };
+        if q >= layer.chain.n_parents() {
+            return Err(PecosError::InvalidInput(format!(
+                "no parent {q} in a layer of {} parents",
+                layer.chain.n_parents()
+            )));
+        }
+        let from_children = layer.chain.children(q);
+        let p = self.next_parent(from_children.len())?;
+        let a = &mut self.arrays;
+        let bias_weight = a.bias_weight.to_mut();
+        for (&to, &from) in self.chain.children(p).iter().zip(from_children) {
+            bias_weight[to as usize] = layer.arrays.bias_weight[from as usize];
+        }
+        let entries = layer.chunk_entries(q);
+        a.row_feature
+            .to_mut()
+            .extend_from_slice(&layer.arrays.row_feature[layer.chunk_rows(q)]);
+        a.row_ptr.to_mut().extend_from_slice(layer.chunk_row_ptr(q));
+        self.entry_slot.extend_from_slice(&slots[entries.clone()]);
+        self.entry_value.extend_from_slice(&values[entries]);
+        a.chunk_ptr.to_mut().push(a.row_feature.len() as u64);
+        a.chunk_entry_ptr
+            .to_mut()
+            .push(self.entry_slot.len() as u64);
+        Ok(())
     }
 
     /// Adds the chunk of the next parent from the weights of its children, in slot order.
@@ -114,22 +198,8 @@ impl LayerBuilder {
     /// number of children or every parent has its chunk already; [`PecosError::InvalidInput`] if
     /// the children hold more than `u32::MAX` weights together (the limit of the layout).
     pub fn push_chunk(&mut self, weights: &[ChildWeights]) -> Result<()> {
-        let p = self.n_chunks();
-        if p >= self.chain.n_parents() {
-            return Err(PecosError::shape(
-                "chunks of the layer",
-                self.chain.n_parents(),
-                p + 1,
-            ));
-        }
+        let p = self.next_parent(weights.len())?;
         let children = self.chain.children(p);
-        if weights.len() != children.len() {
-            return Err(PecosError::shape(
-                "child weight vectors of a parent",
-                children.len(),
-                weights.len(),
-            ));
-        }
         let a = &mut self.arrays;
         let triples = &mut self.triples;
         triples.clear();
@@ -193,6 +263,7 @@ impl LayerBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::WeightDtype;
 
     #[test]
     fn builder_checks_the_number_of_chunks_and_children() {
@@ -211,6 +282,45 @@ mod tests {
         let layer = b.finish().unwrap();
         layer.validate(1).unwrap();
         assert_eq!(layer.arrays.row_ptr, vec![0, 0]);
+    }
+
+    #[test]
+    fn chunks_copied_in_another_order_keep_their_weights() {
+        // Children 0 and 2 under parent 0, child 1 under parent 1; 3 features + bias.
+        let chain = ChainLayer::try_new(vec![0, 1, 0], 2).unwrap();
+        let w = CsrView::try_new(
+            3,
+            4,
+            &[0, 2, 3, 5],
+            &[0, 3, 1, 0, 2],
+            &[0.5, -1.0, 2.0, 0.25, 0.75],
+        )
+        .unwrap();
+        let layer = Layer::from_weight_columns(chain.clone(), 3, &w).unwrap();
+        let mut same = LayerBuilder::with_capacity(chain, 3, 3);
+        same.push_chunk_of(&layer, 0).unwrap();
+        same.push_chunk_of(&layer, 1).unwrap();
+        assert_eq!(same.finish().unwrap(), layer);
+        // The parents swapped: parent 0 now has the one child (1) and takes the old chunk 1.
+        let swapped = ChainLayer::try_new(vec![1, 0, 1], 2).unwrap();
+        let mut b = LayerBuilder::new(swapped);
+        assert!(b.push_chunk_of(&layer, 0).is_err()); // 2 children's weights for 1 child
+        assert!(b.push_chunk_of(&layer, 2).is_err()); // no parent 2
+        b.push_chunk_of(&layer, 1).unwrap();
+        b.push_chunk_of(&layer, 0).unwrap();
+        let moved = b.finish().unwrap();
+        moved.validate(3).unwrap();
+        assert_eq!(
+            moved.chunk_child_weights(0).unwrap(),
+            layer.chunk_child_weights(1).unwrap()
+        );
+        assert_eq!(
+            moved.chunk_child_weights(1).unwrap(),
+            layer.chunk_child_weights(0).unwrap()
+        );
+        let compact = layer.compacted(WeightDtype::Float16).unwrap();
+        let mut b = LayerBuilder::new(compact.chain.clone());
+        assert!(b.push_chunk_of(&compact, 0).is_err()); // only float32 layers are copied
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use super::{train_layers, LayerReport, NegativeSampling, TrainParams};
 use crate::error::{PecosError, Result, StopFlag};
 use crate::index::{ChainLayer, ClusterChain};
-use crate::model::{LayerBuilder, XLinearModel};
+use crate::model::{Layer, LayerBuilder, XLinearModel};
 use crate::sparse::CsrView;
 
 /// Where the layers of a sub-tree sit in the whole tree they belong to (see [`train_subtree`]).
@@ -92,12 +92,17 @@ impl SubTreePlace {
 /// layer, to the model [`super::train`] makes of the whole tree when `top` was trained over
 /// the top layers with the sub-tree roots as labels.
 ///
+/// The sub-trees are taken by value: each layer of one is dropped as soon as its chunks are
+/// copied, so that joining a model needs little more memory than its parts (at a million labels
+/// the parts are most of the model).
+///
 /// # Errors
 /// [`PecosError::InvalidInput`] if the sub-trees do not fit `top` or each other (numbers of
-/// features, bias, depths, places) or do not cover every node of a layer exactly once.
+/// features, bias, depths, places, compacted weights) or do not cover every node of a layer
+/// exactly once.
 pub fn join_subtrees(
     top: &XLinearModel,
-    subtrees: &[(&XLinearModel, SubTreePlace)],
+    subtrees: Vec<(XLinearModel, SubTreePlace)>,
 ) -> Result<XLinearModel> {
     let mismatch = |what: String| {
         Err(PecosError::InvalidInput(format!(
@@ -134,15 +139,27 @@ pub fn join_subtrees(
         )?;
         place.check(&chain)?;
     }
+    let (mut below_top, places): (Vec<_>, Vec<_>) = subtrees
+        .into_iter()
+        .map(|(model, place)| (model.layers.into_iter(), place))
+        .unzip();
     let mut layers = top.layers().to_vec();
     let mut n_parents = top.n_labels();
     for j in 0..depth {
-        let n_children: usize = subtrees.iter().map(|(_, p)| p.node_ids[j].len()).sum();
+        // Layer j of every sub-tree (all have `depth` layers), each dropped once copied.
+        let mut parts: Vec<Option<Layer>> = below_top.iter_mut().map(Iterator::next).collect();
+        let n_children: usize = places.iter().map(|p| p.node_ids[j].len()).sum();
         // The whole tree's parent of each node, and the (sub-tree, local parent) of each parent.
         let mut parent_of = vec![u32::MAX; n_children];
         let mut owner = vec![None; n_parents];
-        for (s, (model, place)) in subtrees.iter().enumerate() {
-            let local = model.layers()[j].chain();
+        let (mut n_rows, mut n_entries) = (0, 0);
+        let mut chunks_left = vec![0usize; parts.len()];
+        for (s, (part, place)) in parts.iter().zip(&places).enumerate() {
+            let Some(local) = part else {
+                return mismatch(format!("sub-tree {s} has no layer {j}"));
+            };
+            n_rows += local.arrays().n_rows();
+            n_entries += local.arrays().n_entries();
             let global_parent = |q: usize| {
                 if j == 0 {
                     place.root
@@ -150,6 +167,8 @@ pub fn join_subtrees(
                     place.node_ids[j - 1][q]
                 }
             };
+            let local = local.chain();
+            chunks_left[s] = local.n_parents();
             for q in 0..local.n_parents() {
                 let slot = owner.get_mut(global_parent(q) as usize);
                 match slot {
@@ -177,11 +196,20 @@ pub fn join_subtrees(
                 "a parent of layer {j} below the top is in no sub-tree"
             ));
         }
-        // One parent's chunk at a time; siblings keep their order, as node ids increase within
-        // every sub-tree layer.
-        let mut builder = LayerBuilder::new(ChainLayer::try_new(parent_of, n_parents)?);
+        // One parent's chunk at a time, copied as it is: siblings keep their order (and so their
+        // slots), as node ids increase within every sub-tree layer.
+        let chain = ChainLayer::try_new(parent_of, n_parents)?;
+        let mut builder = LayerBuilder::with_capacity(chain, n_rows, n_entries);
         for &(s, q) in owner.iter().flatten() {
-            builder.push_chunk(&subtrees[s].0.layers()[j].chunk_child_weights(q)?)?;
+            // Each (s, q) comes once, so a part is dropped after its last chunk only.
+            let Some(local) = &parts[s] else {
+                return mismatch(format!("layer {j} of sub-tree {s} was copied already"));
+            };
+            builder.push_chunk_of(local, q)?;
+            chunks_left[s] -= 1;
+            if chunks_left[s] == 0 {
+                parts[s] = None;
+            }
         }
         layers.push(builder.finish()?);
         n_parents = n_children;
@@ -310,17 +338,20 @@ mod tests {
                 .unwrap();
                 models.push((model, place));
             }
-            let mut subtrees: Vec<(&XLinearModel, SubTreePlace)> =
-                models.iter().map(|(m, p)| (m, p.clone())).collect();
-            assert_eq!(join_subtrees(&top, &subtrees).unwrap(), whole, "{loss:?}");
+            let mut subtrees = models;
+            assert_eq!(
+                join_subtrees(&top, subtrees.clone()).unwrap(),
+                whole,
+                "{loss:?}"
+            );
             assert!(whole.nnz() > 0);
             // The order of the sub-trees does not matter; two with the same root do not fit.
             subtrees.swap(0, 1);
-            assert_eq!(join_subtrees(&top, &subtrees).unwrap(), whole);
+            assert_eq!(join_subtrees(&top, subtrees.clone()).unwrap(), whole);
             subtrees.swap(0, 1);
             let mut twice = subtrees.clone();
             twice[1].1.root = 0;
-            assert!(join_subtrees(&top, &twice).is_err());
+            assert!(join_subtrees(&top, twice).is_err());
             let man = TrainParams {
                 negative_sampling: NegativeSampling::TfnMan,
                 ..params.clone()
@@ -342,9 +373,11 @@ mod tests {
                 root: 1,
                 node_ids: vec![vec![1, 0], place.node_ids[1].clone()],
             };
-            assert!(
-                join_subtrees(&top, &[subtrees[0].clone(), (subtrees[1].0, unsorted)]).is_err()
-            );
+            assert!(join_subtrees(
+                &top,
+                vec![subtrees[0].clone(), (subtrees[1].0.clone(), unsorted)]
+            )
+            .is_err());
         }
     }
 }
