@@ -68,6 +68,22 @@ fn by_score_then_key(a: &(u64, Candidate), b: &(u64, Candidate)) -> Ordering {
 /// Candidates are pruned to the best `keep` whenever `2 * max(keep, PRUNE_BATCH)` have gathered.
 const PRUNE_BATCH: usize = 32;
 
+/// Children compared with the floor at once (see [`raw_floor`]).
+const SKIP_BLOCK: usize = 16;
+
+/// The raw score below which a child cannot be kept, when the post-processor leaves raw scores
+/// as they are (the exact matchers' `noop`): the score of the worst of the `keep` better
+/// candidates known (`floor`). Such children are skipped before any other work, most of the
+/// labels of a wide one-layer matcher once the floor has risen. A child at the floor's score
+/// may still be kept (ties go by position), a NaN raw score is never skipped (it is offered and
+/// ranks last), and a floor of -inf skips nothing (NaNs tie there).
+fn raw_floor(pp: PostProcessor, floor: &Option<(u64, Candidate)>) -> Option<f32> {
+    match (pp, floor) {
+        (PostProcessor::Noop, Some((_, f))) if f.score > f32::NEG_INFINITY => Some(f.score),
+        _ => None,
+    }
+}
+
 /// Keeps the best `keep` candidates (in no particular order) and returns the worst of them, or
 /// `None` if there were not more than `keep`.
 fn keep_best(cands: &mut Vec<(u64, Candidate)>, keep: usize) -> Option<(u64, Candidate)> {
@@ -203,54 +219,63 @@ impl Searcher {
                     let parent_score = self.beams[q][pos].score;
                     let (cands, floor) = (&mut self.candidates[q], &mut self.floors[q]);
                     // Offers child `ci` with raw score `raw`; false if the filter refuses it.
-                    let mut offer = |ci: usize, raw: f32| -> bool {
-                        let child = children[ci];
-                        // An empty cluster leads to no label: keeping it would waste a beam slot.
-                        if next.is_some_and(|l| l.chain().children(child as usize).is_empty())
-                            || !filter.accepts(q, t, child)
-                        {
-                            return false;
-                        }
-                        let mut score = pp.transform(raw);
-                        // The root carries no score of its own: layer 0 is not combined.
-                        if t > 0 {
-                            score = pp.combine(score, parent_score);
-                        }
-                        // NaN (from overflowing products) ranks last; -0.0 becomes +0.0, which
-                        // `total_cmp` would otherwise rank apart, breaking the tie rule.
-                        score = if score.is_nan() {
-                            f32::NEG_INFINITY
-                        } else {
-                            score + 0.0
-                        };
-                        let key = ((pos as u64) << 32) | ci as u64;
-                        // `keep` better candidates are known already (plain comparisons equal
-                        // `by_score_then_key` here: no NaN, no -0.0).
-                        if floor.is_some_and(|(floor_key, f)| {
-                            score < f.score || (score == f.score && key > floor_key)
-                        }) {
-                            return true;
-                        }
-                        cands.push((key, Candidate { node: child, score }));
-                        if cands.len() == 2 * keep.max(PRUNE_BATCH) {
-                            *floor = keep_best(cands, keep);
-                        }
-                        true
-                    };
-                    match untouched {
-                        Some(start) => {
-                            let mut offered_untouched = 0;
-                            for (ci, &raw) in raw_scores.iter().enumerate() {
-                                if raw != start {
-                                    offer(ci, raw);
-                                } else if offered_untouched < keep && offer(ci, raw) {
-                                    offered_untouched += 1;
-                                }
+                    let mut offer =
+                        |floor: &mut Option<(u64, Candidate)>, ci: usize, raw: f32| -> bool {
+                            let child = children[ci];
+                            // An empty cluster leads to no label: keeping it would waste a beam slot.
+                            if next.is_some_and(|l| l.chain().children(child as usize).is_empty())
+                                || !filter.accepts(q, t, child)
+                            {
+                                return false;
                             }
+                            let mut score = pp.transform(raw);
+                            // The root carries no score of its own: layer 0 is not combined.
+                            if t > 0 {
+                                score = pp.combine(score, parent_score);
+                            }
+                            // NaN (from overflowing products) ranks last; -0.0 becomes +0.0, which
+                            // `total_cmp` would otherwise rank apart, breaking the tie rule.
+                            score = if score.is_nan() {
+                                f32::NEG_INFINITY
+                            } else {
+                                score + 0.0
+                            };
+                            let key = ((pos as u64) << 32) | ci as u64;
+                            // `keep` better candidates are known already (plain comparisons equal
+                            // `by_score_then_key` here: no NaN, no -0.0).
+                            if floor.is_some_and(|(floor_key, f)| {
+                                score < f.score || (score == f.score && key > floor_key)
+                            }) {
+                                return true;
+                            }
+                            cands.push((key, Candidate { node: child, score }));
+                            if cands.len() == 2 * keep.max(PRUNE_BATCH) {
+                                *floor = keep_best(cands, keep);
+                            }
+                            true
+                        };
+                    let mut offered_untouched = 0;
+                    for (b, block) in raw_scores.chunks(SKIP_BLOCK).enumerate() {
+                        // One comparison per child, vectorised, for a block `offer` would refuse.
+                        if raw_floor(pp, floor).is_some_and(|f| {
+                            block.iter().fold(true, |below, &raw| below & (raw < f))
+                        }) {
+                            continue;
                         }
-                        None => {
-                            for (ci, &raw) in raw_scores.iter().enumerate() {
-                                offer(ci, raw);
+                        for (i, &raw) in block.iter().enumerate() {
+                            if raw_floor(pp, floor).is_some_and(|f| raw < f) {
+                                continue;
+                            }
+                            let ci = b * SKIP_BLOCK + i;
+                            match untouched {
+                                Some(start) if raw == start => {
+                                    if offered_untouched < keep && offer(floor, ci, raw) {
+                                        offered_untouched += 1;
+                                    }
+                                }
+                                _ => {
+                                    offer(floor, ci, raw);
+                                }
                             }
                         }
                     }
@@ -640,7 +665,8 @@ mod tests {
 
     /// Wide clusters whose labels share one bias weight and have few weights each, so that most
     /// labels are reached by no query feature: the search skips those beyond the first `topk`
-    /// of each cluster, and must still return exactly the brute-force answer (ties included).
+    /// of each cluster (and, with `noop`, blocks of labels below the floor), and must still return
+    /// exactly the brute-force answer (ties included).
     #[test]
     fn skipping_untouched_labels_of_a_shared_bias_keeps_the_exact_top_k() {
         let mut rng = SplitMix64::new(11);
