@@ -209,12 +209,26 @@ pub fn join_subtrees(
             chunks_left[s] -= 1;
             if chunks_left[s] == 0 {
                 parts[s] = None;
+                release_freed_memory();
             }
         }
         layers.push(builder.finish()?);
         n_parents = n_children;
     }
     XLinearModel::new(top.n_features(), top.bias(), layers)
+}
+
+/// Hands the memory freed so far back to the system. glibc's `malloc` keeps freed blocks
+/// smaller than its mapping threshold (at most 32 MB) for reuse, so the sub-tree layers a join
+/// drops (most of their arrays are smaller) would otherwise stay in the process beside the joined
+/// layer they were copied into: at 100k labels 0.46 GB more at the end of a distributed fit.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` takes no pointer and only returns free pages of the allocator's
+    // heaps to the kernel; glibc makes it safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 #[cfg(test)]
