@@ -17,7 +17,7 @@ _Chain = Sequence[NDArray[np.uint32]]
 _Params = dict[str, Any]
 
 __all__ = [
-    "merge_topk", "SearchParams", "XLinearModel", "balanced_kmeans_leaves", "balanced_kmeans_subtree", "kmeans_tree_shape",
+    "merge_topk", "SearchParams", "SubTreeModel", "XLinearModel", "balanced_kmeans_leaves", "balanced_kmeans_subtree", "kmeans_tree_shape",
     "check_xlinear_params", "pifa_of_labels",
     "hierarchical_kmeans", "hybrid_chain", "pifa", "trie_chain", "CompletionIndex", "combine_params",
     "stack_blocks", "NgramCounter", "TfidfVocabulary", "__version__", "build_profile", "FORMAT_VERSION",
@@ -41,9 +41,11 @@ class SubTreeModel:
     def to_bytes(self) -> bytes: ...
     @staticmethod
     def from_bytes(data: bytes) -> SubTreeModel: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
     @property
     def nnz(self) -> int: ...
 
+@final
 class XLinearModel:
     @staticmethod
     def train(
