@@ -18,6 +18,7 @@ use crate::error::{PecosError, Result};
 use crate::model::storage::Element;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::io::{self, Write};
 
 /// Alignment of the arrays in an aligned layout: enough for every element type stored (u64, f64).
 pub(crate) const ALIGN: usize = 8;
@@ -29,14 +30,48 @@ fn corrupt(msg: &str) -> PecosError {
     PecosError::Format(msg.to_string())
 }
 
-/// Builds the bytes of an artifact: the prefix and header first, then the body's arrays in order.
-pub(crate) struct Writer {
-    out: Vec<u8>,
+/// Writes an artifact: the prefix and header first, then the body's arrays in order, then the
+/// checksum. Into memory ([`Writer::new`], [`Writer::finish`]) or straight into a file or any
+/// other sink ([`Writer::into_sink`], [`Writer::finish_sink`]), so that saving a large model does
+/// not first hold a copy of it in memory.
+pub(crate) struct Writer<W: Write = Vec<u8>> {
+    out: W,
+    /// Bytes written so far (the position in the file).
+    len: usize,
+    crc: crc32fast::Hasher,
     aligned: bool,
+    /// The little-endian bytes of the elements being written, a block at a time.
+    block: Vec<u8>,
+    /// The first error of the sink; nothing more is written after it.
+    error: Option<io::Error>,
 }
 
-impl Writer {
+/// Elements converted to bytes at once on their way to the sink (64 KB of u64).
+const BLOCK_ELEMENTS: usize = 8192;
+
+impl Writer<Vec<u8>> {
     pub(crate) fn new(
+        magic: &[u8; 8],
+        version: u32,
+        header: &impl Serialize,
+        aligned: bool,
+    ) -> Self {
+        Writer::into_sink(Vec::new(), magic, version, header, aligned)
+    }
+
+    /// The finished file: everything written, then its checksum.
+    pub(crate) fn finish(self) -> Vec<u8> {
+        match self.finish_sink() {
+            Ok(bytes) => bytes,
+            Err(e) => unreachable!("writing to a Vec<u8> cannot fail: {e}"),
+        }
+    }
+}
+
+impl<W: Write> Writer<W> {
+    /// A writer into `out`, the prefix and header written.
+    pub(crate) fn into_sink(
+        out: W,
         magic: &[u8; 8],
         version: u32,
         header: &impl Serialize,
@@ -44,26 +79,44 @@ impl Writer {
     ) -> Self {
         // Serialising plain structs of numbers, strings and JSON values cannot fail.
         let header = serde_json::to_vec(header).unwrap_or_default();
-        let mut out = Vec::with_capacity(PREFIX + header.len());
-        out.extend_from_slice(magic);
-        out.extend_from_slice(&version.to_le_bytes());
-        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
-        out.extend_from_slice(&header);
-        Writer { out, aligned }
+        let mut w = Writer {
+            out,
+            len: 0,
+            crc: crc32fast::Hasher::new(),
+            aligned,
+            block: Vec::new(),
+            error: None,
+        };
+        w.put(magic);
+        w.put(&version.to_le_bytes());
+        w.put(&(header.len() as u64).to_le_bytes());
+        w.put(&header);
+        w
     }
 
-    fn start_array(&mut self, byte_len: usize) {
-        if self.aligned {
-            let padded = self.out.len().next_multiple_of(ALIGN);
-            self.out.resize(padded, 0);
+    fn put(&mut self, bytes: &[u8]) {
+        if self.error.is_none() {
+            if let Err(e) = self.out.write_all(bytes) {
+                self.error = Some(e);
+            }
         }
-        self.out.reserve(byte_len);
+        self.crc.update(bytes);
+        self.len += bytes.len();
     }
 
     /// Appends an array, each element by its little-endian bytes.
     pub(crate) fn elements<T: Element>(&mut self, v: &[T]) {
-        self.start_array(size_of_val(v));
-        v.iter().for_each(|&x| x.put_le(&mut self.out));
+        if self.aligned {
+            let padding = self.len.next_multiple_of(ALIGN) - self.len;
+            self.put(&[0; ALIGN][..padding]);
+        }
+        let mut block = std::mem::take(&mut self.block);
+        for elements in v.chunks(BLOCK_ELEMENTS) {
+            block.clear();
+            elements.iter().for_each(|&x| x.put_le(&mut block));
+            self.put(&block);
+        }
+        self.block = block;
     }
 
     pub(crate) fn u32s(&mut self, v: &[u32]) {
@@ -86,11 +139,20 @@ impl Writer {
         self.elements(v);
     }
 
-    /// The finished file: everything written, then its checksum.
-    pub(crate) fn finish(mut self) -> Vec<u8> {
-        let crc = crc32fast::hash(&self.out);
-        self.out.extend_from_slice(&crc.to_le_bytes());
-        self.out
+    /// Writes the checksum and flushes the sink.
+    ///
+    /// # Errors
+    /// The first error of the sink.
+    pub(crate) fn finish_sink(mut self) -> io::Result<W> {
+        let crc = self.crc.clone().finalize();
+        self.put(&crc.to_le_bytes());
+        match self.error {
+            Some(e) => Err(e),
+            None => {
+                self.out.flush()?;
+                Ok(self.out)
+            }
+        }
     }
 }
 

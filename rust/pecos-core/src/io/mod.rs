@@ -13,6 +13,7 @@ pub use model_file::{from_bytes, to_bytes, FORMAT_VERSION};
 use crate::error::Result;
 use crate::model::XLinearModel;
 use std::fs;
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,7 +22,10 @@ use std::sync::Arc;
 /// # Errors
 /// [`crate::PecosError::Io`] if the file cannot be written.
 pub fn save(model: &XLinearModel, metadata: &serde_json::Value, path: &Path) -> Result<()> {
-    write_atomically(path, &to_bytes(model, metadata))
+    // Straight into the file: a model of several GB is never held a second time in memory.
+    write_atomically(path, |file| {
+        model_file::write(model, metadata, BufWriter::new(file)).map(drop)
+    })
 }
 
 /// Reads a model written by [`save`].
@@ -98,7 +102,7 @@ pub trait Artifact: Sized {
     /// # Errors
     /// [`crate::PecosError::Io`] if the file cannot be written.
     fn save(&self, metadata: &serde_json::Value, path: &Path) -> Result<()> {
-        write_atomically(path, &self.to_bytes(metadata))
+        write_atomically(path, |mut file| file.write_all(&self.to_bytes(metadata)))
     }
 
     /// Reads an artifact written by [`Artifact::save`], with its metadata.
@@ -111,10 +115,17 @@ pub trait Artifact: Sized {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file, so a crash never leaves half a file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes a file at `path` by `write` through a temporary file, so a crash never leaves half a
+/// file (a failed write removes the temporary file).
+fn write_atomically(path: &Path, write: impl FnOnce(&fs::File) -> io::Result<()>) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes)?;
+    let written = fs::File::create(&tmp).and_then(|file| write(&file));
+    if let Err(e) = written {
+        // The write's error is the one to report; a temporary file that cannot be removed
+        // either is left behind.
+        let _ = fs::remove_file(&tmp);
+        return Err(e.into());
+    }
     fs::rename(&tmp, path)?;
     Ok(())
 }

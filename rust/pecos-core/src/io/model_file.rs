@@ -31,6 +31,7 @@ use crate::model::storage::{Array, Element, LayerArrays, Slots, WeightDtype, Wei
 use crate::model::{Layer, XLinearModel};
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
+use std::io::{self, Write};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"PECOSRS\0";
@@ -107,12 +108,29 @@ impl LayerHeader {
 
 /// Serialises `model` (and caller metadata) to bytes.
 pub fn to_bytes(model: &XLinearModel, metadata: &serde_json::Value) -> Vec<u8> {
-    encode(model, metadata, FORMAT_VERSION)
+    encode(model, metadata, FORMAT_VERSION, Vec::new()).finish()
+}
+
+/// Writes the bytes of [`to_bytes`] to `out` as they are made.
+///
+/// # Errors
+/// The first error of `out`.
+pub(crate) fn write<W: Write>(
+    model: &XLinearModel,
+    metadata: &serde_json::Value,
+    out: W,
+) -> io::Result<W> {
+    encode(model, metadata, FORMAT_VERSION, out).finish_sink()
 }
 
 /// The file of `model` in format `version` (2: packed arrays, 3 and 4: aligned; only 4 can hold
-/// compact layers).
-fn encode(model: &XLinearModel, metadata: &serde_json::Value, version: u32) -> Vec<u8> {
+/// compact layers), written to `out` up to its checksum.
+fn encode<W: Write>(
+    model: &XLinearModel,
+    metadata: &serde_json::Value,
+    version: u32,
+    out: W,
+) -> Writer<W> {
     let header = Header {
         n_features: model.n_features(),
         bias: model.bias(),
@@ -134,7 +152,7 @@ fn encode(model: &XLinearModel, metadata: &serde_json::Value, version: u32) -> V
             .collect(),
         metadata: metadata.clone(),
     };
-    let mut w = Writer::new(MAGIC, version, &header, version != PACKED_VERSION);
+    let mut w = Writer::into_sink(out, MAGIC, version, &header, version != PACKED_VERSION);
     for layer in model.layers() {
         let a = layer.arrays();
         w.u32s(layer.chain().parent_of());
@@ -157,7 +175,7 @@ fn encode(model: &XLinearModel, metadata: &serde_json::Value, version: u32) -> V
         }
         w.f32s(&a.bias_weight);
     }
-    w.finish()
+    w
 }
 
 /// Where the arrays of a loaded model come from.
@@ -328,7 +346,7 @@ mod tests {
 
     /// The same model in the packed layout of version 2.
     fn version_2_bytes(model: &XLinearModel, metadata: &serde_json::Value) -> Vec<u8> {
-        encode(model, metadata, PACKED_VERSION)
+        encode(model, metadata, PACKED_VERSION, Vec::new()).finish()
     }
 
     #[test]
@@ -372,6 +390,45 @@ mod tests {
             &bytes[start + 8..start + 24],
             &[[0u8; 8], 2u64.to_le_bytes()].concat()[..]
         );
+    }
+
+    /// A sink that takes `.0` more bytes, then fails.
+    #[derive(Debug)]
+    struct FullDisk(usize);
+
+    impl Write for FullDisk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if buf.len() > self.0 {
+                return Err(io::Error::other("disk full"));
+            }
+            self.0 -= buf.len();
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn writing_to_a_sink_gives_the_same_bytes_or_its_error() {
+        let meta = serde_json::json!({"k": 1});
+        for model in [
+            toy_model(),
+            toy_model().compacted(WeightDtype::Int8).unwrap(),
+        ] {
+            let bytes = to_bytes(&model, &meta);
+            assert_eq!(write(&model, &meta, Vec::new()).unwrap(), bytes);
+            assert!(write(&model, &meta, FullDisk(bytes.len())).is_ok());
+            for room in [0, 30, bytes.len() - 1] {
+                let e = write(&model, &meta, FullDisk(room)).unwrap_err();
+                assert_eq!(e.to_string(), "disk full");
+            }
+        }
+        let path = std::env::temp_dir().join(format!("pecos-save-test-{}.bin", std::process::id()));
+        super::super::save(&toy_model(), &meta, &path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), to_bytes(&toy_model(), &meta));
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
@@ -478,7 +535,13 @@ mod tests {
     #[test]
     fn version_3_files_are_read_and_mapped() {
         let model = toy_model();
-        let v3 = encode(&model, &serde_json::Value::Null, FLOAT32_VERSION);
+        let v3 = encode(
+            &model,
+            &serde_json::Value::Null,
+            FLOAT32_VERSION,
+            Vec::new(),
+        )
+        .finish();
         assert_eq!(from_bytes(&v3).unwrap().0, model);
         assert_eq!(from_map(&map_of(&v3)).unwrap().0, model);
         // A model that was not compacted is written as in version 3 but for the version.
