@@ -107,6 +107,10 @@ class Runner:
         """Load the model saved in ``model_dir`` for answering queries."""
         raise NotImplementedError
 
+    def prepare_mapped(self) -> bool:
+        """No memory-mapped load is timed for these methods (``run_one.save_and_reload`` asks)."""
+        return False
+
     def suggest(self, prev_query: str, prefix: str) -> list[str]:
         """At most K suggestions, best first, for one query given as its raw strings (one thread)."""
         raise NotImplementedError
