@@ -40,6 +40,7 @@ import bisect
 import gc
 import gzip
 import hashlib
+import itertools
 import json
 import pickle
 import time
@@ -59,11 +60,12 @@ N_WARMUP = 100
 SPLITS = ("val", "test")
 
 
-def load_split(data_root: Path, split: str) -> list[dict]:
-    """The rows ``{"prev_query", "prefix", "next_query"}`` of one aol-qac split, in file order."""
+def load_split(data_root: Path, split: str, limit: int | None = None) -> list[dict]:
+    """The rows ``{"prev_query", "prefix", "next_query"}`` of one aol-qac split, in file order;
+    only the first `limit` of them when given (read no further)."""
     path = data_root / "aol-qac" / f"{split}.jsonl.gz"
     with gzip.open(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
+        return [json.loads(line) for line in itertools.islice(f, limit)]
 
 
 def coverage(train_targets: list[str], rows: list[dict]) -> dict:
@@ -340,7 +342,7 @@ RUNNERS = {"mfq": MfqRunner, "libpecos": LibpecosRunner,
 def run(args, runner: Runner, result: dict) -> None:
     """Fill ``result`` step by step, so a failure still leaves what was measured."""
     t0 = time.perf_counter()
-    train, rows = load_split(args.data_root, "train"), load_split(args.data_root, args.split)
+    train, rows = (load_split(args.data_root, split, args.limit) for split in ("train", args.split))
     train_targets = sorted({row["next_query"] for row in train})
     result.update(
         data_load_s=time.perf_counter() - t0, rss_after_data_mb=rss_mb(),
@@ -380,6 +382,7 @@ def main() -> None:
     parser.add_argument("--method", required=True, choices=sorted(RUNNERS))
     parser.add_argument("--split", required=True, choices=SPLITS, help="val to tune, test to report")
     parser.add_argument("--threads", type=int, default=2, help="threads for training (queries use one)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N rows of train and eval (a try)")
     parser.add_argument("--data-root", type=Path, default=features.DATA_ROOT)
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON result")
     parser.add_argument("--params", type=json.loads, default=None,
@@ -389,7 +392,9 @@ def main() -> None:
         parser.error("--params applies to --method pecos_rs only")
     extra = {} if args.params is None else {"params": args.params}
 
-    result = {"method": args.method, "split": args.split, "threads": args.threads, "k": K}
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit must be at least 1")
+    result = {"method": args.method, "split": args.split, "threads": args.threads, "k": K, "limit": args.limit}
     run_isolated(lambda model_dir: RUNNERS[args.method](args.threads, model_dir, **extra),
                  lambda runner: run(args, runner, result), result, args.out, f"qac {args.method} {args.split}",
                  lambda r: f", MRR@{K} {r['metrics']['all'][f'MRR@{K}']:.4f}, train {r['train_s']:.1f} s")

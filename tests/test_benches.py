@@ -45,3 +45,11 @@ def test_the_retrieval_harness_runs(tmp_path):
     result = run_harness(tmp_path, "run_retrieval.py", "--method", "pecos_rs", "--dataset", "aol-click",
                          "--split", "val", "--limit", "300")
     assert result["n_eval"] > 0 and result["model_bytes"] > 0 and "mapped_load_s" not in result
+
+
+@pytest.mark.parametrize("method", ["pecos_rs", "mfq"])
+def test_the_qac_harness_runs(tmp_path, method):
+    need("aol-qac")
+    result = run_harness(tmp_path, "run_qac.py", "--method", method, "--split", "val", "--limit", "2000")
+    assert result["n_train"] == result["n_eval"] == 2000
+    assert result["model_bytes"] > 0 and 0 < result["mean_suggestions"] <= 10
