@@ -8,7 +8,8 @@ table gives per size and library the medians over the passes of: P@1/P@5 on the 
 batch and single-query latency (p50, p99; one thread); then the ratios pecos_rs / libpecos and
 the issue's targets at the largest size. The plots (``benches/results/scaling.png``) show
 training time against the nonzeros of X, latency and load time against the label count, peak
-RSS and model size.
+RSS (of the process, and of training alone: the process's is reached by the read load that
+follows, whose mapped file pages count) and model size.
 
 Usage:
   python benches/scaling_bench.py --sizes 10000,100000,1000000 --passes 3 [--write]
@@ -75,6 +76,7 @@ def run_all(args, out_dir: Path) -> None:
 def flatten(r: dict) -> dict:
     m, s = r["metrics"], r["single_query"]
     return {"P@1": m["P@1"], "P@5": m["P@5"], "train_s": r["train_s"], "peak_rss_mb": r["peak_rss_mb"],
+            "train_peak_rss_mb": r["peak_rss_after_train_mb"],
             "model_mb": r["model_bytes"] / 2**20, "load_s": r["load_s"],
             "mapped_load_s": r.get("mapped_load_s", float("nan")),
             "batch_ms_per_query": r["batch_ms_per_query"], "single_p50_ms": s["p50_ms"],
@@ -89,7 +91,7 @@ def load_summaries(out_dir: Path) -> tuple[dict, list]:
 
 
 def table(sizes: list, libs: list, summaries: dict) -> list[str]:
-    lines = ["| labels | X.trn nnz | library | status | passes | P@1 | P@5 | train s | peak RSS MB | model MB "
+    lines = ["| labels | X.trn nnz | library | status | passes | P@1 | P@5 | train s | peak RSS MB: training / process | model MB "
              "| load read / mmap ms | batch ms/query | single p50 / p99 ms | spread train / p50 |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for n in sizes:
@@ -101,7 +103,7 @@ def table(sizes: list, libs: list, summaries: dict) -> list[str]:
             m, sp = s["median"], s["spread"]
             lines.append(
                 f"| {n:,} | {m['nnz_train'] / 1e6:.1f} M | {lib} | {s['status']} | {s['n_ok']} | {m['P@1']:.2f} | {m['P@5']:.2f} "
-                f"| {fmt(m['train_s'])} | {m['peak_rss_mb']:.0f} | {fmt(m['model_mb'])} "
+                f"| {fmt(m['train_s'])} | {m['train_peak_rss_mb']:.0f} / {m['peak_rss_mb']:.0f} | {fmt(m['model_mb'])} "
                 f"| {fmt(1e3 * m['load_s'])} / {fmt(1e3 * m['mapped_load_s'])} | {fmt(m['batch_ms_per_query'])} "
                 f"| {fmt(m['single_p50_ms'])} / {fmt(m['single_p99_ms'])} "
                 f"| {sp['train_s']:.2f} / {sp['single_p50_ms']:.2f} |")
@@ -127,7 +129,10 @@ def targets(n: int, summaries: dict) -> list[str]:
     if ours is None:
         return [f"No pecos_rs result at {n:,} labels: the targets are not measured.", ""]
     theirs = summaries.get((n, "libpecos"), {}).get("median")
-    rows = [("peak RSS of training <= 24 GB", f"{ours['peak_rss_mb'] / 1024:.1f} GB", ours["peak_rss_mb"] <= 24 * 1024),
+    # Training's own peak: the process's is reached later, by the read load, whose mapped file pages count.
+    train_gb = ours["train_peak_rss_mb"] / 1024
+    rows = [("peak RSS of training <= 24 GB", f"{train_gb:.1f} GB (process: {ours['peak_rss_mb'] / 1024:.1f} GB)",
+             train_gb <= 24),
             ("single-query p50 <= 1.25 ms", f"{ours['single_p50_ms']:.3f} ms", ours["single_p50_ms"] <= 1.25),
             ("load with mmap <= 50 ms", f"{1e3 * ours['mapped_load_s']:.1f} ms", 1e3 * ours["mapped_load_s"] <= 50)]
     if theirs is not None:
@@ -147,7 +152,7 @@ def plot(sizes: list, libs: list, summaries: dict, path: Path) -> None:
 
     panels = [("nnz_train", "train_s", "nonzeros of X (training)", "training s"),
               ("n_labels", "single_p50_ms", "labels", "single-query p50 ms (dashed: p99)"),
-              ("n_labels", "peak_rss_mb", "labels", "peak RSS MB"),
+              ("n_labels", "peak_rss_mb", "labels", "peak RSS MB (dashed: training's)"),
               ("n_labels", "model_mb", "labels", "model MB"),
               ("n_labels", "load_s", "labels", "load ms (solid: read, dashed: mmap)")]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
@@ -157,7 +162,8 @@ def plot(sizes: list, libs: list, summaries: dict, path: Path) -> None:
             xs = [n if xkey == "n_labels" else m[xkey] for n, m in pts]
             scale = 1e3 if ykey == "load_s" else 1.0
             ax.plot(xs, [scale * m[ykey] for _, m in pts], "o-", color=color, label=lib)
-            second = {"single_p50_ms": "single_p99_ms", "load_s": "mapped_load_s"}.get(ykey)
+            second = {"single_p50_ms": "single_p99_ms", "load_s": "mapped_load_s",
+                      "peak_rss_mb": "train_peak_rss_mb"}.get(ykey)
             if second:
                 ax.plot(xs, [scale * m[second] for _, m in pts], "o--", color=color)
         ax.set_xscale("log")
