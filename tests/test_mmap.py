@@ -170,6 +170,48 @@ def test_weights_changed_in_place_are_caught_by_verify(fitted, planted, tmp_path
         mapped.verify()
 
 
+TRUNCATED = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    import scipy.sparse as sp
+    from pecos_rs import ModelFormatError, XRLinearClassifier
+    X = sp.random(3000, 400, density=0.05, format="csr", random_state=0, dtype=np.float32)
+    Y = sp.random(3000, 300, density=0.01, format="csr", random_state=1, dtype=np.float32)
+    Y.data[:] = 1
+    path = sys.argv[1]
+    XRLinearClassifier(threshold=0.0).fit(X, Y).save(path)
+    mapped = XRLinearClassifier.load(path, mmap=True)
+    mapped.predict_topk(X[:50])
+    model_file = os.path.join(path, "model.bin")
+    print("size", os.path.getsize(model_file))
+    os.truncate(model_file, 4096)
+    for name, call in [("batch", lambda: mapped.predict_topk(X[:50])), ("one row", lambda: mapped.predict_topk(X[:1])),
+                       ("verify", mapped.verify), ("save", lambda: mapped.save(path + "-copy")),
+                       ("pickle", lambda: __import__("pickle").dumps(mapped))]:
+        try:
+            call()
+            print(name, "no error")
+        except ModelFormatError as e:
+            print(name, "ModelFormatError", "truncated" in str(e))
+    print("copy written", os.path.exists(os.path.join(path + "-copy", "model.bin")))
+""")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the guard of truncated maps is Linux's (SIGBUS handler)")
+def test_a_file_truncated_under_its_map_raises_instead_of_crashing(tmp_path):
+    """Another program truncating a mapped model file: the reads of the missing pages would kill
+    the process (SIGBUS); every use of the model raises ModelFormatError instead, and nothing
+    computed from the missing pages is returned or written."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", TRUNCATED, str(tmp_path / "m")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert int(lines[0].split()[1]) > 16 * 4096, "the model file is too small to lose pages"
+    assert lines[1:] == [f"{name} ModelFormatError True" for name in ("batch", "one row", "verify", "save", "pickle")
+                         ] + ["copy written False"], done.stdout
+
+
 SERVER = textwrap.dedent("""
     import sys
     import scipy.sparse as sp

@@ -646,9 +646,12 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         process that maps the same files. Predictions are identical to a normal load's. The
         checksums are not checked; :meth:`verify` checks them and every weight. The files must
         not be modified in place while mapped (:meth:`save` replaces files instead, so a mapped
-        model keeps its weights when the directory is saved over); another program truncating
-        them crashes the process at its next read (``SIGBUS``). Files saved before format version
-        3 cannot be mapped (``ModelFormatError``): load them normally and save them again.
+        model keeps its weights when the directory is saved over). If another program truncates
+        them, the reads of the missing pages (``SIGBUS``, which would kill the process) give
+        zeros on Linux, and every later use of the model (prediction, :meth:`save`,
+        :meth:`verify`, pickling) raises ``ModelFormatError``; elsewhere the process is killed.
+        Files saved before format version 3 cannot be mapped (``ModelFormatError``): load them
+        normally and save them again.
 
         Raises
         ------

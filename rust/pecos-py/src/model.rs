@@ -21,6 +21,7 @@ use pecos_core::{io, PecosError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use std::ops::Range;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -308,6 +309,7 @@ impl PyXLinearModel {
         let pruning = params.read(Pruning::from_params)?;
         let model = &self.model;
         let pruned = run_detached(py, n_threads, || model.pruned(&pruning))?;
+        self.check_intact()?;
         Ok(PyXLinearModel::new(pruned, self.metadata.clone()))
     }
 
@@ -319,6 +321,7 @@ impl PyXLinearModel {
         let dtype = core(WeightDtype::from_name(weight_dtype))?;
         let model = &self.model;
         let compact = run_detached(py, n_threads, || model.compacted(dtype))?;
+        self.check_intact()?;
         Ok(PyXLinearModel::new(compact, self.metadata.clone()))
     }
 
@@ -421,8 +424,10 @@ impl PyXLinearModel {
     }
 
     /// The model in the file format, as bytes (used for pickling).
-    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &io::to_bytes(&self.model, &self.metadata))
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = io::to_bytes(&self.model, &self.metadata);
+        self.check_intact()?;
+        Ok(PyBytes::new(py, &bytes))
     }
 
     #[staticmethod]
@@ -432,7 +437,7 @@ impl PyXLinearModel {
     }
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
-        reduce_by_bytes(slf.as_any(), slf.get().to_bytes(slf.py()))
+        reduce_by_bytes(slf.as_any(), slf.get().to_bytes(slf.py())?)
     }
 
     /// Layer `t`'s weights as CSC `(indptr, indices, data, shape)` of shape (n_features + 1, K_{t+1});
@@ -440,6 +445,7 @@ impl PyXLinearModel {
     fn layer_weights<'py>(&self, py: Python<'py>, t: usize) -> PyResult<CsrArrays<'py>> {
         let layer = self.layer(t)?;
         let (indptr, indices, data) = core(layer.to_csc(self.model.n_features()))?;
+        self.check_intact()?;
         let shape = (self.model.n_features() + 1, layer.chain().n_children());
         Ok(csr_arrays(py, indptr, indices, data, shape))
     }
@@ -501,6 +507,31 @@ impl PyXLinearModel {
     /// The top-k of `x`'s rows, restricted to `ranges` (one per row) if given: a single row on
     /// the calling thread with reused buffers, larger batches in parallel; without the GIL.
     fn search(
+        &self,
+        py: Python<'_>,
+        xv: &CsrView<'_>,
+        params: &PredictParams,
+        n_threads: usize,
+        ranges: Option<&[Range<u32>]>,
+    ) -> PyResult<TopK> {
+        // A mapped model whose file another program truncated reads zeros where the file is
+        // gone (`io::GuardedMap`), which can break the layout the search relies on: whether it
+        // then panics or returns scores computed from zeros, the damage is what gets reported.
+        let searched = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.search_intact(py, xv, params, n_threads, ranges)
+        }));
+        self.check_intact()?;
+        searched.unwrap_or_else(|payload| panic::resume_unwind(payload))
+    }
+
+    /// `ModelFormatError` if this model is memory-mapped and its file was truncated under it
+    /// (see `pecos_core::io::check_intact`): call after reading its weights.
+    fn check_intact(&self) -> PyResult<()> {
+        core(io::check_intact(&self.model))
+    }
+
+    /// `search` for a model whose file is intact.
+    fn search_intact(
         &self,
         py: Python<'_>,
         xv: &CsrView<'_>,

@@ -6,14 +6,16 @@
 //! Uses [`crate::model`] (the arrays a model file holds) and [`crate::index`] (the chain).
 
 pub(crate) mod envelope;
+mod guarded_map;
 mod model_file;
 
+pub use guarded_map::GuardedMap;
 pub use model_file::{from_bytes, to_bytes, FORMAT_VERSION};
 
 use crate::error::Result;
 use crate::model::XLinearModel;
 use std::fs;
-use std::io::{self, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -24,7 +26,9 @@ use std::sync::Arc;
 pub fn save(model: &XLinearModel, metadata: &serde_json::Value, path: &Path) -> Result<()> {
     // Straight into the file: a model of several GB is never held a second time in memory.
     write_atomically(path, |file| {
-        model_file::write(model, metadata, BufWriter::new(file)).map(drop)
+        model_file::write(model, metadata, BufWriter::new(file))?;
+        // A mapped model whose file was truncated has just written zeros: keep no such file.
+        check_intact(model)
     })
 }
 
@@ -37,10 +41,12 @@ pub fn load(path: &Path) -> Result<(XLinearModel, serde_json::Value)> {
     let file = fs::File::open(path)?;
     // Through a map rather than a buffer: the arrays are copied out of the page cache once
     // instead of twice, which halves both the time and the peak memory of loading a large model.
-    // SAFETY: as in `load_mapped`; the map is dropped before this returns (the arrays are
-    // copies), so only a file truncated by another program during the load is a risk.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }?;
-    from_bytes(&map)
+    // The map is dropped before this returns (the arrays are copies); a file truncated by
+    // another program during the load is caught by the map's guard.
+    let map = GuardedMap::new(&file, true)?;
+    let loaded = from_bytes(&map);
+    map.check_intact()?;
+    loaded
 }
 
 /// Maps a model written by [`save`] into memory instead of reading it: the weight arrays stay
@@ -52,18 +58,39 @@ pub fn load(path: &Path) -> Result<(XLinearModel, serde_json::Value)> {
 /// reads the whole file.
 ///
 /// The file must not be changed in place while mapped: [`save`] never does (it writes a new file
-/// and renames it over the old one, so a mapping keeps reading the old file), but another program
-/// truncating the file makes a later read of the missing pages kill the process (`SIGBUS`).
+/// and renames it over the old one, so a mapping keeps reading the old file). If another program
+/// truncates it, the reads of the missing pages give zeros instead of killing the process (on
+/// Linux: [`GuardedMap`]), and [`check_intact`] (which every prediction path of the Python
+/// package calls) reports it.
 ///
 /// # Errors
 /// As [`load`]; [`crate::PecosError::Format`] also for a file of format version 2 (its arrays
 /// are not aligned; loading it with [`load`] and saving it again upgrades it).
 pub fn load_mapped(path: &Path) -> Result<(XLinearModel, serde_json::Value)> {
     let file = fs::File::open(path)?;
-    // SAFETY: the map is read-only and only ever read through bounds-checked typed views
-    // (`storage::Array`); a file changed in place while mapped is outside the contract above.
-    let map = unsafe { memmap2::Mmap::map(&file) }?;
-    model_file::from_map(&Arc::new(map))
+    let map = Arc::new(GuardedMap::new(&file, false)?);
+    let loaded = model_file::from_map(&map);
+    map.check_intact()?;
+    loaded
+}
+
+/// The file a memory-mapped model reads its weights from, if any.
+fn map_of(model: &XLinearModel) -> Option<&GuardedMap> {
+    model
+        .layers()
+        .iter()
+        .find_map(|l| l.arrays().map())
+        .map(|m| &**m)
+}
+
+/// Checks that the file of a memory-mapped model ([`load_mapped`]) has not been truncated
+/// under it: call it after reading the model (a prediction, a copy), whose results are wrong
+/// if it fails. A model in memory always passes.
+///
+/// # Errors
+/// [`crate::PecosError::Format`] if a read of the file found it shorter than when mapped.
+pub fn check_intact(model: &XLinearModel) -> Result<()> {
+    map_of(model).map_or(Ok(()), GuardedMap::check_intact)
 }
 
 /// Checks the checksum of the file a memory-mapped model ([`load_mapped`]) reads its weights
@@ -74,10 +101,12 @@ pub fn load_mapped(path: &Path) -> Result<(XLinearModel, serde_json::Value)> {
 /// [`crate::PecosError::Format`] if the file no longer matches its checksum or a chunk is
 /// invalid.
 pub fn verify(model: &XLinearModel) -> Result<()> {
-    let Some(map) = model.layers().iter().find_map(|l| l.arrays().map()) else {
+    let Some(map) = map_of(model) else {
         return Ok(());
     };
-    model_file::verify_map(map)?;
+    let checksum = model_file::verify_map(map);
+    map.check_intact()?; // the more telling error when the file was truncated
+    checksum?;
     model
         .layers()
         .iter()
@@ -102,7 +131,9 @@ pub trait Artifact: Sized {
     /// # Errors
     /// [`crate::PecosError::Io`] if the file cannot be written.
     fn save(&self, metadata: &serde_json::Value, path: &Path) -> Result<()> {
-        write_atomically(path, |mut file| file.write_all(&self.to_bytes(metadata)))
+        write_atomically(path, |mut file| {
+            Ok(file.write_all(&self.to_bytes(metadata))?)
+        })
     }
 
     /// Reads an artifact written by [`Artifact::save`], with its metadata.
@@ -117,14 +148,16 @@ pub trait Artifact: Sized {
 
 /// Writes a file at `path` by `write` through a temporary file, so a crash never leaves half a
 /// file (a failed write removes the temporary file).
-fn write_atomically(path: &Path, write: impl FnOnce(&fs::File) -> io::Result<()>) -> Result<()> {
+fn write_atomically(path: &Path, write: impl FnOnce(&fs::File) -> Result<()>) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    let written = fs::File::create(&tmp).and_then(|file| write(&file));
+    let written = fs::File::create(&tmp)
+        .map_err(Into::into)
+        .and_then(|file| write(&file));
     if let Err(e) = written {
         // The write's error is the one to report; a temporary file that cannot be removed
         // either is left behind.
         let _ = fs::remove_file(&tmp);
-        return Err(e.into());
+        return Err(e);
     }
     fs::rename(&tmp, path)?;
     Ok(())

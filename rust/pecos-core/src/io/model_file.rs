@@ -25,11 +25,11 @@
 //! in version 3 but for the version number). Versions 2 to 4 are read, 3 and 4 also mapped.
 
 use super::envelope::{self, Layout, Opened, Reader, Writer};
+use super::GuardedMap;
 use crate::error::{PecosError, Result};
 use crate::index::ChainLayer;
 use crate::model::storage::{Array, Element, LayerArrays, Slots, WeightDtype, Weights};
 use crate::model::{Layer, XLinearModel};
-use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -183,7 +183,7 @@ enum Backing<'m> {
     /// Copied out of the file's bytes.
     Copied,
     /// Views into the mapped file.
-    Mapped(&'m Arc<Mmap>),
+    Mapped(&'m Arc<GuardedMap>),
 }
 
 impl Backing<'_> {
@@ -213,7 +213,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(XLinearModel, serde_json::Value)> {
 ///
 /// # Errors
 /// As [`from_bytes`]; also for a file of version 2, whose arrays are not aligned.
-pub(crate) fn from_map(map: &Arc<Mmap>) -> Result<(XLinearModel, serde_json::Value)> {
+pub(crate) fn from_map(map: &Arc<GuardedMap>) -> Result<(XLinearModel, serde_json::Value)> {
     let file = open(map)?;
     if file.version() == PACKED_VERSION {
         return Err(PecosError::Format(format!(
@@ -242,7 +242,7 @@ fn plan(file: &Opened<'_>, aligned: bool) -> Result<(Header, Layout)> {
 ///
 /// # Errors
 /// [`PecosError::Format`] for a mismatch.
-pub(crate) fn verify_map(map: &Mmap) -> Result<()> {
+pub(crate) fn verify_map(map: &GuardedMap) -> Result<()> {
     envelope::verify_checksum(map)
 }
 

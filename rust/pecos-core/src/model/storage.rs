@@ -4,8 +4,8 @@
 //! slices either way.
 
 use crate::error::{PecosError, Result};
+use crate::io::GuardedMap;
 use half::f16;
-use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::marker::PhantomData;
@@ -106,7 +106,7 @@ impl Weight for i8 {
 pub(crate) enum Array<T> {
     Owned(Vec<T>),
     Mapped {
-        map: Arc<Mmap>,
+        map: Arc<GuardedMap>,
         start: usize,
         len: usize,
         element: PhantomData<T>,
@@ -119,7 +119,7 @@ impl<T: Element> Array<T> {
     /// # Errors
     /// [`PecosError::Format`] if `span` is not a whole number of elements inside the map, if it
     /// is not aligned for `T` in memory, or on a big-endian machine (files are little-endian).
-    pub(crate) fn mapped(map: &Arc<Mmap>, span: Range<usize>) -> Result<Self> {
+    pub(crate) fn mapped(map: &Arc<GuardedMap>, span: Range<usize>) -> Result<Self> {
         let width = size_of::<T>();
         let address = (map.as_ptr() as usize).checked_add(span.start);
         if cfg!(target_endian = "big") {
@@ -156,7 +156,7 @@ impl<T: Element> Array<T> {
     }
 
     /// The file this array is a view of, if mapped.
-    pub(crate) fn map(&self) -> Option<&Arc<Mmap>> {
+    pub(crate) fn map(&self) -> Option<&Arc<GuardedMap>> {
         match self {
             Array::Owned(_) => None,
             Array::Mapped { map, .. } => Some(map),
@@ -280,7 +280,7 @@ impl Slots {
         }
     }
 
-    fn map(&self) -> Option<&Arc<Mmap>> {
+    fn map(&self) -> Option<&Arc<GuardedMap>> {
         match self {
             Slots::U8(s) => s.map(),
             Slots::U16(s) => s.map(),
@@ -352,7 +352,7 @@ impl Weights {
         }
     }
 
-    fn map(&self) -> Option<&Arc<Mmap>> {
+    fn map(&self) -> Option<&Arc<GuardedMap>> {
         match self {
             Weights::F32(w) => w.map(),
             Weights::F16(w) => w.map(),
@@ -456,7 +456,7 @@ impl LayerArrays {
 
     /// The file these arrays are views of, if they were memory-mapped (all of a layer's arrays
     /// come from one file).
-    pub(crate) fn map(&self) -> Option<&Arc<Mmap>> {
+    pub(crate) fn map(&self) -> Option<&Arc<GuardedMap>> {
         self.entry_value.map().or_else(|| self.entry_slot.map())
     }
 }
@@ -467,11 +467,10 @@ pub(crate) mod tests {
     use std::io::Write;
 
     /// `bytes` in a file of their own, mapped.
-    pub(crate) fn map_of(bytes: &[u8]) -> Arc<Mmap> {
+    pub(crate) fn map_of(bytes: &[u8]) -> Arc<GuardedMap> {
         let mut file = scratch_file();
         file.write_all(bytes).unwrap();
-        // SAFETY: a private temporary file nobody else writes.
-        Arc::new(unsafe { Mmap::map(&file) }.unwrap())
+        Arc::new(GuardedMap::new(&file, false).unwrap())
     }
 
     /// A file of its own for this test thread, already unlinked (gone once closed).
