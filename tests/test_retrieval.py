@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline
 from pecos_rs import (InvalidInputError, InvalidParameterError, ModelFormatError, TextXRLinear,
                       XRLinearClassifier, _pecos_rs)
 from pecos_rs._sparse import csr_args
-from pecos_rs.retrieval import merge_topk
+from pecos_rs.retrieval import DEFAULT_FEATURES, merge_topk
 from pecos_rs.text import TextFeaturizer
 from pecos_rs.xlinear import _search_params
 
@@ -53,7 +53,7 @@ def test_equals_featurizer_and_classifier_composed_by_hand(catalogue):
     model = TextXRLinear(classifier=small_classifier(), centroid_weight=0.0).fit(texts, labels)
     assert list(model.labels_) == sorted({n for row in labels for n in row})
     assert model.matcher_ is None and model.centroid_matcher_ is None
-    featurizer = TextFeaturizer(blocks="retrieval").fit(texts)
+    featurizer = TextFeaturizer(blocks=DEFAULT_FEATURES).fit(texts)
     Y = sp.csr_matrix(
         [[float(name in row) for name in model.labels_] for row in labels], dtype=np.float32)
     clf = small_classifier().fit(featurizer.transform(texts), Y)
@@ -62,7 +62,7 @@ def test_equals_featurizer_and_classifier_composed_by_hand(catalogue):
     np.testing.assert_array_equal(got_labels, want_labels)
     np.testing.assert_array_equal(got_scores, want_scores)
     # A scikit-learn Pipeline of the two parts keeps working and agrees.
-    pipe = Pipeline([("features", TextFeaturizer(blocks="retrieval")), ("model", small_classifier())]).fit(texts, Y)
+    pipe = Pipeline([("features", TextFeaturizer(blocks=DEFAULT_FEATURES)), ("model", small_classifier())]).fit(texts, Y)
     assert (pipe.predict(texts[:50]) != clf.predict(featurizer.transform(texts[:50]))).nnz == 0
 
 
@@ -74,7 +74,7 @@ def test_label_texts_blend_the_model_with_the_exact_title_match(catalogue):
         texts, labels, label_names=names, label_texts=titles)
     assert list(model.labels_) == names
     # By hand: featurizer over texts and titles, titles as extra rows, cosine to every title.
-    featurizer = TextFeaturizer(blocks="retrieval").fit(texts + titles)
+    featurizer = TextFeaturizer(blocks=DEFAULT_FEATURES).fit(texts + titles)
     X, T = featurizer.transform(texts), featurizer.transform(titles)
     Y = sp.csr_matrix([[float(n in row) for n in names] for row in labels], dtype=np.float32)
     clf = small_classifier().fit(sp.vstack([X, T]).tocsr(), sp.vstack([Y, sp.identity(len(names))]).tocsr())
@@ -105,7 +105,7 @@ def test_the_centroid_matcher_blends_the_cosine_to_each_label_centroid(catalogue
     model = TextXRLinear(classifier=small_classifier(), label_text_weight=wt, centroid_weight=wc,
                          centroid_max_df=max_df, match_candidates=15, text_weight_C=None).fit(
         texts, labels, label_names=names, label_texts=titles)
-    featurizer = TextFeaturizer(blocks="retrieval").fit(texts + titles)
+    featurizer = TextFeaturizer(blocks=DEFAULT_FEATURES).fit(texts + titles)
     X, T = featurizer.transform(texts), featurizer.transform(titles)
     Y = sp.csr_matrix([[float(n in row) for n in names] for row in labels], dtype=np.float32)
     clf = small_classifier().fit(sp.vstack([X, T]).tocsr(), sp.vstack([Y, sp.identity(len(names))]).tocsr())

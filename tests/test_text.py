@@ -1233,6 +1233,10 @@ def test_presets_are_the_documented_blocks():
     by_name = TextFeaturizer(blocks="retrieval")
     assert (explicit.fit_transform(docs) != by_name.fit_transform(docs)).nnz == 0
     assert (TextFeaturizer(blocks="paper").fit_transform(docs) != TextFeaturizer().fit_transform(docs)).nnz == 0
-    assert set(PRESETS) == {"paper", "sklearn", "retrieval"}
+    fast = TextFeaturizer([("word", WordTfidf(ngram_range=(1, 2), sublinear_tf=True)),
+                           ("char", CharTfidf(ngram_range=(3, 3), token_pattern=r"\S+", start_marker=" ",
+                                              end_marker=" ", sublinear_tf=True))])
+    assert (fast.fit_transform(docs) != TextFeaturizer(blocks="fast").fit_transform(docs)).nnz == 0
+    assert set(PRESETS) == {"paper", "sklearn", "retrieval", "fast"}
     with pytest.raises(InvalidParameterError, match="one of"):
         TextFeaturizer(blocks="fancy").fit(docs)

@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from ._http import ModelServer, port_number
 from .exceptions import PecosError
 from .metrics import ndcg_at_k, precision_recall_at_k
-from .retrieval import TextXRLinear
+from .retrieval import DEFAULT_FEATURES, TextXRLinear
 from .text import PRESETS, TextFeaturizer
 from .xlinear import XRLinearClassifier
 
@@ -307,8 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--beam-size", type=_positive_int, default=10, help="beam width (default: 10)")
     train.add_argument("--n-splits", type=_positive_int, default=16, help="tree branching factor (default: 16)")
     train.add_argument("--max-leaf-size", type=_positive_int, default=100, help="labels per leaf (default: 100)")
-    train.add_argument("--features", choices=sorted(PRESETS), default="retrieval",
-                       help="text features: a TextFeaturizer preset (default: retrieval)")
+    train.add_argument("--features", choices=sorted(PRESETS), default=DEFAULT_FEATURES,
+                       help=f"text features: a TextFeaturizer preset (default: {DEFAULT_FEATURES})")
     train.add_argument("--n-trees", type=_positive_int, default=1, help="trees of the ensemble (default: 1)")
     train.add_argument("--label-text-weight", type=float, default=0.5,
                        help="weight of the label-text match in the score (default: 0.5)")

@@ -514,12 +514,33 @@ impl PyXLinearModel {
         n_threads: usize,
         ranges: Option<&[Range<u32>]>,
     ) -> PyResult<TopK> {
+        let m = &self.model;
+        let run = || {
+            match ranges {
+                None if xv.n_rows() == 1 => core(py.detach(|| predict_one(m, xv, params))),
+                None => run_detached(py, n_threads, || {
+                    predict_batch(m.layers(), m.n_features(), m.bias(), xv, params)
+                }),
+                Some(ranges) => {
+                    // Built once per model, without the GIL (it reads every layer's chain).
+                    let sets =
+                        py.detach(|| self.label_sets.get_or_init(|| LabelSets::new(m.layers())));
+                    let filter = LabelRangeFilter { sets, ranges };
+                    if xv.n_rows() == 1 {
+                        core(py.detach(|| predict_one_filtered(m, xv, params, &filter)))
+                    } else {
+                        run_detached(py, n_threads, || {
+                            let (layers, d, bias) = (m.layers(), m.n_features(), m.bias());
+                            predict_batch_filtered(layers, d, bias, xv, params, &filter)
+                        })
+                    }
+                }
+            }
+        };
         // A mapped model whose file another program truncated reads zeros where the file is
         // gone (`io::GuardedMap`), which can break the layout the search relies on: whether it
         // then panics or returns scores computed from zeros, the damage is what gets reported.
-        let searched = panic::catch_unwind(AssertUnwindSafe(|| {
-            self.search_intact(py, xv, params, n_threads, ranges)
-        }));
+        let searched = panic::catch_unwind(AssertUnwindSafe(run));
         self.check_intact()?;
         searched.unwrap_or_else(|payload| panic::resume_unwind(payload))
     }
@@ -528,37 +549,6 @@ impl PyXLinearModel {
     /// (see `pecos_core::io::check_intact`): call after reading its weights.
     fn check_intact(&self) -> PyResult<()> {
         core(io::check_intact(&self.model))
-    }
-
-    /// `search` for a model whose file is intact.
-    fn search_intact(
-        &self,
-        py: Python<'_>,
-        xv: &CsrView<'_>,
-        params: &PredictParams,
-        n_threads: usize,
-        ranges: Option<&[Range<u32>]>,
-    ) -> PyResult<TopK> {
-        let m = &self.model;
-        match ranges {
-            None if xv.n_rows() == 1 => core(py.detach(|| predict_one(m, xv, params))),
-            None => run_detached(py, n_threads, || {
-                predict_batch(m.layers(), m.n_features(), m.bias(), xv, params)
-            }),
-            Some(ranges) => {
-                // Built once per model, without the GIL (it reads every layer's chain).
-                let sets = py.detach(|| self.label_sets.get_or_init(|| LabelSets::new(m.layers())));
-                let filter = LabelRangeFilter { sets, ranges };
-                if xv.n_rows() == 1 {
-                    core(py.detach(|| predict_one_filtered(m, xv, params, &filter)))
-                } else {
-                    run_detached(py, n_threads, || {
-                        let (layers, d, bias) = (m.layers(), m.n_features(), m.bias());
-                        predict_batch_filtered(layers, d, bias, xv, params, &filter)
-                    })
-                }
-            }
-        }
     }
 
     fn new(model: XLinearModel, metadata: serde_json::Value) -> Self {
