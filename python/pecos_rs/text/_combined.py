@@ -54,12 +54,11 @@ def preset_blocks(name: str) -> list:
 #:   words (scikit-learn's ``word`` + ``char_wb`` recipe), 0.1-1.2 points above ``"paper"`` in
 #:   P@k and R@10 on debian-depends, about the same on aol-click;
 #: * ``"retrieval"``: word 1-2-grams + character 2-4-grams of space-padded words, all
-#:   sublinear: the default of :class:`~pecos_rs.TextXRLinear`, best on the validation parts of
-#:   aol-click and homedepot;
+#:   sublinear: the most accurate on the validation parts of aol-click and homedepot;
 #: * ``"fast"``: word 1-2-grams + character 3-grams of space-padded words, all sublinear: the
-#:   speed option of :class:`~pecos_rs.TextXRLinear`; on aol-click's validation part 0.07 R@10
-#:   and 0.46 R@100 points below ``"retrieval"``, with 2.5x fewer features per query, half the
-#:   time per query and 0.55x the training time.
+#:   default of :class:`~pecos_rs.TextXRLinear`; on aol-click's validation part 0.07 R@10 and
+#:   0.46 R@100 points below ``"retrieval"``, with 2.5x fewer features per query, half the time
+#:   per query and 0.55x the training time.
 PRESETS = {
     "paper": lambda: [
         ("word", WordTfidf(ngram_range=(1, 3), sublinear_tf=True)),
