@@ -64,11 +64,16 @@ def new_run_dir(name_format: str, settings: dict) -> Path:
     line, the start time, ``machine_info()`` and `settings`; return the folder."""
     out_dir = BENCH_DIR / "out" / datetime.now().strftime(name_format)
     out_dir.mkdir(parents=True)
+    write_run_meta(out_dir, settings)
+    return out_dir
+
+
+def write_run_meta(out_dir: Path, settings: dict) -> None:
+    """Write `out_dir`/``run.json`` (see :func:`new_run_dir`)."""
     meta = {"command": shlex.join(["python", f"benches/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": machine_info(), **settings}
     (out_dir / "run.json").write_text(json.dumps(meta, indent=1) + "\n")
-    return out_dir
 
 
 def machine_line(mach: dict, skip: tuple = ()) -> str:

@@ -14,6 +14,8 @@ follows, whose mapped file pages count) and model size.
 Usage:
   python benches/scaling_bench.py --sizes 10000,100000,1000000 --passes 3 [--write]
   python benches/scaling_bench.py --from-dir benches/out/scaling-<timestamp> [--write]
+  python benches/scaling_bench.py --sizes 1000000 --passes 3 --peer-max-labels 1000000 \
+      --resume benches/results/scaling-1m --no-plot   # adds the passes not yet in that folder
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import time
 from pathlib import Path
 
 from bench_xmc import (BENCH_DIR, fmt, load_lines, load_results, machine_line, new_run_dir, run_to_json,
-                       summarise, write_section)
+                       summarise, write_run_meta, write_section)
 
 BEGIN, END = "<!-- scaling:begin -->", "<!-- scaling:end -->"
 LIBS = ("pecos_rs", "libpecos")
@@ -177,12 +179,13 @@ def plot(sizes: list, libs: list, summaries: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def report(out_dir: Path) -> str:
+def report(out_dir: Path, plot_path: Path | None = PLOT) -> str:
     meta = json.loads((out_dir / "run.json").read_text())
     summaries, runs = load_summaries(out_dir)
     sizes = [n for n in meta["sizes"] if any(key[0] == n for key in summaries)]
     passes = max((s["n_runs"] for s in summaries.values()), default=0)  # per row: the passes column
-    plot(sizes, meta["libs"], summaries, PLOT)
+    if plot_path is not None:
+        plot(sizes, meta["libs"], summaries, plot_path)
     lines = [f"Command: `{meta['command']}`", "", machine_line(meta["machine"], skip=("omikuji", "napkinxc")), "",
              f"Date: {meta['started']}; up to {passes} pass{'es' if passes != 1 else ''}, interleaved; data `benches/synth_xmr.py --labels N "
              f"--train-rows N --seed 0` (features: its defaults); threads {meta['threads']} for training and "
@@ -195,7 +198,8 @@ def report(out_dir: Path) -> str:
     lines += ratio_table(sizes, summaries)
     if sizes:
         lines += targets(max(sizes), summaries)
-    lines += [f"![scaling curves]({PLOT.relative_to(BENCH_DIR.parent)})", ""]
+    if plot_path is not None:
+        lines += [f"![scaling curves]({plot_path.relative_to(BENCH_DIR.parent)})", ""]
     return "\n".join(lines)
 
 
@@ -212,7 +216,9 @@ def main() -> None:
                         help="run the peers only up to this many labels (their time grows faster)")
     parser.add_argument("--data-root", type=Path, default=Path("/tmp/synth-xmr"))
     parser.add_argument("--from-dir", type=Path, help="only aggregate the runs already in this folder")
-    parser.add_argument("--resume", type=Path, help="continue the run in this folder")
+    parser.add_argument("--resume", type=Path,
+                        help="continue the run in this folder (created if missing): the passes already there are kept")
+    parser.add_argument("--no-plot", action="store_true", help=f"do not redraw {PLOT.relative_to(BENCH_DIR.parent)}")
     parser.add_argument("--write", action="store_true", help="replace the scaling section of BENCHMARKS.md")
     args = parser.parse_args()
     if args.from_dir:
@@ -222,11 +228,17 @@ def main() -> None:
         args.libs = args.libs.split(",")
         if bad := set(args.libs) - set(LIBS):
             parser.error(f"unknown libraries: {', '.join(sorted(bad))}")
-        out_dir = args.resume or new_run_dir("scaling-%Y%m%d-%H%M%S", {
-            "sizes": args.sizes, "libs": args.libs, "threads": args.threads, "n_single": args.n_single,
-            "n_test": args.n_test, "single_threads": 1})
+        settings = {"sizes": args.sizes, "libs": args.libs, "threads": args.threads, "n_single": args.n_single,
+                    "n_test": args.n_test, "single_threads": 1}
+        if args.resume is None:
+            out_dir = new_run_dir("scaling-%Y%m%d-%H%M%S", settings)
+        else:  # a folder that may not exist yet: passes can be added to it by later runs
+            out_dir = args.resume
+            if not (out_dir / "run.json").exists():
+                out_dir.mkdir(parents=True, exist_ok=True)
+                write_run_meta(out_dir, settings)
         run_all(args, out_dir)
-    text = report(out_dir)
+    text = report(out_dir, plot_path=None if args.no_plot else PLOT)
     print(text)
     if args.write:
         write_section(text, BEGIN, END)

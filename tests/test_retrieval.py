@@ -48,9 +48,12 @@ def small_classifier(**kw):
     return XRLinearClassifier(**{"n_splits": 2, "max_leaf_size": 4, "threshold": 0.0, **kw})
 
 
-def test_equals_featurizer_and_classifier_composed_by_hand(catalogue):
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_equals_featurizer_and_classifier_composed_by_hand(catalogue, n_jobs):
+    # With n_jobs=2 the default featurizer and the classifier run on two threads, the hand-made
+    # ones on one: the scores must not change.
     texts, labels, names, _ = catalogue
-    model = TextXRLinear(classifier=small_classifier(), centroid_weight=0.0).fit(texts, labels)
+    model = TextXRLinear(classifier=small_classifier(n_jobs=n_jobs), centroid_weight=0.0).fit(texts, labels)
     assert list(model.labels_) == sorted({n for row in labels for n in row})
     assert model.matcher_ is None and model.centroid_matcher_ is None
     featurizer = TextFeaturizer(blocks=DEFAULT_FEATURES).fit(texts)

@@ -1240,3 +1240,16 @@ def test_presets_are_the_documented_blocks():
     assert set(PRESETS) == {"paper", "sklearn", "retrieval", "fast"}
     with pytest.raises(InvalidParameterError, match="one of"):
         TextFeaturizer(blocks="fancy").fit(docs)
+
+
+def test_preset_blocks_on_threads_give_the_same_features():
+    from pecos_rs.text import TextFeaturizer, preset_blocks
+
+    docs = [f"query {i} with words {i % 7} and {i % 13}" for i in range(5000)]
+    blocks = preset_blocks("fast", n_jobs=2)
+    assert [name for name, _ in blocks] == ["word", "char"]
+    assert all(f.n_jobs == 2 for _, f in blocks)
+    threaded = TextFeaturizer(blocks=blocks).fit_transform(docs)
+    assert_identical(threaded, TextFeaturizer(blocks="fast").fit_transform(docs))
+    with pytest.raises(InvalidParameterError, match="one of"):
+        preset_blocks("fancy")

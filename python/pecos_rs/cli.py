@@ -30,7 +30,7 @@ from ._http import ModelServer, port_number
 from .exceptions import PecosError
 from .metrics import ndcg_at_k, precision_recall_at_k
 from .retrieval import DEFAULT_FEATURES, TextXRLinear
-from .text import PRESETS, TextFeaturizer
+from .text import PRESETS, TextFeaturizer, preset_blocks
 from .xlinear import XRLinearClassifier
 
 #: Exit status of a run stopped by bad input (argparse's own, for usage errors).
@@ -120,7 +120,7 @@ def cmd_train(args) -> None:
         max_leaf_size=args.max_leaf_size, n_trees=args.n_trees, topk=args.k, n_jobs=args.n_jobs,
         random_state=args.seed, verbose=1,
     )
-    model = TextXRLinear(TextFeaturizer(blocks=args.features), classifier,
+    model = TextXRLinear(TextFeaturizer(blocks=preset_blocks(args.features, n_jobs=args.n_jobs)), classifier,
                          label_text_weight=args.label_text_weight, centroid_weight=args.centroid_weight)
     _progress(f"training on {len(texts):,} texts ...")
     start = time.perf_counter()

@@ -32,7 +32,7 @@ from ._sparse import csr_args
 from ._threads import resolve_n_jobs
 from .exceptions import InvalidInputError, InvalidParameterError, ModelFormatError
 from .indexer import pifa
-from .text import TextFeaturizer
+from .text import TextFeaturizer, preset_blocks
 from .xlinear import XRLinearClassifier, _search_params
 
 logger = logging.getLogger("pecos_rs")
@@ -61,7 +61,8 @@ class TextXRLinear(BaseEstimator):
         words, sublinear tf): on the validation parts of aol-click and homedepot it answers a
         query in half the time of ``"retrieval"`` (word 1-2 + character 2-4-grams), the most
         accurate preset there, for 0.07 and 0.14 points of R@10 (0.46 and 0.16 of R@100);
-        ``TextFeaturizer()`` is PECOS's product-search setting (``"paper"``).
+        its blocks run on the classifier's ``n_jobs`` threads. ``TextFeaturizer()`` is PECOS's
+        product-search setting (``"paper"``).
     classifier : XRLinearClassifier or None, default=None
         The ranking model (its ``topk``, ``beam_size`` and ``post_processor`` are the prediction
         defaults); None means ``XRLinearClassifier()``.
@@ -189,10 +190,16 @@ class TextXRLinear(BaseEstimator):
         n_threads = resolve_n_jobs(self.classifier.n_jobs if self.classifier is not None else None)
 
         start = time.perf_counter()
-        featurizer = clone(self.featurizer) if self.featurizer is not None else TextFeaturizer(blocks=DEFAULT_FEATURES)
-        featurizer.fit(texts + (label_text_list or []))
-        X = featurizer.transform(texts)
-        T = featurizer.transform(label_text_list) if label_text_list is not None else None
+        if self.featurizer is not None:
+            featurizer = clone(self.featurizer)
+        else:
+            n_jobs = self.classifier.n_jobs if self.classifier is not None else None
+            featurizer = TextFeaturizer(blocks=preset_blocks(DEFAULT_FEATURES, n_jobs=n_jobs))
+        # One tokenization of the training texts and the label texts (fitted on both).
+        rows = featurizer.fit_transform(texts + (label_text_list or []))
+        X = rows[:len(texts)]
+        T = rows[len(texts):] if label_text_list is not None else None
+        del rows
         log(f"featurized {len(texts)} texts into {X.shape[1]} features in {time.perf_counter() - start:.2f} s")
         X_rows, Y_rows = X, Y
         if T is not None and self.label_text_rows:

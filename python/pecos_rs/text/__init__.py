@@ -38,7 +38,7 @@ from .. import _pecos_rs
 # _ngram_tfidf (what the n-gram featurizers share: parameters, fit / transform, persistence),
 # _featurizers (the three n-gram featurizers), _combined (TextFeaturizer, the blocks side by side),
 # _csr (CSR matrices around the rows the Rust kernels return).
-from ._combined import PRESETS, TextFeaturizer, default_blocks
+from ._combined import PRESETS, TextFeaturizer, default_blocks, preset_blocks
 from ._featurizers import DEFAULT_TOKEN_PATTERN, CharTfidf, PositionWeightedCharTfidf, WordTfidf
 from ._ngram_tfidf import featurizer_from_vocab
 
@@ -50,12 +50,13 @@ __all__ = [
     "WordTfidf",
     "PRESETS",
     "default_blocks",
+    "preset_blocks",
     "load",
 ]
 
 # The private modules that define them are an implementation detail: pickles (and help, docs)
 # name these by their public path, pecos_rs.text.<name>, which stays valid if the code moves.
-for _public in (CharTfidf, PositionWeightedCharTfidf, TextFeaturizer, WordTfidf, default_blocks):
+for _public in (CharTfidf, PositionWeightedCharTfidf, TextFeaturizer, WordTfidf, default_blocks, preset_blocks):
     _public.__module__ = __name__
 del _public
 

@@ -36,13 +36,15 @@ def default_blocks():
     return preset_blocks("paper")
 
 
-def preset_blocks(name: str) -> list:
-    """Fresh (unfitted) blocks of the preset `name` (see :data:`PRESETS`)."""
+def preset_blocks(name: str, *, n_jobs=None) -> list:
+    """Fresh (unfitted) blocks of the preset `name` (see :data:`PRESETS`), each block counting and
+    transforming on `n_jobs` threads (the features do not depend on it)."""
     try:
-        return PRESETS[name]()
+        blocks = PRESETS[name]()
     except KeyError:
         raise InvalidParameterError(f"blocks must be one of {sorted(PRESETS)} or a list of (name, featurizer) "
                                     f"pairs, got {name!r}") from None
+    return [(block_name, f.set_params(n_jobs=n_jobs)) for block_name, f in blocks]
 
 
 #: Named block settings (``TextFeaturizer(blocks="retrieval")``), measured with XR-Linear in

@@ -153,8 +153,9 @@ fn train_parent(
 /// Trains a model for `x` (rows = instances) and the label indicator `y` over `chain`.
 /// `row_weights` (one per row, finite and >= 0) multiply each row's cost in every problem: a
 /// row of weight 2 counts as that row twice, weight 0 as no row. Runs in the current rayon
-/// pool; `progress` is called after each layer. Raising `stop` ends the training after the
-/// sibling groups being solved at that moment.
+/// pool; `progress` is called after each layer, in the order the layers finish (with
+/// teacher-forced negatives only, all layers are trained at once; with matcher-aware ones, top
+/// down). Raising `stop` ends the training after the sibling groups being solved at that moment.
 ///
 /// # Errors
 /// Invalid parameters or row weights, shapes of `x`, `y` and `chain` that do not agree, or
@@ -209,16 +210,17 @@ fn train_layers(
     }
     node_sets.reverse();
 
-    let mut layers: Vec<Layer> = Vec::with_capacity(depth);
-    for (t, chain_layer) in chain.layers().iter().enumerate() {
+    // One layer's scorers, given the layers above it (read by matcher-aware negatives only).
+    let train_layer = |t: usize, above: &[Layer]| -> Result<Layer> {
         let start = Instant::now();
+        let chain_layer = &chain.layers()[t];
         let n_parents = chain_layer.n_parents();
         let rows_per_parent: Vec<Vec<u32>> = if t == 0 {
             vec![(0..x.n_rows() as u32).collect()]
         } else {
             let mut rows = node_sets[t].rows_per_node(n_parents);
             if params.negative_sampling == NegativeSampling::TfnMan {
-                add_matcher_negatives(&mut rows, &layers, x, params)?;
+                add_matcher_negatives(&mut rows, above, x, params)?;
             }
             rows
         };
@@ -250,8 +252,24 @@ fn train_layers(
             max_solver_iter: n_iters.iter().copied().max().unwrap_or(0),
             seconds: start.elapsed().as_secs_f64(),
         });
-        layers.push(layer);
-    }
+        Ok(layer)
+    };
+    let layers: Vec<Layer> = if params.negative_sampling == NegativeSampling::TfnMan {
+        let mut layers = Vec::with_capacity(depth);
+        for t in 0..depth {
+            let layer = train_layer(t, &layers)?;
+            layers.push(layer);
+        }
+        layers
+    } else {
+        // Teacher-forced rows depend on the labels only, so the layers are independent problems:
+        // training them all at once keeps every thread busy where a layer has fewer sibling
+        // groups than threads (the root's two scorers are one group).
+        (0..depth)
+            .into_par_iter()
+            .map(|t| train_layer(t, &[]))
+            .collect::<Result<_>>()?
+    };
     XLinearModel::new(x.n_cols(), params.solver.bias, layers)
 }
 
