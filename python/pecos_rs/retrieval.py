@@ -187,13 +187,13 @@ class TextXRLinear(BaseEstimator):
         names, Y = _label_matrix(labels, len(texts), label_names, label_texts)
         label_text_list = _align_label_texts(label_texts, names)
         log = logger.info if self.classifier is not None and self.classifier.verbose else (lambda msg: None)
-        n_threads = resolve_n_jobs(self.classifier.n_jobs if self.classifier is not None else None)
+        n_jobs = self.classifier.n_jobs if self.classifier is not None else None
+        n_threads = resolve_n_jobs(n_jobs)
 
         start = time.perf_counter()
         if self.featurizer is not None:
             featurizer = clone(self.featurizer)
         else:
-            n_jobs = self.classifier.n_jobs if self.classifier is not None else None
             featurizer = TextFeaturizer(blocks=preset_blocks(DEFAULT_FEATURES, n_jobs=n_jobs))
         # One tokenization of the training texts and the label texts (fitted on both).
         rows = featurizer.fit_transform(texts + (label_text_list or []))
