@@ -36,7 +36,7 @@ def test_the_xmc_harness_runs(tmp_path):
     need("bibtex")
     result = run_harness(tmp_path, "run_one.py", "--lib", "pecos_rs", "--dataset", "bibtex", "--n-test", "100",
                          "--n-single", "20")
-    assert result["model_bytes"] > 0 and "mapped_load_s" in result
+    assert result["model_bytes"] > 0 and result["mapped_load_s"] > 0  # timed in a child process
 
 
 def test_the_retrieval_harness_runs(tmp_path):
