@@ -208,7 +208,10 @@ class TextXRLinear(BaseEstimator):
         if X_rows.shape[0] == 0:
             raise InvalidInputError("cannot fit on no texts")
         classifier = clone(self.classifier) if self.classifier is not None else XRLinearClassifier()
-        classifier.fit(X_rows, Y_rows)
+        # Without label-text rows the classifier clusters the texts' centroids (their PIFA
+        # embeddings), which the centroid matcher holds too: computed once for both.
+        centroids = pifa(Y, X, n_jobs=n_threads) if X_rows is X else None
+        classifier.fit(X_rows, Y_rows, label_embedding=centroids)
 
         self.featurizer_, self.classifier_, self.labels_ = featurizer, classifier, names
         self.matcher_ = None
@@ -222,8 +225,9 @@ class TextXRLinear(BaseEstimator):
         self.centroid_matcher_ = None
         if self.centroid_weight > 0:
             # The texts' centroids only: a label text is the matcher's, not a training text.
-            centroids = _drop_common_features(pifa(Y, X, n_jobs=n_threads), self.centroid_max_df)
-            self.centroid_matcher_ = _exact_matcher(centroids)
+            if centroids is None:
+                centroids = pifa(Y, X, n_jobs=n_threads)
+            self.centroid_matcher_ = _exact_matcher(_drop_common_features(centroids, self.centroid_max_df))
         return self
 
     # ---------------------------------------------------------------- prediction
