@@ -13,6 +13,8 @@ predictions; quality is deterministic, timings are medians over ``--passes`` int
     .bench-venv/bin/python benches/compact_weights.py --datasets debian-depends,aol-click \\
         --passes 3 [--no-libpecos] [--json OUT]
     .bench-venv/bin/python benches/compact_weights.py --from-json OUT   # the tables again
+    .bench-venv/bin/python benches/compact_weights.py --datasets synth-1m --no-libpecos --mmap \\
+        --data-dir /tmp/synth-xmr/r1-labels1000000 --n-test 10000   # a scaling_bench.py set
 
 Prints one JSON line per measurement and a Markdown table per data set.
 """
@@ -31,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 import features
 from pecos_rs import XRLinearClassifier
@@ -47,9 +50,9 @@ SLOT_BYTES = {"u8": 1, "u16": 2, "u32": 4}
 
 def byte_breakdown(path: Path) -> dict:
     """Bytes of each kind of array of a pecos_rs model file, from its header (padding aside)."""
-    data = path.read_bytes()
-    (header_len,) = struct.unpack_from("<Q", data, 12)
-    header = json.loads(data[20:20 + header_len])
+    with path.open("rb") as f:
+        (header_len,) = struct.unpack_from("<Q", f.read(20), 12)
+        header = json.loads(f.read(header_len))
     out = {"header": 20 + header_len, "parents + chunk pointers": 0, "row features + row pointers": 0,
            "entry slots": 0, "entry weights": 0, "bias weights + scales": 0}
     for layer in header["layers"]:
@@ -60,7 +63,7 @@ def byte_breakdown(path: Path) -> dict:
         out["entry slots"] += SLOT_BYTES[layer.get("slot_type", "u32")] * n_entries
         out["entry weights"] += WEIGHT_BYTES[dtype] * n_entries
         out["bias weights + scales"] += 4 * n_children * (2 if dtype == "int8" else 1)
-    out["total file"] = len(data)
+    out["total file"] = path.stat().st_size
     return out
 
 
@@ -93,8 +96,18 @@ def time_predictions(clf, X_tst, n_single: int) -> dict:
             "single_p99_ms": 1e3 * float(np.percentile(times, 99)), "labels": labels}
 
 
+def load_data(name: str, args):
+    """A data set of the XMC benchmark, or with ``--data-dir`` a ``synth_xmr.py`` set (its first
+    ``--n-test`` test rows)."""
+    if args.data_dir is None:
+        return features.load(name)
+    X_trn, Y_trn, X_tst, Y_tst = (sp.load_npz(args.data_dir / f"{m}.{s}.npz").tocsr()
+                                  for s in ("trn", "tst") for m in ("X", "Y"))
+    return X_trn, Y_trn, X_tst[:args.n_test], Y_tst[:args.n_test]
+
+
 def run_dataset(name: str, args, tmp: Path, emit) -> dict:
-    X_trn, Y_trn, X_tst, Y_tst = features.load(name)
+    X_trn, Y_trn, X_tst, Y_tst = load_data(name, args)
     result = {"dataset": name, "n_train": X_trn.shape[0], "n_test": X_tst.shape[0],
               "n_labels": Y_trn.shape[1], "variants": {}}
     runner = PecosRsRunner(args.threads, tmp / f"{name}-trained")
@@ -108,7 +121,9 @@ def run_dataset(name: str, args, tmp: Path, emit) -> dict:
         model = trained if dtype is None else trained.compact(dtype)
         path = tmp / f"{name}-{label.split()[0]}-{dtype}"
         model.save(path)
-        loaded[label] = XRLinearClassifier.load(path)
+        del model  # one compacted copy at a time beside the trained model
+        # Mapped, the variants of a large model share the page cache instead of all being in memory.
+        loaded[label] = XRLinearClassifier.load(path, mmap=args.mmap)
         loaded[label].set_params(n_jobs=args.threads)
         result["variants"][label] = {"model_bytes": dir_bytes(path),
                                      "bytes": byte_breakdown(path / "model.bin"),
@@ -178,6 +193,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--n-single", type=int, default=1000)
     parser.add_argument("--no-libpecos", dest="libpecos", action="store_false")
+    parser.add_argument("--data-dir", type=Path,
+                        help="a benches/synth_xmr.py set instead of --datasets (whose one name labels it)")
+    parser.add_argument("--n-test", type=int, default=10000, help="with --data-dir: its first N test rows")
+    parser.add_argument("--mmap", action="store_true",
+                        help="load the variants memory-mapped for the timed predictions (same scores; for "
+                             "models too large to hold all four in memory)")
     parser.add_argument("--json", type=Path, help="write every result here")
     parser.add_argument("--from-json", type=Path, help="print the tables of a previous --json only")
     args = parser.parse_args()

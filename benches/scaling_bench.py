@@ -4,7 +4,8 @@ Each (pass, size, library) is one ``run_one.py`` subprocess on a set made by ``s
 (``--data-root/r1-labels<N>``: N labels, N training rows, generated first if missing), runs
 interleaved with the library order rotated every pass, exactly as ``bench_xmc.py`` does. The
 table gives per size and library the medians over the passes of: P@1/P@5 on the first
-``--n-test`` test rows, training time, peak RSS, model size, load time (read and memory-mapped),
+``--n-test`` test rows, training time, peak RSS, model size, load time (read, and memory-mapped
+in a fresh process: ``run_one.mapped_load_in_fresh_process``),
 batch and single-query latency (p50, p99; one thread); then the ratios pecos_rs / libpecos and
 the issue's targets at the largest size. The plots (``benches/results/scaling.png``) show
 training time against the nonzeros of X, latency and load time against the label count, peak
@@ -191,7 +192,7 @@ def report(out_dir: Path, plot_path: Path | None = PLOT) -> str:
              f"--train-rows N --seed 0` (features: its defaults); threads {meta['threads']} for training and "
              f"batch prediction, 1 for single queries ({meta['n_single']} test rows); P@k and batch latency on "
              f"the first {meta['n_test']:,} test rows (or all); beam 10, top 10; loads are warm (the file was just "
-             "written). Medians over the passes; spread = max/min.", ""]
+             "written), the mapped one in a fresh process. Medians over the passes; spread = max/min.", ""]
     lines += load_lines(runs)
     lines += table(sizes, meta["libs"], summaries)
     lines += ["Ratios pecos_rs / libpecos (below 1: pecos_rs is faster or smaller):", ""]
