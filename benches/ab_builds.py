@@ -47,7 +47,7 @@ import numpy as np, scipy.sparse as sp
 from pecos_rs import XRLinearClassifier
 model, data, n_single, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 t0 = time.perf_counter()
-XRLinearClassifier.load(model)
+XRLinearClassifier.load(model, mmap=False)
 read_s = time.perf_counter() - t0
 t0 = time.perf_counter()
 clf = XRLinearClassifier.load(model, mmap=True).set_params(n_jobs=1)

@@ -74,7 +74,7 @@ def main() -> None:
     loads = load_seconds(args.model, args.repeats)
     X = sp.load_npz(args.data / "X.tst.npz").tocsr()[:args.n_test]
     Y = sp.load_npz(args.data / "Y.tst.npz").tocsr()[:args.n_test]
-    base = XRLinearClassifier.load(args.model)
+    base = XRLinearClassifier.load(args.model, mmap=False)
     variants = {"float32": base, "float32, memory-mapped": XRLinearClassifier.load(args.model, mmap=True)}
     for t in (float(s) for s in args.thresholds.split(",") if s):
         variants[f"pruned at {t}"] = base.prune(threshold=t)

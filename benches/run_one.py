@@ -168,7 +168,7 @@ class PecosRsRunner(Runner):
     package = "pecos_rs"
     settings = {
         "api": "XRLinearClassifier(n_splits=16, max_leaf_size=100, beam_size=10, topk=10, n_jobs=threads)"
-               ".fit(X, Y); predict_topk(X); save(dir); XRLinearClassifier.load(dir)",
+               ".fit(X, Y); predict_topk(X); save(dir); XRLinearClassifier.load(dir, mmap=False)",
         "single_query": "set_params(n_jobs=single_threads); predict_topk(X[i])",
     }
 
@@ -188,7 +188,7 @@ class PecosRsRunner(Runner):
         self.model.save(str(self.model_dir))
 
     def load(self):
-        self.model = self.cls.load(str(self.model_dir))
+        self.model = self.cls.load(str(self.model_dir), mmap=False)
         self.model.set_params(n_jobs=self.threads)
 
     def prepare_mapped(self):

@@ -329,7 +329,7 @@ class PecosRsRunner(PecosRsQacRunner):
         self.model.save(self.model_dir / "autocompleter")
 
     def load(self):
-        self.model = self.qac.SessionAutocompleter.load(self.model_dir / "autocompleter")
+        self.model = self.qac.SessionAutocompleter.load(self.model_dir / "autocompleter", mmap=False)
 
     def suggest(self, prev_query, prefix):
         return [query for query, _ in self.model.suggest(prev_query, prefix, K)]

@@ -160,7 +160,7 @@ class PecosRsRunner(Runner):
         self.model.save(self.model_dir)
 
     def load(self):
-        self.model = self.TextXRLinear.load(self.model_dir)
+        self.model = self.TextXRLinear.load(self.model_dir, mmap=False)
 
     def predict_batch(self, texts):
         return self.model.predict_topk(texts, K)[0]

@@ -19,8 +19,8 @@ import pytest
 import scipy.sparse as sp
 
 import reference as ref
-from pecos_rs import ModelFormatError, TextXRLinear, XRLinearClassifier
-from pecos_rs import _pecos_rs
+from pecos_rs import InvalidParameterError, ModelFormatError, TextXRLinear, XRLinearClassifier
+from pecos_rs import _pecos_rs, xlinear
 from pecos_rs._sparse import csr_args
 
 TREE = dict(n_splits=2, max_leaf_size=8)
@@ -110,6 +110,58 @@ def test_text_model_passes_mmap_through(tmp_path):
     mapped = TextXRLinear.load(tmp_path / "t", mmap=True)
     assert mapped.classifier_.model_.is_memory_mapped
     assert mapped.predict(["red apple", "tall car"]) == TextXRLinear.load(tmp_path / "t").predict(["red apple", "tall car"])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the default maps on Linux only (its guard of truncated maps)")
+def test_the_default_maps_large_files_only(fitted, planted, tmp_path, monkeypatch):
+    fitted.save(tmp_path / "m")
+    size = (tmp_path / "m" / "model.bin").stat().st_size
+    read = XRLinearClassifier.load(tmp_path / "m", mmap=False)
+    monkeypatch.setattr(xlinear, "AUTO_MMAP_MIN_BYTES", size + 1)
+    assert not XRLinearClassifier.load(tmp_path / "m").model_.is_memory_mapped
+    monkeypatch.setattr(xlinear, "AUTO_MMAP_MIN_BYTES", size)
+    by_default = XRLinearClassifier.load(tmp_path / "m")
+    assert by_default.model_.is_memory_mapped
+    assert not read.model_.is_memory_mapped
+    assert_same_predictions(by_default, read, planted.X_test)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the default maps on Linux only (its guard of truncated maps)")
+def test_the_default_maps_every_file_of_a_text_model(tmp_path, monkeypatch):
+    texts = ["red apple", "green apple", "red car", "blue car", "green tree", "tall tree"] * 5
+    labels = [["fruit"], ["fruit"], ["car"], ["car"], ["tree"], ["tree"]] * 5
+    titles = {"fruit": "apples and pears", "car": "cars and vans", "tree": "trees and shrubs"}
+    TextXRLinear().fit(texts, labels, label_texts=titles).save(tmp_path / "t")
+    monkeypatch.setattr(xlinear, "AUTO_MMAP_MIN_BYTES", 0)
+    model = TextXRLinear.load(tmp_path / "t")
+    assert model.classifier_.model_.is_memory_mapped
+    assert model.matcher_.is_memory_mapped and model.centroid_matcher_.is_memory_mapped
+    assert model.predict(["red apple"]) == TextXRLinear.load(tmp_path / "t", mmap=False).predict(["red apple"])
+
+
+def test_the_default_reads_what_cannot_be_mapped(fitted, tmp_path, monkeypatch):
+    """A version-2 file (unaligned arrays) is read by default; damaged or foreign files are left
+    to the read load, which names the problem."""
+    monkeypatch.setattr(xlinear, "AUTO_MMAP_MIN_BYTES", 0)
+    parsed = ref.parse_model_bytes(fitted.model_.to_bytes())
+    Ws, Ps = ref.model_layers(fitted.model_)
+    packed = ref.model_to_bytes(fitted.model_.n_features, fitted.model_.bias, list(zip(Ps, Ws)),
+                                metadata=parsed["header"]["metadata"], version=2)
+    (tmp_path / "v2.bin").write_bytes(packed)
+    model = xlinear.load_model_file(tmp_path / "v2.bin")
+    assert not model.is_memory_mapped and model.to_bytes() == _pecos_rs.XLinearModel.from_bytes(packed).to_bytes()
+    (tmp_path / "short.bin").write_bytes(b"PECOSRS\0")
+    with pytest.raises(ModelFormatError):
+        xlinear.load_model_file(tmp_path / "short.bin")
+    with pytest.raises(FileNotFoundError):
+        xlinear.load_model_file(tmp_path / "missing.bin")
+
+
+@pytest.mark.parametrize("bad", ["yes", 1, 0.0])
+def test_mmap_must_be_a_bool_or_none(fitted, tmp_path, bad):
+    fitted.save(tmp_path / "m")
+    with pytest.raises(InvalidParameterError, match="mmap must be"):
+        XRLinearClassifier.load(tmp_path / "m", mmap=bad)
 
 
 def test_corrupt_weights_load_mapped_but_fail_verify(fitted, planted, tmp_path):

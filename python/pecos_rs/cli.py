@@ -240,7 +240,7 @@ def cmd_serve(args) -> None:
     server.serve_until_interrupted()
 
 
-def _load(path: Path, mmap: bool = False) -> TextXRLinear:
+def _load(path: Path, mmap: bool | None = None) -> TextXRLinear:
     if not path.exists():
         raise CliError(f"{path}: no such model directory")
     return TextXRLinear.load(path, mmap=mmap)
@@ -355,9 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a saved TextXRLinear or SessionAutocompleter")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     serve.add_argument("--port", type=port_number, default=8000, help="port, 0 for any free one (default: 8000)")
-    serve.add_argument("--mmap", action="store_true",
-                       help="map the weights instead of reading them: fast start, pages shared by every "
-                            "server of the same files")
+    serve.add_argument("--mmap", action=argparse.BooleanOptionalAction, default=None,
+                       help="map the weights instead of reading them (fast start, pages shared by every "
+                            "server of the same files), or --no-mmap: read them (checks every checksum "
+                            "at start); default: map the model files of 64 MiB or more on Linux")
     serve.set_defaults(run=cmd_serve)
     return parser
 

@@ -14,7 +14,6 @@ which finds labels for texts unlike any one training text of theirs.
 from __future__ import annotations
 
 import copy
-import functools
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -33,7 +32,7 @@ from ._threads import resolve_n_jobs
 from .exceptions import InvalidInputError, InvalidParameterError, ModelFormatError
 from .indexer import pifa
 from .text import TextFeaturizer, preset_blocks
-from .xlinear import XRLinearClassifier, _search_params
+from .xlinear import XRLinearClassifier, _search_params, load_model_file
 
 logger = logging.getLogger("pecos_rs")
 
@@ -347,10 +346,10 @@ class TextXRLinear(BaseEstimator):
                        has_centroid_matcher=self.centroid_matcher_ is not None)
 
     @classmethod
-    def load(cls, path, mmap=False):
+    def load(cls, path, mmap=None):
         """Load a model written by :meth:`save` (ModelFormatError if corrupt, FileNotFoundError if
-        a file is missing); ``mmap=True`` maps the weights as :meth:`XRLinearClassifier.load`
-        does."""
+        a file is missing); `mmap` maps the weights (``True``), reads them (``False``) or maps
+        the large files where it is safe (``None``), as :meth:`XRLinearClassifier.load` does."""
         path = Path(path)
         meta_file = path / _META_FILE
         meta = read_metadata(meta_file, _FORMAT_NAME, _FORMAT_VERSION)
@@ -370,9 +369,8 @@ class TextXRLinear(BaseEstimator):
             raise ModelFormatError(f"corrupt {_LABELS_FILE} in {path}: {e}") from e
         est.featurizer_, est.classifier_ = featurizer, classifier
         est.labels_ = labels.astype(object)
-        load_model = functools.partial(_pecos_rs.XLinearModel.load, mmap=bool(mmap))
-        est.matcher_ = load_model(str(path / _MATCHER_FILE)) if has_matcher else None
-        est.centroid_matcher_ = load_model(str(path / _CENTROID_FILE)) if has_centroids else None
+        est.matcher_ = load_model_file(path / _MATCHER_FILE, mmap) if has_matcher else None
+        est.centroid_matcher_ = load_model_file(path / _CENTROID_FILE, mmap) if has_centroids else None
         n_features = featurizer.transform([""]).shape[1]
         if (labels.ndim != 1 or len(labels) != classifier.model_.n_labels
                 or classifier.n_features_in_ != n_features

@@ -38,6 +38,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -636,7 +637,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
                        n_features_in=int(self.n_features_in_))
 
     @classmethod
-    def load(cls, path, mmap=False):
+    def load(cls, path, mmap=None):
         """Load an estimator written by :meth:`save`.
 
         With ``mmap=True`` the weights are not read but memory-mapped: loading reads the headers
@@ -652,6 +653,11 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         :meth:`verify`, pickling) raises ``ModelFormatError``; elsewhere the process is killed.
         Files saved before format version 3 cannot be mapped (``ModelFormatError``): load them
         normally and save them again.
+
+        ``mmap=None`` (the default) maps each model file of at least
+        :data:`AUTO_MMAP_MIN_BYTES` (64 MiB) where mapping is safe: on Linux (elsewhere a
+        truncated file would kill the process) and for format version 3 or later; every other
+        file is read. ``mmap=False`` always reads, checking every checksum at load.
 
         Raises
         ------
@@ -680,8 +686,7 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
             raise
         except (ValueError, OSError, EOFError) as e:
             raise ModelFormatError(f"corrupt {_CLASSES_FILE} in {path}: {e}") from e
-        models = [_pecos_rs.XLinearModel.load(str(path / _model_file(tree)), mmap=bool(mmap))
-                  for tree in range(est.n_trees)]
+        models = [load_model_file(path / _model_file(tree), mmap) for tree in range(est.n_trees)]
         for model in models:
             if model.n_labels != len(est.classes_) or model.n_features != est.n_features_in_:
                 raise ModelFormatError(f"the files in {path} do not belong to the same model")
@@ -774,6 +779,47 @@ def sparse_indicator(y) -> sp.csr_matrix:
         raise InvalidInputError("y contains NaN or infinite values")
     Y = sp.csr_matrix((np.ones(Y.nnz, dtype=np.float32), Y.indices, Y.indptr), shape=Y.shape)
     return to_csr32(Y, name="y")
+
+
+#: With ``load(path, mmap=None)`` (the default), a model file of at least this many bytes is
+#: memory-mapped where that is safe (see :meth:`XRLinearClassifier.load`); smaller ones are read,
+#: which checks every byte in a time of the order of a millisecond per MB.
+AUTO_MMAP_MIN_BYTES = 64 * 2**20
+
+_FILE_MAGIC = b"PECOSRS\0"
+_FIRST_MAPPED_VERSION = 3  # version 2 stores its arrays unaligned
+
+
+def _check_mmap(mmap):
+    if mmap is not None and not isinstance(mmap, (bool, np.bool_)):
+        raise InvalidParameterError(f"mmap must be True, False or None (automatic), got {mmap!r}")
+
+
+def _maps_by_default(file: Path) -> bool:
+    """Whether ``mmap=None`` maps `file`: on Linux only, where reads of a file truncated under its
+    map are caught instead of killing the process; for files large enough that reading them
+    takes long; and of a format version that can be mapped. Anything unexpected (a missing,
+    short or foreign file) reads, and the read load reports it."""
+    if sys.platform != "linux":
+        return False
+    try:
+        if file.stat().st_size < AUTO_MMAP_MIN_BYTES:
+            return False
+        with file.open("rb") as f:
+            prefix = f.read(12)
+    except OSError:
+        return False
+    return (len(prefix) == 12 and prefix[:8] == _FILE_MAGIC
+            and int.from_bytes(prefix[8:], "little") >= _FIRST_MAPPED_VERSION)
+
+
+def load_model_file(file, mmap=None):
+    """The core model saved in `file`: memory-mapped (``mmap=True``), read (``False``), or mapped
+    where that is safe and pays (``None``: :func:`_maps_by_default`)."""
+    _check_mmap(mmap)
+    file = Path(file)
+    mapped = _maps_by_default(file) if mmap is None else bool(mmap)
+    return _pecos_rs.XLinearModel.load(str(file), mmap=mapped)
 
 
 def _model_file(tree):

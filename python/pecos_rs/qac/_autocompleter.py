@@ -418,10 +418,11 @@ class SessionAutocompleter(BaseEstimator):
         write_metadata(path / _META_FILE, _FORMAT_NAME, _FORMAT_VERSION, params=params)
 
     @classmethod
-    def load(cls, path, mmap=False):
-        """Load an autocompleter written by :meth:`save` (ModelFormatError if corrupt);
-        ``mmap=True`` maps the model's weights as :meth:`XRLinearClassifier.load` does (the
-        featurizers and the completion index, a small part of the bytes, are read)."""
+    def load(cls, path, mmap=None):
+        """Load an autocompleter written by :meth:`save` (ModelFormatError if corrupt); `mmap`
+        maps the model's weights (``True``), reads them (``False``) or maps a large model where
+        it is safe (``None``), as :meth:`XRLinearClassifier.load` does (the featurizers and the
+        completion index, a small part of the bytes, are read)."""
         from ..text import load as load_featurizer
 
         path = Path(path)
