@@ -56,7 +56,7 @@ def save_and_reload(runner) -> dict:
     loaded model serves the predictions), plus ``mapped_load_s`` for a library that can map its
     model file instead of reading it, timed in a fresh process (``mapped_load_in_fresh_process``)
     before the read load. Both loads read a file just written, so its pages are in the page cache
-    (warm loads)."""
+    as far as memory allows (at 2M labels most had left it)."""
     runner.save()
     model_bytes = dir_bytes(runner.model_dir)
     runner.drop()

@@ -28,14 +28,11 @@ N_QUERIES = 2000
 def fit_once() -> None:
     """In the child process: fit, answer, print one JSON line."""
     import features
-    import scipy.sparse as sp
     from pecos_rs import TextXRLinear, XRLinearClassifier
+    from retrieval_sweep import load
 
-    folder = features.DATA_ROOT / "aol-click"
-    texts = features.read_texts(folder / "X.trn.txt.gz")
-    Y = sp.load_npz(folder / "Y.trn.npz").tocsr()
-    names = (folder / "label_vocab.txt").read_text(encoding="utf-8").splitlines()
-    queries = features.read_texts(folder / "X.tst.txt.gz")[:N_QUERIES]
+    texts, Y, queries, _, names, _ = load("aol-click", "test", features.DATA_ROOT)
+    queries = queries[:N_QUERIES]
     t0 = time.perf_counter()
     model = TextXRLinear(classifier=XRLinearClassifier(n_jobs=2)).fit(texts, Y, label_names=names)
     fit_s = time.perf_counter() - t0
