@@ -70,6 +70,9 @@ def assert_same_model(local, dist, X):
     ({"n_splits": 4, "max_leaf_size": 10}, 16, 1),  # the sub-trees are the leaf clusters
     ({"n_splits": 2, "max_leaf_size": 4, "min_codes": 2}, 4, 6),
     ({"n_splits": 8, "max_leaf_size": 2, "loss": "logistic", "threshold": 0.05}, 2, 3),
+    # Coarse layers above and below the cut (the sub-trees place theirs in the whole tree).
+    ({"n_splits": 2, "max_leaf_size": 4, "min_codes": 2, "coarse_layers": 3, "coarse_n_features": 150,
+      "coarse_max_iter": 2}, 4, 6),
 ])
 def test_equals_the_one_machine_fit(data_files, client, params, min_subtrees, n_layers_below):
     X, Y, x_path, y_path = data_files

@@ -48,6 +48,12 @@ def small_classifier(**kw):
     return XRLinearClassifier(**{"n_splits": 2, "max_leaf_size": 4, "threshold": 0.0, **kw})
 
 
+def as_text_model_trains(featurizer):
+    """small_classifier() as TextXRLinear trains it on `featurizer`'s rows: its two top layers
+    (coarse) on the word block."""
+    return small_classifier(coarse_layers=2, coarse_n_features=featurizer.blocks_[0][1].tfidf_model_.n_columns)
+
+
 @pytest.mark.parametrize("n_jobs", [None, 2])
 def test_equals_featurizer_and_classifier_composed_by_hand(catalogue, n_jobs):
     # With n_jobs=2 the default featurizer and the classifier run on two threads, the hand-made
@@ -59,14 +65,15 @@ def test_equals_featurizer_and_classifier_composed_by_hand(catalogue, n_jobs):
     featurizer = TextFeaturizer(blocks=DEFAULT_FEATURES).fit(texts)
     Y = sp.csr_matrix(
         [[float(name in row) for name in model.labels_] for row in labels], dtype=np.float32)
-    clf = small_classifier().fit(featurizer.transform(texts), Y)
+    clf = as_text_model_trains(featurizer).fit(featurizer.transform(texts), Y)
     got_labels, got_scores = model.predict_topk(texts[:50], 5)
     want_labels, want_scores = clf.predict_topk(featurizer.transform(texts[:50]), 5)
     np.testing.assert_array_equal(got_labels, want_labels)
     np.testing.assert_array_equal(got_scores, want_scores)
     # A scikit-learn Pipeline of the two parts keeps working and agrees.
     pipe = Pipeline([("features", TextFeaturizer(blocks=DEFAULT_FEATURES)), ("model", small_classifier())]).fit(texts, Y)
-    assert (pipe.predict(texts[:50]) != clf.predict(featurizer.transform(texts[:50]))).nnz == 0
+    by_hand = small_classifier().fit(featurizer.transform(texts), Y)
+    assert (pipe.predict(texts[:50]) != by_hand.predict(featurizer.transform(texts[:50]))).nnz == 0
 
 
 def test_label_texts_blend_the_model_with_the_exact_title_match(catalogue):
@@ -80,7 +87,8 @@ def test_label_texts_blend_the_model_with_the_exact_title_match(catalogue):
     featurizer = TextFeaturizer(blocks=DEFAULT_FEATURES).fit(texts + titles)
     X, T = featurizer.transform(texts), featurizer.transform(titles)
     Y = sp.csr_matrix([[float(n in row) for n in names] for row in labels], dtype=np.float32)
-    clf = small_classifier().fit(sp.vstack([X, T]).tocsr(), sp.vstack([Y, sp.identity(len(names))]).tocsr())
+    clf = as_text_model_trains(featurizer).fit(
+        sp.vstack([X, T]).tocsr(), sp.vstack([Y, sp.identity(len(names))]).tocsr())
     queries = texts[:40] + ["garden hose nozzle", "zzz unknown words", ""]
     Q = featurizer.transform(queries)
     model_labels, model_scores = clf.predict_topk(Q, 20)
@@ -111,7 +119,8 @@ def test_the_centroid_matcher_blends_the_cosine_to_each_label_centroid(catalogue
     featurizer = TextFeaturizer(blocks=DEFAULT_FEATURES).fit(texts + titles)
     X, T = featurizer.transform(texts), featurizer.transform(titles)
     Y = sp.csr_matrix([[float(n in row) for n in names] for row in labels], dtype=np.float32)
-    clf = small_classifier().fit(sp.vstack([X, T]).tocsr(), sp.vstack([Y, sp.identity(len(names))]).tocsr())
+    clf = as_text_model_trains(featurizer).fit(
+        sp.vstack([X, T]).tocsr(), sp.vstack([Y, sp.identity(len(names))]).tocsr())
     queries = texts[:30] + ["hose nozzle garden", ""]
     Q = featurizer.transform(queries)
     model_labels, model_scores = clf.predict_topk(Q, 15)

@@ -17,6 +17,7 @@ loss                      solver_type                          squared_hinge=L2R
 Cp, Cn                    Cp, Cn                               cost of positives / negatives
 tol                       eps                                  dual CD stopping tolerance
 max_iter                  max_iter                             dual CD passes
+coarse_layers, ...        (per-layer train params)             cheaper training of the top layers
 bias                      bias                                 value of the bias feature
 threshold                 threshold                            prune ``|w| < threshold``
 max_nonzeros_per_label    max_nonzeros_per_label               keep the largest weights only
@@ -111,6 +112,19 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         Stopping tolerance of the solver.
     max_iter : int, default=100
         Maximum passes of the solver over a problem.
+    coarse_layers : int, default=0
+        The first this many layers below the root are trained more cheaply: on the first
+        ``coarse_n_features`` columns of X and with at most ``coarse_max_iter`` solver passes.
+        Their scorers only steer the beam to the right part of the tree, and each sees a large
+        share of the rows, so they hold most of the training time of a deep tree: on aol-click
+        (text features word 1-2-grams then character 3-grams, 4 layers) ``coarse_layers=2`` on the
+        word columns with 5 passes trained the two top layers about 5x faster at the same
+        validation recall (BENCHMARKS.md). 0 (the default) trains every layer alike, as PECOS does.
+    coarse_n_features : int or None, default=None
+        How many leading columns of X the coarse layers are trained on (their scorers have no
+        weight on the others); None: all of them.
+    coarse_max_iter : int, default=5
+        Solver passes of the coarse layers (at most ``max_iter`` too).
     bias : float, default=1.0
         Value of the constant bias feature (its weight is regularised like the others).
     negative_sampling : {"tfn", "tfn+man"}, default="tfn"
@@ -184,6 +198,9 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         Cn=1.0,
         tol=0.1,
         max_iter=100,
+        coarse_layers=0,
+        coarse_n_features=None,
+        coarse_max_iter=5,
         bias=1.0,
         negative_sampling="tfn",
         post_processor="l3-hinge",
@@ -206,6 +223,9 @@ class XRLinearClassifier(ClassifierMixin, BaseEstimator):
         self.Cn = Cn
         self.tol = tol
         self.max_iter = max_iter
+        self.coarse_layers = coarse_layers
+        self.coarse_n_features = coarse_n_features
+        self.coarse_max_iter = coarse_max_iter
         self.bias = bias
         self.negative_sampling = negative_sampling
         self.post_processor = post_processor

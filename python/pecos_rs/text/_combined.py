@@ -14,9 +14,21 @@ from .._params import plain
 from .._sparse import csr_args
 from ..exceptions import InvalidParameterError
 from ._csr import csr_from_arrays
-from ._documents import DocumentsInputMixin, as_list
+from ._documents import BATCH_DOCS, DocumentsInputMixin, as_list
 from ._featurizers import CharTfidf, WordTfidf
 from ._ngram_tfidf import FORMAT_PREFIX, FORMAT_VERSION, NgramTfidf
+
+def _prepared_once(blocks, docs: list) -> list:
+    """Per block, `docs` checked and preprocessed as the block does it: once per distinct
+    preprocessing (every preset's blocks share one), in batches of ``BATCH_DOCS``."""
+    done = {}
+    for _, f in blocks:
+        key = f._preprocessing()
+        if key not in done:
+            done[key] = [doc for start in range(0, len(docs), BATCH_DOCS)
+                         for doc in f._prepare(docs[start:start + BATCH_DOCS], start)]
+    return [done[f._preprocessing()] for _, f in blocks]
+
 
 # The metadata file of a saved TextFeaturizer directory (next to one file per block).
 _FEATURIZER_FILE = "featurizer.json"
@@ -150,15 +162,15 @@ class TextFeaturizer(DocumentsInputMixin, TransformerMixin, BaseEstimator):
     def transform(self, raw_documents):
         """Stacked, renormalised rows: a float32 CSR matrix with sorted indices."""
         check_is_fitted(self, "blocks_")
-        docs = as_list(raw_documents)
-        return self._stack([f.transform(docs) for _, f in self.blocks_])
+        prepared = _prepared_once(self.blocks_, as_list(raw_documents))
+        return self._stack([f._transform(docs, prepared=True) for (_, f), docs in zip(self.blocks_, prepared)])
 
     def fit_transform(self, raw_documents, y=None):
         """Fit every block and return the stacked rows, tokenizing the documents once per block."""
         blocks, weights = self._resolved_blocks()
-        docs = as_list(raw_documents)
         fitted = [(name, clone(f)) for name, f in blocks]
-        parts = [f.fit_transform(docs) for _, f in fitted]
+        prepared = _prepared_once(fitted, as_list(raw_documents))
+        parts = [csr_from_arrays(*f._fit(docs, record=True, prepared=True)) for (_, f), docs in zip(fitted, prepared)]
         self.blocks_, self.weights_ = fitted, weights
         return self._stack(parts)
 

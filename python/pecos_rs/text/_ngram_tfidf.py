@@ -57,6 +57,10 @@ class NgramTfidf(DocumentsInputMixin, TransformerMixin, BaseEstimator):
         return preprocess(batch, offset, unicode_normalization=self.unicode_normalization,
                           lowercase=self.lowercase, strip_accents=self.strip_accents)
 
+    def _preprocessing(self) -> tuple:
+        """What :meth:`_prepare` does: featurizers with equal values prepare documents alike."""
+        return (self.unicode_normalization, self.lowercase, self.strip_accents)
+
     # ------------------------------------------------------------------ API
 
     def fit(self, raw_documents, y=None):
@@ -75,13 +79,14 @@ class NgramTfidf(DocumentsInputMixin, TransformerMixin, BaseEstimator):
         self._fit(raw_documents, record=False)
         return self
 
-    def _fit(self, raw_documents, *, record):
-        """Fit; with `record`, also return the rows of the documents (one tokenization pass)."""
+    def _fit(self, raw_documents, *, record, prepared=False):
+        """Fit; with `record`, also return the rows of the documents (one tokenization pass).
+        `prepared`: the documents went through :meth:`_prepare` already."""
         n_threads = resolve_n_jobs(self.n_jobs)
         counter = _pecos_rs.NgramCounter(self._kind, self._core_params(), record=record)
         seen = 0
         for batch in batches(raw_documents):
-            counter.update(self._prepare(batch, seen), first_doc=seen, n_threads=n_threads)
+            counter.update(batch if prepared else self._prepare(batch, seen), first_doc=seen, n_threads=n_threads)
             seen += len(batch)
         if seen == 0:
             raise InvalidInputError("cannot fit on an empty collection of documents")
@@ -96,11 +101,15 @@ class NgramTfidf(DocumentsInputMixin, TransformerMixin, BaseEstimator):
         N-grams not seen in fit are ignored; a document without known n-grams gives an empty row.
         """
         check_is_fitted(self, "tfidf_model_")
+        return self._transform(raw_documents)
+
+    def _transform(self, raw_documents, prepared=False):
+        """:meth:`transform`; `prepared` as in :meth:`_fit`."""
         n_threads = resolve_n_jobs(self.n_jobs)
         parts, seen = [], 0
         for batch in batches(raw_documents):
-            parts.append(self.tfidf_model_.transform(self._prepare(batch, seen), first_doc=seen,
-                                                     n_threads=n_threads))
+            parts.append(self.tfidf_model_.transform(batch if prepared else self._prepare(batch, seen),
+                                                     first_doc=seen, n_threads=n_threads))
             seen += len(batch)
         return stack_rows(parts, self.tfidf_model_.n_columns)
 

@@ -220,22 +220,50 @@ impl LayerBuilder {
                 u32::MAX
             )));
         }
-        triples.sort_unstable_by_key(|&(f, slot, _)| (f, slot));
         let (row_ptr, row_feature) = (a.row_ptr.to_mut(), a.row_feature.to_mut());
         let (entry_slot, entry_value) = (&mut self.entry_slot, &mut self.entry_value);
         row_ptr.push(0);
-        for (i, &(f, slot, v)) in triples.iter().enumerate() {
-            if i > 0 && triples[i - 1].0 != f {
-                row_ptr.push(i as u32);
+        let n_features = triples.iter().map(|t| t.0 as usize + 1).max().unwrap_or(0);
+        if triples.len() >= n_features {
+            // As many weights as feature ids (an exact matcher over every label: millions of
+            // weights): bucketed by feature in linear passes instead of sorted. The triples come
+            // in slot order, which each bucket keeps, so the entries are the same.
+            let mut next = vec![0usize; n_features];
+            for t in triples.iter() {
+                next[t.0 as usize] += 1;
             }
-            if i == 0 || triples[i - 1].0 != f {
-                row_feature.push(f);
+            let mut end = 0;
+            for (f, n) in next.iter_mut().enumerate() {
+                if *n > 0 {
+                    row_feature.push(f as u32);
+                    (*n, end) = (end, end + *n);
+                    row_ptr.push(end as u32);
+                }
             }
-            entry_slot.push(slot);
-            entry_value.push(v);
-        }
-        if !triples.is_empty() {
-            row_ptr.push(triples.len() as u32);
+            let base = entry_slot.len();
+            entry_slot.resize(base + triples.len(), 0);
+            entry_value.resize(base + triples.len(), 0.0);
+            for &(f, slot, v) in triples.iter() {
+                let at = &mut next[f as usize];
+                entry_slot[base + *at] = slot;
+                entry_value[base + *at] = v;
+                *at += 1;
+            }
+        } else {
+            triples.sort_unstable_by_key(|&(f, slot, _)| (f, slot));
+            for (i, &(f, slot, v)) in triples.iter().enumerate() {
+                if i > 0 && triples[i - 1].0 != f {
+                    row_ptr.push(i as u32);
+                }
+                if i == 0 || triples[i - 1].0 != f {
+                    row_feature.push(f);
+                }
+                entry_slot.push(slot);
+                entry_value.push(v);
+            }
+            if !triples.is_empty() {
+                row_ptr.push(triples.len() as u32);
+            }
         }
         a.chunk_ptr.to_mut().push(row_feature.len() as u64);
         a.chunk_entry_ptr.to_mut().push(entry_slot.len() as u64);
@@ -282,6 +310,32 @@ mod tests {
         let layer = b.finish().unwrap();
         layer.validate(1).unwrap();
         assert_eq!(layer.arrays.row_ptr, vec![0, 0]);
+    }
+
+    #[test]
+    fn dense_and_sparse_chunks_keep_every_weight() {
+        // 40 children over 6 features: as many weights as feature ids, so bucketed; the same
+        // children over features 1000 apart: sorted. Both must give the children back.
+        for spacing in [1u32, 1000] {
+            let weights: Vec<ChildWeights> = (0..40u32)
+                .map(|c| {
+                    let features: Vec<u32> = (0..6)
+                        .filter(|f| (c + f) % 3 != 0)
+                        .map(|f| f * spacing)
+                        .collect();
+                    let values = features.iter().map(|&f| (c * 7 + f) as f32 + 0.5).collect();
+                    ChildWeights {
+                        features,
+                        values,
+                        bias: c as f32,
+                    }
+                })
+                .collect();
+            let chain = ChainLayer::try_new(vec![0; 40], 1).unwrap();
+            let layer = Layer::from_child_weights(chain, &weights).unwrap();
+            layer.validate(5 * spacing as usize + 1).unwrap();
+            assert_eq!(layer.chunk_child_weights(0).unwrap(), weights);
+        }
     }
 
     #[test]

@@ -30,23 +30,34 @@ thread_local! {
 impl LocalRows {
     /// Copies `rows` of `x` (in the given order).
     pub fn gather(x: &CsrView<'_>, rows: &[u32]) -> Self {
+        Self::gather_leading(x, rows, x.n_cols())
+    }
+
+    /// Copies `rows` of `x` (in the given order) restricted to its first `n_columns` columns.
+    pub fn gather_leading(x: &CsrView<'_>, rows: &[u32], n_columns: usize) -> Self {
         COLUMN_MAP.with_borrow_mut(|map| {
             if map.len() < x.n_cols() {
                 map.resize(x.n_cols(), u32::MAX);
             }
-            Self::gather_with(x, rows, map)
+            Self::gather_with(x, rows, n_columns, map)
         })
     }
 
-    fn gather_with(x: &CsrView<'_>, rows: &[u32], map: &mut [u32]) -> Self {
+    fn gather_with(x: &CsrView<'_>, rows: &[u32], n_columns: usize, map: &mut [u32]) -> Self {
+        // A row's columns increase, so its entries below `n_columns` are a prefix of it.
+        let leading = |r: u32| {
+            let row = x.row(r as usize);
+            let n = row.indices.partition_point(|&j| (j as usize) < n_columns);
+            (&row.indices[..n], &row.data[..n])
+        };
         // Pass 1: number the columns in order of first appearance and count them.
         let mut seen: Vec<u32> = Vec::new();
         let mut counts: Vec<u32> = Vec::new();
         let mut nnz = 0;
         for &r in rows {
-            let row = x.row(r as usize);
-            nnz += row.nnz();
-            for &j in row.indices {
+            let (row_indices, _) = leading(r);
+            nnz += row_indices.len();
+            for &j in row_indices {
                 let slot = &mut map[j as usize];
                 if *slot == u32::MAX {
                     *slot = seen.len() as u32;
@@ -70,9 +81,9 @@ impl LocalRows {
         let mut data = Vec::with_capacity(nnz);
         indptr.push(0);
         for &r in rows {
-            let row = x.row(r as usize);
-            indices.extend(row.indices.iter().map(|&j| map[j as usize]));
-            data.extend_from_slice(row.data);
+            let (row_indices, row_data) = leading(r);
+            indices.extend(row_indices.iter().map(|&j| map[j as usize]));
+            data.extend_from_slice(row_data);
             indptr.push(indices.len());
         }
         for &j in &columns {
@@ -117,5 +128,27 @@ mod tests {
         let local = LocalRows::gather(&m.view(), &[2, 1, 2]);
         assert_eq!(local.columns, vec![9, 5]);
         assert_eq!(local.row(1), (&[1u32][..], &[3.0f32][..]));
+    }
+
+    #[test]
+    fn leading_columns_drop_the_rest_of_each_row() {
+        let m = CsrMatrix::from_rows(
+            10,
+            &[
+                vec![(2, 2.0), (7, 1.0)],
+                vec![(5, 3.0), (9, 4.0)],
+                vec![(8, 5.0)],
+            ],
+        )
+        .unwrap();
+        let local = LocalRows::gather_leading(&m.view(), &[0, 1, 2], 6);
+        assert_eq!(local.columns, vec![2, 5]);
+        assert_eq!(local.row(0), (&[0u32][..], &[2.0f32][..]));
+        assert_eq!(local.row(1), (&[1u32][..], &[3.0f32][..]));
+        assert_eq!(local.row(2), (&[][..], &[][..]));
+        assert_eq!(
+            LocalRows::gather_leading(&m.view(), &[0, 1], 10),
+            LocalRows::gather(&m.view(), &[0, 1])
+        );
     }
 }

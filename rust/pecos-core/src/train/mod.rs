@@ -31,7 +31,7 @@ mod solver;
 mod subtree;
 mod targets;
 
-pub use params::{LayerReport, NegativeSampling, TrainParams, XLinearParams};
+pub use params::{CoarseLayers, LayerReport, NegativeSampling, TrainParams, XLinearParams};
 pub use prune::Pruning;
 pub use solver::{Loss, SolverParams};
 pub use subtree::{join_subtrees, train_subtree, SubTreePlace};
@@ -54,12 +54,14 @@ fn problem_seed(seed: u64, layer: usize, node: u32) -> u64 {
     rng.next_u64()
 }
 
-/// Trains the scorers of all children of one parent; also returns the most solver passes taken.
-/// `layer` and `node_ids` (the whole tree's id of each child of the layer; `None`: the ids are
-/// the whole tree's) place the problems in the whole tree, which seeds them.
+/// Trains the scorers of all children of one parent on the first `n_columns` columns of `x`;
+/// also returns the most solver passes taken. `layer` and `node_ids` (the whole tree's id of each
+/// child of the layer; `None`: the ids are the whole tree's) place the problems in the whole
+/// tree, which seeds them.
 #[allow(clippy::too_many_arguments)]
 fn train_parent(
     x: &CsrView<'_>,
+    n_columns: usize,
     row_weights: Option<&[f32]>,
     rows: &[u32],
     children: &[u32],
@@ -77,7 +79,7 @@ fn train_parent(
         return vec![(ChildWeights::default(), 0); children.len()];
     }
     // One compact copy of the parent's rows serves all of its children's problems.
-    let local = LocalRows::gather(x, rows);
+    let local = LocalRows::gather_leading(x, rows, n_columns);
     let sq_norms: Vec<f32> = (0..rows.len())
         .map(|i| local.row(i).1.iter().map(|v| v * v).sum())
         .collect();
@@ -201,6 +203,15 @@ fn train_layers(
         ));
     }
     check_row_weights(row_weights, x.n_rows())?;
+    if let Some(n) = params.coarse.n_features.filter(|&n| n > x.n_cols()) {
+        return Err(PecosError::param(
+            "coarse_n_features",
+            format!(
+                "must be at most the number of features ({}), got {n}",
+                x.n_cols()
+            ),
+        ));
+    }
     let depth = chain.depth();
     // node_sets[t]: each row's positive nodes at depth t (node_sets[depth] holds the labels).
     let mut node_sets = vec![NodeSets::from_labels(y)];
@@ -213,6 +224,9 @@ fn train_layers(
     // One layer's scorers, given the layers above it (read by matcher-aware negatives only).
     let train_layer = |t: usize, above: &[Layer]| -> Result<Layer> {
         let start = Instant::now();
+        let layer_in_tree = place.map_or(t, |place| place.first_layer + t);
+        let layer_params = params.for_layer(layer_in_tree);
+        let n_columns = params.columns_for_layer(layer_in_tree, x.n_cols());
         let chain_layer = &chain.layers()[t];
         let n_parents = chain_layer.n_parents();
         let rows_per_parent: Vec<Vec<u32>> = if t == 0 {
@@ -229,13 +243,14 @@ fn train_layers(
             .map(|p| {
                 train_parent(
                     x,
+                    n_columns,
                     row_weights,
                     &rows_per_parent[p],
                     chain_layer.children(p),
                     &node_sets[t + 1],
-                    place.map_or(t, |place| place.first_layer + t),
+                    layer_in_tree,
                     place.map(|place| place.node_ids[t].as_slice()),
-                    params,
+                    &layer_params,
                     stop,
                 )
             })

@@ -28,10 +28,35 @@ impl NegativeSampling {
     }
 }
 
+/// The top layers of the tree, trained more cheaply than the rest: their scorers only steer the
+/// beam towards the right part of the tree, and with a few hundred nodes each they see most rows,
+/// so they hold most of the solver's work.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CoarseLayers {
+    /// How many layers, from the root's children down (0: none).
+    pub n_layers: usize,
+    /// Their scorers are trained on the first `n_features` columns of X only (`None`: all).
+    pub n_features: Option<usize>,
+    /// Their solves stop after at most this many passes (and the solver's `max_iter`).
+    pub max_iter: usize,
+}
+
+impl Default for CoarseLayers {
+    fn default() -> Self {
+        CoarseLayers {
+            n_layers: 0,
+            n_features: None,
+            max_iter: 5,
+        }
+    }
+}
+
 /// Everything that shapes training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainParams {
     pub solver: SolverParams,
+    #[serde(default)]
+    pub coarse: CoarseLayers,
     /// Which weights of each solved scorer are kept.
     pub pruning: Pruning,
     pub negative_sampling: NegativeSampling,
@@ -46,6 +71,7 @@ impl Default for TrainParams {
     fn default() -> Self {
         TrainParams {
             solver: SolverParams::default(),
+            coarse: CoarseLayers::default(),
             pruning: Pruning::default(),
             negative_sampling: NegativeSampling::Tfn,
             man_beam_size: 10,
@@ -56,8 +82,26 @@ impl Default for TrainParams {
 }
 
 impl TrainParams {
+    /// The parameters layer `layer` (of the whole tree, 0 below the root) is trained with.
+    pub fn for_layer(&self, layer: usize) -> TrainParams {
+        let mut params = self.clone();
+        if layer < self.coarse.n_layers {
+            params.solver.max_iter = self.solver.max_iter.min(self.coarse.max_iter);
+        }
+        params
+    }
+
+    /// The columns of X layer `layer` is trained on: the first this many.
+    pub fn columns_for_layer(&self, layer: usize, n_cols: usize) -> usize {
+        match self.coarse.n_features {
+            Some(n) if layer < self.coarse.n_layers => n.min(n_cols),
+            _ => n_cols,
+        }
+    }
+
     /// Reads the solver's parameters ([`SolverParams::from_params`]), the pruning's
-    /// ([`Pruning::from_params`]: `threshold`, `max_nonzeros_per_label`), `negative_sampling`, `beam_size` and
+    /// ([`Pruning::from_params`]: `threshold`, `max_nonzeros_per_label`), the coarse layers'
+    /// (`coarse_layers`, `coarse_n_features`, `coarse_max_iter`), `negative_sampling`, `beam_size` and
     /// `post_processor` (the beam that finds matcher-aware negatives) and `random_state`: the
     /// estimator's names.
     ///
@@ -66,6 +110,11 @@ impl TrainParams {
     pub fn from_params(p: &mut Params) -> Result<Self> {
         Ok(TrainParams {
             solver: SolverParams::from_params(p)?,
+            coarse: CoarseLayers {
+                n_layers: p.count("coarse_layers", 0)?,
+                n_features: p.optional_count("coarse_n_features", 1)?,
+                max_iter: p.count("coarse_max_iter", 1)?,
+            },
             pruning: Pruning::from_params(p)?,
             negative_sampling: p.choice("negative_sampling", &NegativeSampling::CHOICES)?,
             man_beam_size: p.count("beam_size", 1)?,
@@ -81,11 +130,24 @@ impl TrainParams {
     pub fn validate(&self) -> Result<()> {
         self.solver.validate()?;
         self.pruning.validate()?;
-        let mut p = Params::new([(
-            "beam_size".to_string(),
-            Value::Int(self.man_beam_size as i128),
-        )]);
+        let coarse_features = self
+            .coarse
+            .n_features
+            .map_or(Value::None, |n| Value::Int(n as i128));
+        let mut p = Params::new([
+            (
+                "beam_size".to_string(),
+                Value::Int(self.man_beam_size as i128),
+            ),
+            ("coarse_n_features".to_string(), coarse_features),
+            (
+                "coarse_max_iter".to_string(),
+                Value::Int(self.coarse.max_iter as i128),
+            ),
+        ]);
         p.count("beam_size", 1)?;
+        p.optional_count("coarse_n_features", 1)?;
+        p.count("coarse_max_iter", 1)?;
         Ok(())
     }
 }
