@@ -49,7 +49,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     train, Y_train, texts, Y, names, titles = load(args.dataset, "val", features.DATA_ROOT)
-    label_texts = titles if titles is not None else None
     logger = logging.getLogger("pecos_rs")
     logger.setLevel(logging.INFO)
     handler = LayerSeconds()
@@ -65,12 +64,11 @@ def main() -> None:
             handler.seconds = 0.0
             model = TextXRLinear(classifier=XRLinearClassifier(n_jobs=2, verbose=1), **SETTINGS[name])
             t0 = time.perf_counter()
-            model.fit(train, Y_train, label_names=names, label_texts=label_texts)
+            model.fit(train, Y_train, label_names=names, label_texts=titles)
             times[name].append(time.perf_counter() - t0)
             layer_times[name].append(handler.seconds)
             if name not in quality:
-                m = precision_recall_at_k(Y, model.predict_topk(texts, 100)[0], (1, 10, 100))
-                quality[name] = m
+                quality[name] = precision_recall_at_k(Y, model.predict_topk(texts, 100)[0], (1, 10, 100))
             print(f"round {r + 1}: {name}: fit {times[name][-1]:.2f} s", flush=True)
 
     print(f"\n{args.dataset}, validation part: {len(train)} texts to train, {len(texts)} to evaluate; "

@@ -185,10 +185,10 @@ class TextXRLinear(BaseEstimator):
         """The leading columns of `featurizer`'s rows the coarse layers are trained on (None: all)."""
         names = [name for name, _ in featurizer.blocks_]
         wanted = self.coarse_features
-        if wanted is None or (isinstance(wanted, str) and wanted == "auto" and names[:1] != ["word"]):
-            return None
         if isinstance(wanted, str) and wanted == "auto":
-            wanted = "word"
+            wanted = "word" if names[0] == "word" else None
+        if wanted is None:
+            return None
         if not isinstance(wanted, str) or wanted not in names:
             raise InvalidParameterError(
                 f"coarse_features must be 'auto', None or the name of a block of the featurizer {names}, "

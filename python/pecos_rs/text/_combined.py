@@ -18,6 +18,7 @@ from ._documents import BATCH_DOCS, DocumentsInputMixin, as_list
 from ._featurizers import CharTfidf, WordTfidf
 from ._ngram_tfidf import FORMAT_PREFIX, FORMAT_VERSION, NgramTfidf
 
+
 def _prepared_once(blocks, docs: list) -> list:
     """Per block, `docs` checked and preprocessed as the block does it: once per distinct
     preprocessing (every preset's blocks share one), in batches of ``BATCH_DOCS``."""

@@ -12,7 +12,7 @@
 //! [`crate::solver::solve`] does, with its own shrinking, stopping test and pass count; only the
 //! visiting order is shared: each pass shuffles the rows that are still active for some problem.
 
-use super::solver::{prefetch, Loss, ProblemRows, SolverParams};
+use super::solver::{look_ahead, Loss, ProblemRows, SolverParams};
 use crate::rng::SplitMix64;
 
 /// Problems solved together: one `[f32; 8]` of weights is half a cache line.
@@ -200,7 +200,7 @@ fn solve_svc_group_portable(
         let mut s = 0;
         while s < n_active {
             let i = index[s];
-            look_ahead(rows, index, alpha, s);
+            look_ahead(rows, index, s, alpha);
             let live = active[i] & running;
             if live == 0 {
                 n_active -= 1;
@@ -308,21 +308,6 @@ fn row<'a>(rows: &ProblemRows<'a>, i: usize) -> (&'a [u32], &'a [f32]) {
     let indices = rows.indices.get(start..end).unwrap_or(&[]);
     let data = rows.data.get(start..end).unwrap_or(&[]);
     (indices, data)
-}
-
-/// Rows are visited in random order: starts loading the pointers and dual variables of the row
-/// after next and the first entries of the next one while the current one is processed, without
-/// waiting for them (a load whose value is discarded stalled the pass on its cache miss).
-#[inline(always)]
-fn look_ahead(rows: &ProblemRows<'_>, index: &[usize], alpha: &[[f64; LANES]], s: usize) {
-    if let Some(&i) = index.get(s + 2) {
-        prefetch(rows.indptr, i);
-        prefetch(alpha, i);
-    }
-    if let Some(&start) = index.get(s + 1).and_then(|&i| rows.indptr.get(i)) {
-        prefetch(rows.indices, start);
-        prefetch(rows.data, start);
-    }
 }
 
 /// `w^T x` of every problem. Two sets of partial sums (even and odd nonzeros) halve the chain of
