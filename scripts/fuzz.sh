@@ -4,7 +4,7 @@
 #     its target function, without libFuzzer;
 #  2. the libFuzzer binaries, built on the stable toolchain (see below), each replaying its whole
 #     corpus and then fuzzing for SECONDS (default 20) per target.
-# Usage: bash scripts/fuzz.sh [SECONDS] [TARGET...]   (all six targets by default)
+# Usage: bash scripts/fuzz.sh [SECONDS] [TARGET...]   (all seven targets by default)
 # A crash or failed check stops the script with the input saved in fuzz/artifacts/<target>/;
 # inputs the run found that add coverage go to fuzz/new/<target>/ (not committed; merge them
 # into the corpus with `-merge=1`, see fuzz/README.md).
@@ -20,13 +20,13 @@ seconds="${1:-20}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(model_file vocab_file completion_file cluster_chain csr_parts text_analyzers)
+    targets=(model_file vocab_file completion_file neighbour_file cluster_chain csr_parts text_analyzers)
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/fuzz/target}"
 
 # The main workspace's fmt and clippy (scripts/test.sh) do not see fuzz/: its own are run here.
 cargo fmt --manifest-path fuzz/Cargo.toml --check
-# Without the libfuzzer feature: the six binaries are one macro call each, and libFuzzer (C++) is
+# Without the libfuzzer feature: the seven binaries are one macro call each, and libFuzzer (C++) is
 # then built once, below.
 cargo clippy --manifest-path fuzz/Cargo.toml --all-targets --quiet -- -D warnings
 cargo test --manifest-path fuzz/Cargo.toml --quiet

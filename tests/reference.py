@@ -526,3 +526,25 @@ def dual_lower_bound_hinge(X, y, *, Cp=1.0, Cn=1.0, bias=1.0) -> float:
         options={"maxiter": 10000, "gtol": 1e-12, "ftol": 1e-15},
     )
     return float(-res.fun)
+
+
+# ------------------------------------------------------------------------ nearest training texts
+
+def neighbour_vote(texts, text_labels, x, n_neighbours, power, k):
+    """The top-`k` labels voted by the `n_neighbours` texts (rows of dense `texts`) of highest
+    similarity ``texts @ x`` (> 0; ties to the lower text id), each vote ``similarity ** power``
+    times the label's share (dense `text_labels`); scores divided by the best label's; padded
+    with -1 / 0 to ``min(k, n_labels)`` (equal votes to the lower label id)."""
+    sims = np.asarray(texts, dtype=np.float64) @ np.asarray(x, dtype=np.float64)
+    near = sorted((t for t in range(len(sims)) if sims[t] > 0), key=lambda t: (-sims[t], t))[:n_neighbours]
+    votes = np.zeros(text_labels.shape[1])
+    for t in near:
+        votes += sims[t] ** power * np.asarray(text_labels[t], dtype=np.float64)
+    width = min(k, text_labels.shape[1])
+    ranked = sorted((l for l in range(len(votes)) if votes[l] > 0), key=lambda l: (-votes[l], l))[:width]
+    labels = np.full(width, -1, dtype=np.int64)
+    scores = np.zeros(width)
+    labels[: len(ranked)] = ranked
+    if ranked:
+        scores[: len(ranked)] = votes[ranked] / votes[ranked[0]]
+    return labels, scores

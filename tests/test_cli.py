@@ -255,22 +255,27 @@ def test_the_serve_command_serves_either_model_until_stopped(served_model, tmp_p
 def test_train_options_reach_the_model(files, tmp_path, capsys):
     root = files[0]
     code, _, err = run(capsys, "train", "--data", root / "train.txt", "--model", tmp_path / "m", *SMALL,
-                       "--n-trees", 2, "--features", "paper", "--centroid-weight", 0, "--beam-size", 3)
+                       "--n-trees", 2, "--features", "paper", "--centroid-weight", 0.01, "--beam-size", 3,
+                       "--neighbour-weight", 0)
     assert code == 0, err
     model = TextXRLinear.load(tmp_path / "m")
     assert len(model.classifier_.models_) == 2 and model.classifier_.beam_size == 3
-    assert model.centroid_matcher_ is None
+    assert model.centroid_matcher_ is not None and model.centroid_weight == 0.01
+    assert model.neighbour_index_ is None and model.neighbour_weight_ == 0.0
     (_, word), (_, char) = model.featurizer_.blocks_
     assert tuple(word.ngram_range) == (1, 3) and tuple(char.ngram_range) == (3, 3) and char.end_marker == "#"
     code, _, err = run(capsys, "train", "--data", root / "train.txt", "--model", tmp_path / "m",
                        "--centroid-weight", 2)
     assert code == 2 and "centroid_weight" in err
+    with pytest.raises(SystemExit) as exit_info:
+        run(capsys, "train", "--data", root / "train.txt", "--model", tmp_path / "m", "--neighbour-weight", "lots")
+    assert exit_info.value.code == 2 and "number or auto" in capsys.readouterr().err
 
 
 def test_weight_dtype_compacts_the_saved_model(files, tmp_path, capsys):
     root = files[0]
     code, _, err = run(capsys, "train", "--data", root / "train.txt", "--model", tmp_path / "m", *SMALL,
-                       "--weight-dtype", "int8")
+                       "--weight-dtype", "int8", "--centroid-weight", 0.005)
     assert code == 0, err
     model = TextXRLinear.load(tmp_path / "m")
     assert model.classifier_.model_.weight_dtype == "int8" and model.centroid_matcher_.weight_dtype == "int8"

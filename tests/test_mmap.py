@@ -131,7 +131,7 @@ def test_the_default_maps_every_file_of_a_text_model(tmp_path, monkeypatch):
     texts = ["red apple", "green apple", "red car", "blue car", "green tree", "tall tree"] * 5
     labels = [["fruit"], ["fruit"], ["car"], ["car"], ["tree"], ["tree"]] * 5
     titles = {"fruit": "apples and pears", "car": "cars and vans", "tree": "trees and shrubs"}
-    TextXRLinear().fit(texts, labels, label_texts=titles).save(tmp_path / "t")
+    TextXRLinear(centroid_weight=0.005).fit(texts, labels, label_texts=titles).save(tmp_path / "t")
     monkeypatch.setattr(xlinear, "AUTO_MMAP_MIN_BYTES", 0)
     model = TextXRLinear.load(tmp_path / "t")
     assert model.classifier_.model_.is_memory_mapped

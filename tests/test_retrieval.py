@@ -59,7 +59,8 @@ def test_equals_featurizer_and_classifier_composed_by_hand(catalogue, n_jobs):
     # With n_jobs=2 the default featurizer and the classifier run on two threads, the hand-made
     # ones on one: the scores must not change.
     texts, labels, names, _ = catalogue
-    model = TextXRLinear(classifier=small_classifier(n_jobs=n_jobs), centroid_weight=0.0).fit(texts, labels)
+    model = TextXRLinear(classifier=small_classifier(n_jobs=n_jobs), centroid_weight=0.0,
+                         neighbour_weight=0.0).fit(texts, labels)
     assert list(model.labels_) == sorted({n for row in labels for n in row})
     assert model.matcher_ is None and model.centroid_matcher_ is None
     featurizer = TextFeaturizer(blocks=DEFAULT_FEATURES).fit(texts)
@@ -80,7 +81,7 @@ def test_label_texts_blend_the_model_with_the_exact_title_match(catalogue):
     texts, labels, names, titles = catalogue
     w = 0.4
     model = TextXRLinear(classifier=small_classifier(), label_text_weight=w, centroid_weight=0.0,
-                         match_candidates=20, text_weight_C=None).fit(
+                         neighbour_weight=0.0, match_candidates=20, text_weight_C=None).fit(
         texts, labels, label_names=names, label_texts=titles)
     assert list(model.labels_) == names
     # By hand: featurizer over texts and titles, titles as extra rows, cosine to every title.
@@ -114,7 +115,8 @@ def test_the_centroid_matcher_blends_the_cosine_to_each_label_centroid(catalogue
     texts, labels, names, titles = catalogue
     wt, wc = 0.3, 0.2
     model = TextXRLinear(classifier=small_classifier(), label_text_weight=wt, centroid_weight=wc,
-                         centroid_max_df=max_df, match_candidates=15, text_weight_C=None).fit(
+                         centroid_max_df=max_df, neighbour_weight=0.0, match_candidates=15,
+                         text_weight_C=None).fit(
         texts, labels, label_names=names, label_texts=titles)
     featurizer = TextFeaturizer(blocks=DEFAULT_FEATURES).fit(texts + titles)
     X, T = featurizer.transform(texts), featurizer.transform(titles)
@@ -169,7 +171,7 @@ def test_learned_text_weights_discount_a_misleading_word():
         return texts, labels
 
     train = queries(600)
-    kw = {"classifier": small_classifier(), "label_text_weight": 1.0, "centroid_weight": 0.0}
+    kw = {"classifier": small_classifier(), "label_text_weight": 1.0, "centroid_weight": 0.0, "neighbour_weight": 0.0}
     learned = TextXRLinear(**kw).fit(*train, label_names=names, label_texts=titles)
     plain = TextXRLinear(**kw, text_weight_C=None).fit(*train, label_names=names, label_texts=titles)
     # The learned weights are folded into the matcher: its weights over the plain one's.

@@ -1,6 +1,7 @@
 """Writes the seed inputs of the fuzz targets into fuzz/corpus/<target>/ with the Python API:
 small real artifacts (a model with a two-layer tree, also with compact weights, word / character / position-weighted /
-hashing featurizers, a completion index) and a few structured inputs for the other targets.
+hashing featurizers, a completion index, the neighbour index of a text model) and a few structured inputs for the
+other targets.
 
 Run from the repository root with the built package importable:
     python fuzz/scripts/make_seeds.py
@@ -13,7 +14,7 @@ import tempfile
 import numpy as np
 import scipy.sparse as sp
 
-from pecos_rs import ClusterChain, XRLinearClassifier
+from pecos_rs import ClusterChain, TextXRLinear, XRLinearClassifier
 from pecos_rs.qac import CompletionIndex
 from pecos_rs.text import CharTfidf, PositionWeightedCharTfidf, WordTfidf
 
@@ -59,6 +60,14 @@ def completion_seeds(tmp: pathlib.Path) -> None:
     write("completion_file", "seed-index.bin", (tmp / "index.bin").read_bytes())
 
 
+def neighbour_seeds(tmp: pathlib.Path) -> None:
+    labels = [["cables"], ["cases"], ["chargers"], ["cables", "hubs"], ["food"], ["books"]]
+    for name, max_df in (("all-features", 1.0), ("max-df", 2)):
+        model = TextXRLinear(neighbour_max_df=max_df).fit(DOCS + DOCS[:2], labels + [["cables"], []])
+        model.neighbour_index_.save(str(tmp / f"{name}.bin"))
+        write("neighbour_file", f"seed-{name}.bin", (tmp / f"{name}.bin").read_bytes())
+
+
 def chain_seeds() -> None:
     # n_layers, then per layer a length byte and one parent byte per node, then the bias byte.
     write("cluster_chain", "seed-two-layers", bytes([2, 2, 0, 0, 5, 0, 1, 0, 1, 1, 200]))
@@ -88,6 +97,7 @@ def main() -> None:
         model_seeds(tmp)
         vocab_seeds(tmp)
         completion_seeds(tmp)
+        neighbour_seeds(tmp)
     chain_seeds()
     csr_seeds()
     text_seeds()

@@ -7,7 +7,9 @@
 use crate::alloc::with_budget;
 use crate::input::{with_valid_checksum, Bytes};
 use pecos_core::index::ClusterChain;
-use pecos_core::infer::{predict_batch, predict_one, PostProcessor, PredictParams, TopK};
+use pecos_core::infer::{
+    predict_batch, predict_one, NeighbourIndex, NeighbourParams, PostProcessor, PredictParams, TopK,
+};
 use pecos_core::io::{self, Artifact};
 use pecos_core::model::XLinearModel;
 use pecos_core::qac::CompletionIndex;
@@ -21,10 +23,11 @@ use pecos_core::text::{
 pub type Target = fn(&[u8]) -> bool;
 
 /// Every target by name (the name of its corpus folder and of its libFuzzer binary).
-pub const ALL: [(&str, Target); 6] = [
+pub const ALL: [(&str, Target); 7] = [
     ("model_file", model_file),
     ("vocab_file", vocab_file),
     ("completion_file", completion_file),
+    ("neighbour_file", neighbour_file),
     ("cluster_chain", cluster_chain),
     ("csr_parts", csr_parts),
     ("text_analyzers", text_analyzers),
@@ -271,6 +274,57 @@ fn same_rows(a: &CsrMatrix, b: &CsrMatrix) -> bool {
             .iter()
             .map(|v| v.to_bits())
             .eq(b.data().iter().map(|v| v.to_bits()))
+}
+
+// ---------------------------------------------------------------- neighbour index
+
+/// `NeighbourIndex::from_bytes` (the nearest-training-texts index) on arbitrary bytes.
+pub fn neighbour_file(data: &[u8]) -> bool {
+    fuzz_loader(
+        data,
+        NeighbourIndex::from_bytes,
+        NeighbourIndex::to_bytes,
+        |index, back| {
+            assert!(
+                back.postings().indptr() == index.postings().indptr()
+                    && back.text_labels().data() == index.text_labels().data(),
+                "the reloaded index differs"
+            );
+            check_neighbour_votes(index);
+        },
+    )
+}
+
+/// A search with an empty query, one with every feature and one with a few: `min(k, n_labels)`
+/// columns per row, distinct labels in range then padding, the best label scoring 1.
+fn check_neighbour_votes(index: &NeighbourIndex) {
+    let d = index.n_features().min(64);
+    let mut rows = vec![Vec::new(), (0..d).map(|f| (f, 1.0)).collect()];
+    rows.push((0..d).step_by(3).map(|f| (f, 0.5)).collect());
+    let Ok(queries) = CsrMatrix::from_rows(index.n_features(), &rows) else {
+        return;
+    };
+    let params = NeighbourParams {
+        n_neighbours: 5,
+        power: 2.0,
+        topk: 4,
+    };
+    let top = index
+        .search(&queries.view(), &params)
+        .expect("a loaded index searches");
+    assert_eq!(top.k, params.topk.min(index.n_labels()));
+    for (labels, scores) in top.labels.chunks(top.k.max(1)).zip(top.scores.chunks(top.k.max(1))) {
+        let found: Vec<i64> = labels.iter().copied().take_while(|&l| l >= 0).collect();
+        assert!(labels[found.len()..].iter().all(|&l| l == -1), "padding in the middle");
+        assert!(found.iter().all(|&l| (l as usize) < index.n_labels()), "label out of range");
+        let mut distinct = found.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), found.len(), "a label twice");
+        if !found.is_empty() {
+            assert_eq!(scores[0], 1.0, "the best label scores 1");
+        }
+    }
 }
 
 // ---------------------------------------------------------------- completion index

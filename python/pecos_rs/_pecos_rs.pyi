@@ -19,9 +19,10 @@ _Params = dict[str, Any]
 __all__ = [
     "merge_topk", "SearchParams", "SubTreeModel", "XLinearModel", "balanced_kmeans_leaves", "balanced_kmeans_subtree", "kmeans_tree_shape",
     "check_xlinear_params", "pifa_of_labels",
-    "hierarchical_kmeans", "hybrid_chain", "pifa", "trie_chain", "CompletionIndex", "combine_params",
+    "hierarchical_kmeans", "hybrid_chain", "pifa", "trie_chain", "CompletionIndex", "NeighbourIndex", "combine_params",
     "stack_blocks", "NgramCounter", "TfidfVocabulary", "__version__", "build_profile", "FORMAT_VERSION",
-    "TEXT_FORMAT_VERSION", "QAC_FORMAT_VERSION", "DEFAULT_TOKEN_PATTERN", "POST_PROCESSORS",
+    "TEXT_FORMAT_VERSION", "QAC_FORMAT_VERSION", "NEIGHBOUR_FORMAT_VERSION", "DEFAULT_TOKEN_PATTERN",
+    "POST_PROCESSORS",
 ]
 
 __version__: str
@@ -29,6 +30,7 @@ build_profile: str
 FORMAT_VERSION: int
 TEXT_FORMAT_VERSION: int
 QAC_FORMAT_VERSION: int
+NEIGHBOUR_FORMAT_VERSION: int
 DEFAULT_TOKEN_PATTERN: str
 POST_PROCESSORS: list[str]
 
@@ -158,6 +160,29 @@ class CompletionIndex:
     def to_bytes(self) -> bytes: ...
     @staticmethod
     def from_bytes(data: bytes) -> CompletionIndex: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+
+@final
+class NeighbourIndex:
+    def __new__(cls, postings: _CsrArgs, text_labels: _CsrArgs, *, metadata: str = "null") -> NeighbourIndex: ...
+    def predict_topk(
+        self, x: _CsrArgs, *, n_neighbours: int, power: float, topk: int, n_threads: int = 1
+    ) -> _TopK: ...
+    @property
+    def n_features(self) -> int: ...
+    @property
+    def n_texts(self) -> int: ...
+    @property
+    def n_labels(self) -> int: ...
+    def matrices(self) -> tuple[_CsrArrays, _CsrArrays]: ...
+    @property
+    def metadata(self) -> str: ...
+    def save(self, path: _Path) -> None: ...
+    @staticmethod
+    def load(path: _Path) -> NeighbourIndex: ...
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> NeighbourIndex: ...
     def __reduce__(self) -> tuple[Any, ...]: ...
 
 @final

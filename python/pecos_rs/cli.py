@@ -107,6 +107,16 @@ def read_dataset(args) -> tuple:
 # ---------------------------------------------------------------------------------- commands
 
 
+def _weight_or_auto(value: str):
+    """A number, or "auto" (argparse type of --neighbour-weight; the model checks the range)."""
+    if value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {value!r}") from None
+
+
 def cmd_train(args) -> None:
     texts, labels = read_dataset(args)
     names = read_lines(args.label_names) if args.label_names else None
@@ -121,7 +131,8 @@ def cmd_train(args) -> None:
         random_state=args.seed, verbose=1,
     )
     model = TextXRLinear(TextFeaturizer(blocks=preset_blocks(args.features, n_jobs=args.n_jobs)), classifier,
-                         label_text_weight=args.label_text_weight, centroid_weight=args.centroid_weight)
+                         label_text_weight=args.label_text_weight, centroid_weight=args.centroid_weight,
+                         neighbour_weight=args.neighbour_weight)
     _progress(f"training on {len(texts):,} texts ...")
     start = time.perf_counter()
     model.fit(texts, labels, label_names=names, label_texts=label_texts)
@@ -312,8 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--n-trees", type=_positive_int, default=1, help="trees of the ensemble (default: 1)")
     train.add_argument("--label-text-weight", type=float, default=0.5,
                        help="weight of the label-text match in the score (default: 0.5)")
-    train.add_argument("--centroid-weight", type=float, default=0.005,
-                       help="weight of the label-centroid match in the score (default: 0.005)")
+    train.add_argument("--centroid-weight", type=float, default=0.0,
+                       help="weight of the label-centroid match in the score (default: 0)")
+    train.add_argument("--neighbour-weight", type=_weight_or_auto, default="auto",
+                       help="weight of the vote of the nearest training texts in the score; auto: 0.05 "
+                            "without --label-texts, 0 with them (default: auto)")
     train.add_argument("-k", type=_positive_int, default=10, help="default labels per prediction (default: 10)")
     train.add_argument("--weight-dtype", choices=["float32", "float16", "int8"], default="float32",
                        help="how the saved weights are stored (see XRLinearClassifier.compact; "

@@ -7,6 +7,7 @@ mod convert;
 mod error;
 mod indexer;
 mod model;
+mod neighbours;
 mod qac;
 mod text;
 mod threads;
@@ -24,6 +25,9 @@ mod _pecos_rs {
         py_hierarchical_kmeans, py_hybrid_chain, py_kmeans_tree_shape, py_pifa, py_pifa_of_labels,
         py_trie_chain,
     };
+
+    #[pymodule_export]
+    use super::neighbours::PyNeighbourIndex;
 
     #[pymodule_export]
     use super::qac::PyCompletionIndex;
@@ -47,6 +51,10 @@ mod _pecos_rs {
         m.add("FORMAT_VERSION", pecos_core::io::FORMAT_VERSION)?;
         m.add("TEXT_FORMAT_VERSION", pecos_core::text::TEXT_FORMAT_VERSION)?;
         m.add("QAC_FORMAT_VERSION", pecos_core::qac::QAC_FORMAT_VERSION)?;
+        m.add(
+            "NEIGHBOUR_FORMAT_VERSION",
+            pecos_core::infer::NEIGHBOUR_FORMAT_VERSION,
+        )?;
         m.add(
             "DEFAULT_TOKEN_PATTERN",
             pecos_core::text::DEFAULT_TOKEN_PATTERN,

@@ -1,6 +1,7 @@
 //! Inference: beam search down the model's layers (`beam`), the score transforms and combiners
 //! applied on the way (`postprocess`), restricting the search to part of the label space
-//! (`filter`: a typed prefix's labels), the mean of an ensemble's predictions (`ensemble`), batch
+//! (`filter`: a typed prefix's labels), the mean of an ensemble's predictions (`ensemble`), the
+//! labels of a query's nearest training texts (`neighbours`), batch
 //! prediction in parallel and the single-query path.
 //!
 //! Uses [`crate::model`] (the scoring kernels) and [`crate::sparse`] (the queries).
@@ -8,6 +9,7 @@
 mod beam;
 mod ensemble;
 mod filter;
+mod neighbours;
 mod postprocess;
 
 pub use beam::{
@@ -16,6 +18,7 @@ pub use beam::{
 };
 pub use ensemble::{mean_of_trees, weighted_sum};
 pub use filter::{LabelRangeFilter, LabelSets, NodeFilter, Unfiltered};
+pub use neighbours::{NeighbourIndex, NeighbourParams, NEIGHBOUR_FORMAT_VERSION};
 pub use postprocess::PostProcessor;
 
 use crate::error::Result;

@@ -256,6 +256,17 @@ impl CsrMatrix {
         Self::try_new(rows.len(), n_cols, indptr, indices, data)
     }
 
+    /// A copy of a view (already validated).
+    pub fn from_view(m: &CsrView<'_>) -> Self {
+        CsrMatrix {
+            n_rows: m.n_rows,
+            n_cols: m.n_cols,
+            indptr: m.indptr.to_vec(),
+            indices: m.indices.to_vec(),
+            data: m.data.to_vec(),
+        }
+    }
+
     /// `(n_rows, n_cols, indptr, indices, data)`.
     pub fn into_parts(self) -> (usize, usize, Vec<i64>, Vec<i32>, Vec<f32>) {
         (

@@ -1,0 +1,115 @@
+"""TextXRLinear's neighbour vote (``neighbour_weight``, ``n_neighbours``, ``neighbour_power``,
+``neighbour_max_df``) on a validation part (the split ``retrieval_sweep.py`` uses: aol-click's
+random 10% of the training rows, homedepot's ``sha1(query) % 5 == 0``), everything else the
+defaults, 2 threads: R@10, R@100 and P@1 of the top 100 (deterministic) and the single-query
+latency of ``predict_one(text, k=100)`` (p50 over ``--queries`` validation texts, one thread).
+
+The model is fitted once; each setting rebuilds only what it changes (the neighbour index, the
+centroid matcher), as ``fit`` builds them. Latencies are measured in rounds rotating the order
+of the settings (``--rounds``): medians of the per-round p50s.
+
+Usage: python benches/neighbour_vote.py --dataset aol-click [--rounds 3] [--queries 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import features
+from pecos_rs import TextXRLinear, XRLinearClassifier
+from pecos_rs.indexer import pifa
+from pecos_rs.metrics import precision_recall_at_k
+from pecos_rs.retrieval import _drop_common_features, _exact_matcher, _neighbour_index
+from retrieval_sweep import load
+
+#: Every parameter a setting changes, at the value of the vote's default (each setting starts
+#: from these); ``neighbour_weight="auto"`` is 0.05 on aol-click (no label texts) and 0 on
+#: homedepot (titles).
+DEFAULT = {"neighbour_weight": 0.05, "n_neighbours": 200, "neighbour_power": 4.0, "neighbour_max_df": 2000,
+           "centroid_weight": 0.0, "centroid_max_df": 1.0}
+SETTINGS = {
+    "no vote, centroid matcher 0.005 (the defaults before)": {"neighbour_weight": 0.0, "centroid_weight": 0.005},
+    "no vote, no centroid matcher (homedepot's default)": {"neighbour_weight": 0.0},
+    "vote 0.05, 200 texts, power 4, max_df 2000 (aol-click's default)": {},
+    "max_df 1000": {"neighbour_max_df": 1000},
+    "max_df 5000": {"neighbour_max_df": 5000},
+    "every feature (max_df 1.0)": {"neighbour_max_df": 1.0},
+    "weight 0.03": {"neighbour_weight": 0.03},
+    "weight 0.1": {"neighbour_weight": 0.1},
+    "100 texts": {"n_neighbours": 100},
+    "400 texts": {"n_neighbours": 400},
+    "power 2": {"neighbour_power": 2.0},
+    "power 8": {"neighbour_power": 8.0},
+    "with the centroid matcher 0.005": {"centroid_weight": 0.005},
+    "with the centroid matcher 0.005, max_df 5000": {"centroid_weight": 0.005, "neighbour_max_df": 5000},
+}
+
+
+def p50_ms(model, texts) -> float:
+    for text in texts[:100]:
+        model.predict_one(text, k=100)
+    times = []
+    for text in texts:
+        start = time.perf_counter()
+        model.predict_one(text, k=100)
+        times.append(time.perf_counter() - start)
+    return 1e3 * float(np.median(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=("aol-click", "homedepot"), required=True)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--queries", type=int, default=2000)
+    args = parser.parse_args()
+    train, Y_train, texts, Y, names, titles = load(args.dataset, "val", features.DATA_ROOT)
+    start = time.perf_counter()
+    model = TextXRLinear(classifier=XRLinearClassifier(n_jobs=2), **DEFAULT).fit(
+        train, Y_train, label_names=names, label_texts=titles)
+    print(f"fit (defaults) {time.perf_counter() - start:.2f} s", flush=True)
+    X = model.featurizer_.transform(train)
+    start = time.perf_counter()
+    _neighbour_index(train, X, Y_train, DEFAULT["neighbour_max_df"])
+    index_s = time.perf_counter() - start
+    centroids = pifa(Y_train, X, n_jobs=2)
+    indexes, centroid_matchers = {}, {}
+
+    def configure(name):
+        params = {**DEFAULT, **SETTINGS[name]}
+        model.set_params(**params)
+        df = params["neighbour_max_df"]
+        if df not in indexes:
+            indexes[df] = _neighbour_index(train, X, Y_train, df)
+        cdf = params["centroid_max_df"]
+        if cdf not in centroid_matchers:
+            centroid_matchers[cdf] = _exact_matcher(_drop_common_features(centroids, cdf))
+        model.neighbour_index_ = indexes[df] if params["neighbour_weight"] > 0 else None
+        model.centroid_matcher_ = centroid_matchers[cdf] if params["centroid_weight"] > 0 else None
+
+    quality, latency = {}, {name: [] for name in SETTINGS}
+    order = list(SETTINGS)
+    for r in range(args.rounds):
+        for name in order[r % len(order):] + order[:r % len(order)]:
+            configure(name)
+            if name not in quality:
+                quality[name] = precision_recall_at_k(Y, model.predict_topk(texts, 100)[0], (1, 10, 100))
+            latency[name].append(p50_ms(model, texts[:args.queries]))
+            print(f"round {r + 1}: {name}: p50 {latency[name][-1]:.3f} ms", flush=True)
+
+    print(f"\n{args.dataset}, validation part: {len(train)} texts to train, {len(texts)} to evaluate; the "
+          f"neighbour index of the defaults built in {index_s:.2f} s; p50 of {args.queries} queries, "
+          f"{args.rounds} rounds, medians\n")
+    print("| setting | R@10 | R@100 | P@1 | single query p50 ms |")
+    print("|---|---|---|---|---|")
+    for name in SETTINGS:
+        m = quality[name]
+        print(f"| {name} | {m['R@10']:.2f} | {m['R@100']:.2f} | {m['P@1']:.2f} | "
+              f"{statistics.median(latency[name]):.3f} |")
+
+
+if __name__ == "__main__":
+    main()

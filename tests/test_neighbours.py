@@ -1,0 +1,218 @@
+"""The neighbour vote: the Rust NeighbourIndex against the pure-Python reference, its file format,
+and TextXRLinear's blend of it with the model and the centroid matcher."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pecos_rs import InvalidInputError, InvalidParameterError, ModelFormatError, TextXRLinear, _pecos_rs
+from pecos_rs._sparse import csr_args
+from pecos_rs.text import TextFeaturizer
+from pecos_rs.retrieval import DEFAULT_FEATURES
+from pecos_rs.xlinear import _search_params
+
+from reference import neighbour_vote
+from test_retrieval import as_text_model_trains, catalogue, make_catalogue, small_classifier  # noqa: F401
+
+
+def index_of(texts, text_labels):
+    """The index of dense `texts` (texts x features) and `text_labels` (texts x labels)."""
+    postings = sp.csr_matrix(np.asarray(texts, dtype=np.float32).T)
+    return _pecos_rs.NeighbourIndex(csr_args(postings), csr_args(sp.csr_matrix(text_labels, dtype=np.float32)))
+
+
+@st.composite
+def problems(draw):
+    n_texts = draw(st.integers(1, 30))
+    n_features = draw(st.integers(1, 8))
+    n_labels = draw(st.integers(1, 10))
+    # Small integers and halves: every similarity, vote and tie is exact in float32 too.
+    texts = draw(st.lists(st.lists(st.sampled_from([0, 0, 0, 1, 2, 3]), min_size=n_features, max_size=n_features),
+                          min_size=n_texts, max_size=n_texts))
+    shares = draw(st.lists(st.lists(st.sampled_from([0, 0, 0.5, 1]), min_size=n_labels, max_size=n_labels),
+                           min_size=n_texts, max_size=n_texts))
+    queries = draw(st.lists(st.lists(st.sampled_from([0, 0, 1, 2]), min_size=n_features, max_size=n_features),
+                            min_size=1, max_size=80))
+    return (np.array(texts, float), np.array(shares, float), np.array(queries, float),
+            draw(st.integers(1, 12)), float(draw(st.sampled_from([1, 2, 3]))), draw(st.integers(1, 12)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(problems())
+def test_the_index_equals_the_reference_vote(problem):
+    texts, shares, queries, n_neighbours, power, k = problem
+    index = index_of(texts, shares)
+    Q = csr_args(sp.csr_matrix(queries, dtype=np.float32))
+    labels, scores = index.predict_topk(Q, n_neighbours=n_neighbours, power=power, topk=k, n_threads=2)
+    assert labels.shape == (len(queries), min(k, shares.shape[1]))
+    for i, x in enumerate(queries):
+        want_labels, want_scores = neighbour_vote(texts, shares, x, n_neighbours, power, k)
+        np.testing.assert_array_equal(labels[i], want_labels)
+        np.testing.assert_allclose(scores[i], want_scores, rtol=1e-6)
+        # The single-query path (calling thread) gives the same row.
+        one = index.predict_topk(csr_args(sp.csr_matrix(x[None, :], dtype=np.float32)),
+                                 n_neighbours=n_neighbours, power=power, topk=k)
+        np.testing.assert_array_equal(one[0][0], labels[i])
+        np.testing.assert_array_equal(one[1][0], scores[i])
+
+
+def test_many_rows_and_threads_give_the_same_answers():
+    rng = np.random.default_rng(0)
+    texts = sp.random(3000, 50, density=0.2, random_state=1, dtype=np.float32)
+    shares = sp.random(3000, 40, density=0.05, random_state=2, dtype=np.float32)
+    index = _pecos_rs.NeighbourIndex(csr_args(sp.csr_matrix(texts.T)), csr_args(sp.csr_matrix(shares)))
+    Q = csr_args(sp.csr_matrix(rng.random((700, 50)) * (rng.random((700, 50)) < 0.1), dtype=np.float32))
+    runs = [index.predict_topk(Q, n_neighbours=25, power=2.0, topk=10, n_threads=t) for t in (1, 2, 3)]
+    for labels, scores in runs[1:]:
+        np.testing.assert_array_equal(labels, runs[0][0])
+        np.testing.assert_array_equal(scores, runs[0][1])
+    dense_texts, dense_shares = texts.toarray(), shares.toarray()
+    Qd = sp.csr_matrix((Q[2], Q[1], Q[0]), shape=(Q[3], Q[4])).toarray()
+    for i in range(0, 700, 70):
+        want_labels, want_scores = neighbour_vote(dense_texts, dense_shares, Qd[i], 25, 2.0, 10)
+        found = want_labels >= 0
+        np.testing.assert_array_equal(runs[0][0][i][found], want_labels[found])
+        np.testing.assert_allclose(runs[0][1][i], want_scores, rtol=1e-5, atol=1e-7)
+
+
+def test_bad_arguments_are_refused():
+    index = index_of(np.eye(3), np.eye(3))
+    q = csr_args(sp.csr_matrix(np.ones((1, 3), np.float32)))
+    for kw in ({"n_neighbours": 0}, {"power": 0.0}, {"power": float("nan")}, {"topk": 0}):
+        args = {"n_neighbours": 2, "power": 1.0, "topk": 2, **kw}
+        with pytest.raises(InvalidParameterError):
+            index.predict_topk(q, **args)
+    with pytest.raises(ValueError, match="query features"):
+        index.predict_topk(csr_args(sp.csr_matrix(np.ones((1, 4), np.float32))), n_neighbours=1, power=1.0, topk=1)
+    with pytest.raises(ValueError, match="texts"):
+        index_of(np.eye(3), np.eye(4))
+    with pytest.raises(InvalidInputError, match="negative"):
+        index_of(-np.eye(3), np.eye(3))
+
+
+def test_files_and_pickles_round_trip_and_corruption_is_refused(tmp_path):
+    rng = np.random.default_rng(3)
+    index = index_of(rng.random((20, 6)) * (rng.random((20, 6)) < 0.5), (rng.random((20, 5)) < 0.3) * 1.0)
+    q = csr_args(sp.csr_matrix(rng.random((15, 6)), dtype=np.float32))
+    want = index.predict_topk(q, n_neighbours=5, power=3.0, topk=4)
+    file = tmp_path / "index.bin"
+    index.save(str(file))
+    for back in (_pecos_rs.NeighbourIndex.load(str(file)), pickle.loads(pickle.dumps(index))):
+        got = back.predict_topk(q, n_neighbours=5, power=3.0, topk=4)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    data = file.read_bytes()
+    for bad in (data[: len(data) // 2], data[:-1], data[:30], b"PECOSRS\0" + data[8:],
+                data[:-8] + bytes([data[-8] ^ 1]) + data[-7:]):
+        file.write_bytes(bad)
+        with pytest.raises(ModelFormatError):
+            _pecos_rs.NeighbourIndex.load(str(file))
+    with pytest.raises(FileNotFoundError):
+        _pecos_rs.NeighbourIndex.load(str(tmp_path / "missing.bin"))
+
+
+def test_text_model_blends_the_vote_of_the_nearest_training_texts(catalogue):
+    texts, labels, names, _ = catalogue
+    texts = texts + texts[:40]  # repeated texts: one distinct text, its labels' shares summed
+    labels = labels + [[names[0]]] * 40
+    wc, wn, nn, power = 0.1, 0.3, 7, 2.0
+    model = TextXRLinear(classifier=small_classifier(), centroid_weight=wc, neighbour_weight=wn, n_neighbours=nn,
+                         neighbour_power=power, neighbour_max_df=1.0, match_candidates=12).fit(
+        texts, labels, label_names=names)
+    featurizer = TextFeaturizer(blocks=DEFAULT_FEATURES).fit(texts)
+    X = featurizer.transform(texts)
+    Y = sp.csr_matrix([[float(n in row) for n in names] for row in labels], dtype=np.float32)
+    clf = as_text_model_trains(featurizer).fit(X, Y)
+    distinct = sorted(set(texts), key=texts.index)
+    assert model.neighbour_index_.n_texts == len(distinct)
+    D = featurizer.transform(distinct).toarray()
+    counts = np.array([np.asarray(Y[[i for i, t in enumerate(texts) if t == d]].sum(axis=0)).ravel()
+                       for d in distinct])
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    queries = texts[:25] + ["hose nozzle garden", "zzz", ""]
+    Q = featurizer.transform(queries)
+    model_labels, model_scores = clf.predict_topk(Q, 12)
+    centroid_labels, centroid_scores = model.centroid_matcher_.predict_topk(
+        csr_args(Q), _search_params(1, 12, "noop"), n_threads=1)
+    got_labels, got_scores = model.predict_topk(queries, 6)
+    for i in range(len(queries)):
+        expected = {}
+        vote = neighbour_vote(D, shares, Q[i].toarray().ravel(), nn, power, 12)
+        for weight, lab, sc in ((1 - wc - wn, model_labels[i], model_scores[i]),
+                                (wc, centroid_labels[i], centroid_scores[i]), (wn, *vote)):
+            for j, v in zip(lab, sc):
+                if j >= 0:
+                    expected[j] = expected.get(j, 0.0) + weight * v
+        best = sorted(expected.values(), reverse=True)[:6]
+        found = got_labels[i] >= 0
+        np.testing.assert_allclose(got_scores[i][found], best[: found.sum()], rtol=1e-5, atol=1e-6)
+        assert found.sum() == min(6, len(expected))
+        one = model.predict_one(queries[i], k=6)
+        assert [name for name, _ in one] == list(model.labels_[got_labels[i][found]])
+    # Off: no index, the blend of the two others.
+    off = TextXRLinear(classifier=small_classifier(), centroid_weight=wc, neighbour_weight=0.0).fit(
+        texts, labels, label_names=names)
+    assert off.neighbour_index_ is None
+
+
+def test_saved_text_model_keeps_its_index_and_older_directories_load(tmp_path):
+    texts, labels, names, _ = make_catalogue(n_texts=120)
+    model = TextXRLinear(classifier=small_classifier(), neighbour_max_df=3).fit(texts, labels)
+    assert model.neighbour_weight_ == 0.05  # "auto" without label texts
+    model.save(tmp_path / "m")
+    back = TextXRLinear.load(tmp_path / "m")
+    assert back.neighbour_index_.n_texts == model.neighbour_index_.n_texts and back.neighbour_weight_ == 0.05
+    np.testing.assert_array_equal(back.predict_topk(texts[:30], 5)[1], model.predict_topk(texts[:30], 5)[1])
+    assert back.get_params()["neighbour_max_df"] == 3
+    assert model.n_bytes_ > TextXRLinear(classifier=small_classifier(), neighbour_weight=0.0).fit(
+        texts, labels).n_bytes_
+    # A directory of format version 1 (before the neighbour vote) loads without it.
+    import json
+    meta_file = tmp_path / "m" / "text_xrlinear.json"
+    meta = json.loads(meta_file.read_text())
+    meta["format_version"] = 1
+    del meta["has_neighbour_index"], meta["neighbour_weight"]
+    for name in ("neighbour_weight", "n_neighbours", "neighbour_power", "neighbour_max_df"):
+        del meta["params"][name]
+    meta_file.write_text(json.dumps(meta))
+    (tmp_path / "m" / "neighbour_index.bin").unlink()
+    old = TextXRLinear.load(tmp_path / "m")
+    assert old.neighbour_index_ is None and old.neighbour_weight == 0.0 and old.neighbour_weight_ == 0.0
+    # A truncated index file is a format error.
+    model.save(tmp_path / "t")
+    file = tmp_path / "t" / "neighbour_index.bin"
+    file.write_bytes(file.read_bytes()[:-10])
+    with pytest.raises(ModelFormatError):
+        TextXRLinear.load(tmp_path / "t")
+
+
+def test_auto_weight_is_off_with_label_texts(catalogue):
+    texts, labels, names, titles = catalogue
+    with_titles = TextXRLinear(classifier=small_classifier()).fit(texts, labels, label_names=names, label_texts=titles)
+    assert with_titles.neighbour_weight_ == 0.0 and with_titles.neighbour_index_ is None
+    forced = TextXRLinear(classifier=small_classifier(), neighbour_weight=0.1).fit(
+        texts, labels, label_names=names, label_texts=titles)
+    assert forced.neighbour_weight_ == 0.1 and forced.neighbour_index_ is not None
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"n_neighbours": 0}, "n_neighbours"),
+    ({"n_neighbours": 2.5}, "n_neighbours"),
+    ({"neighbour_power": 0}, "neighbour_power"),
+    ({"neighbour_power": float("inf")}, "neighbour_power"),
+    ({"neighbour_weight": -0.1}, "neighbour_weight"),
+    ({"neighbour_weight": 0.6, "label_text_weight": 0.5}, "at most 1"),
+    ({"neighbour_weight": 0.6, "centroid_weight": 0.5}, "at most 1"),
+    ({"neighbour_weight": "on"}, "neighbour_weight"),
+    ({"neighbour_max_df": 0}, "neighbour_max_df"),
+    ({"neighbour_max_df": 1.5}, "neighbour_max_df"),
+])
+def test_bad_neighbour_parameters_are_refused(params, match):
+    with pytest.raises(InvalidParameterError, match=match):
+        TextXRLinear(**params).fit(["a b", "c d"], [["x"], ["y"]])
