@@ -183,6 +183,23 @@ def test_completion_batch_releases_the_gil():
     _check_overlap([lambda: index.top_k_batch(prefixes, 10)], lambda c: c[0] >= 20, "completion batch")
 
 
+def test_neighbour_search_releases_the_gil():
+    """The main thread counts during a batch of neighbour votes (~0.1 s) and during at least 20 of
+    1,000 single-query votes (on the calling thread)."""
+    texts = sp.random(20_000, 300, density=0.05, random_state=5, dtype=np.float32, format="csr")
+    shares = sp.random(20_000, 500, density=0.004, random_state=6, dtype=np.float32, format="csr")
+    index = _pecos_rs.NeighbourIndex(csr_args(sp.csr_matrix(texts.T)), csr_args(shares))
+    Q = sp.random(2000, 300, density=0.05, random_state=7, dtype=np.float32, format="csr")
+
+    def vote(x):
+        return index.predict_topk(x, n_neighbours=50, power=4.0, topk=10, n_threads=1)
+
+    batch = csr_args(Q)
+    _check_overlap([lambda: vote(batch)], lambda c: c[0] >= 20, "neighbour batch")
+    rows = [csr_args(Q[i : i + 1]) for i in range(1000)]
+    _check_overlap([lambda r=r: vote(r) for r in rows], lambda c: sum(n > 0 for n in c) >= 20, "single votes")
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Python >= 3.12 warns about fork with threads
 def test_predict_in_forked_child_does_not_hang(big):

@@ -313,10 +313,20 @@ fn check_neighbour_votes(index: &NeighbourIndex) {
         .search(&queries.view(), &params)
         .expect("a loaded index searches");
     assert_eq!(top.k, params.topk.min(index.n_labels()));
-    for (labels, scores) in top.labels.chunks(top.k.max(1)).zip(top.scores.chunks(top.k.max(1))) {
+    for (labels, scores) in top
+        .labels
+        .chunks(top.k.max(1))
+        .zip(top.scores.chunks(top.k.max(1)))
+    {
         let found: Vec<i64> = labels.iter().copied().take_while(|&l| l >= 0).collect();
-        assert!(labels[found.len()..].iter().all(|&l| l == -1), "padding in the middle");
-        assert!(found.iter().all(|&l| (l as usize) < index.n_labels()), "label out of range");
+        assert!(
+            labels[found.len()..].iter().all(|&l| l == -1),
+            "padding in the middle"
+        );
+        assert!(
+            found.iter().all(|&l| (l as usize) < index.n_labels()),
+            "label out of range"
+        );
         let mut distinct = found.clone();
         distinct.sort_unstable();
         distinct.dedup();

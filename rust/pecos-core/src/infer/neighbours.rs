@@ -7,7 +7,9 @@
 //! `n_neighbours` most similar texts (similarity > 0) vote for their labels, each vote
 //! `similarity^power` times the label's share; the labels with the most votes come out, their
 //! votes divided by the best label's, so that the best label scores 1 whatever the scale of
-//! the similarities (a blend weight then means the same for every query).
+//! the similarities (a blend weight then means the same for every query). Similarities and votes
+//! that overflow f32 count as `f32::MAX` (an undefined one, `inf - inf` from negative query
+//! values, as none), so that every score is finite.
 //!
 //! What it adds to a label's centroid (the mean of its texts): one training text close to the
 //! query counts fully, though the label's other texts are far from it.
@@ -205,7 +207,8 @@ impl NeighbourIndex {
                 if chunk.iter().fold(false, |any, &v| any | (v > limit)) {
                     for (i, &v) in chunk.iter().enumerate() {
                         if v > s.best.limit {
-                            s.best.offer((block * SCAN_LANES + i) as u32, v);
+                            s.best
+                                .offer((block * SCAN_LANES + i) as u32, v.min(f32::MAX));
                         }
                     }
                 }
@@ -230,7 +233,7 @@ impl NeighbourIndex {
             for &text in &s.texts[..n_reached] {
                 let t = text as usize;
                 if s.similarity[t] > s.best.limit {
-                    s.best.offer(text, s.similarity[t]);
+                    s.best.offer(text, s.similarity[t].min(f32::MAX));
                 }
                 s.similarity[t] = 0.0;
             }
@@ -239,8 +242,11 @@ impl NeighbourIndex {
         s.best.sorted_into(&mut s.ranked);
 
         let text_labels = self.text_labels.view();
+        // Votes relative to the nearest text's (the scores are relative anyway), so that no
+        // power of a large similarity overflows: each vote is in (0, 1] times the share.
+        let nearest = s.ranked.first().map_or(1.0, |&(_, v)| v);
         for &(text, similarity) in &s.ranked {
-            let vote = similarity.powf(params.power);
+            let vote = (similarity / nearest).powf(params.power);
             let row = text_labels.row(text as usize);
             for (&label, &share) in row.indices.iter().zip(row.data) {
                 let l = label as usize;
@@ -255,7 +261,7 @@ impl NeighbourIndex {
         for &label in &s.labels {
             let l = label as usize;
             if s.votes[l] > s.best.limit {
-                s.best.offer(label, s.votes[l]);
+                s.best.offer(label, s.votes[l].min(f32::MAX));
             }
             s.votes[l] = 0.0;
             s.label_seen[l] = false;
@@ -523,6 +529,28 @@ mod tests {
         assert!(NeighbourIndex::try_new(index().postings.clone(), labels).is_err());
         let negative = CsrMatrix::from_rows(3, &[vec![(0, -1.0)], vec![], vec![]]).unwrap();
         assert!(NeighbourIndex::try_new(index().postings.clone(), negative).is_err());
+    }
+
+    #[test]
+    fn huge_weights_give_finite_scores() {
+        // Similarities of 1e38 * 1e38 overflow f32, and so would their powers and sums of
+        // votes with huge shares: every score must still be finite, the best 1 (found by fuzzing).
+        let postings = CsrMatrix::from_rows(3, &[vec![(0, 1e38), (1, 1e38), (2, 1.0)]]).unwrap();
+        let labels = CsrMatrix::from_rows(
+            2,
+            &[vec![(0, 3e38)], vec![(0, 3e38), (1, 1.0)], vec![(1, 1.0)]],
+        )
+        .unwrap();
+        let index = NeighbourIndex::try_new(postings, labels).unwrap();
+        let q = CsrMatrix::from_rows(1, &[vec![(0, 1e38)], vec![(0, 1.0)]]).unwrap();
+        let top = index.search(&q.view(), &params(3, 8.0, 2)).unwrap();
+        assert!(top
+            .scores
+            .iter()
+            .all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
+        assert_eq!(top.labels[0], 0);
+        assert_eq!(top.scores[0], 1.0);
+        assert_eq!(top.scores[2], 1.0);
     }
 
     #[test]
