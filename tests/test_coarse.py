@@ -119,8 +119,8 @@ def test_text_model_trains_its_coarse_layers_on_the_word_block():
     X = model.featurizer_.transform(TEXTS)
     Y = sp.csr_matrix(np.array([[name in labels for name in model.labels_] for labels in text_labels()],
                                dtype=np.float32))
-    by_hand = XRLinearClassifier(n_splits=2, max_leaf_size=2, coarse_layers=2, coarse_n_features=n_word) \
-        .fit(X, Y, cluster_chain=clf.cluster_chain_)
+    by_hand = XRLinearClassifier(n_splits=2, max_leaf_size=2, coarse_layers=2, coarse_n_features=n_word,
+                                 tol=TextXRLinear().tol).fit(X, Y, cluster_chain=clf.cluster_chain_)
     assert by_hand.model_.to_bytes() == clf.model_.to_bytes()
 
 

@@ -50,8 +50,9 @@ def small_classifier(**kw):
 
 def as_text_model_trains(featurizer):
     """small_classifier() as TextXRLinear trains it on `featurizer`'s rows: its two top layers
-    (coarse) on the word block."""
-    return small_classifier(coarse_layers=2, coarse_n_features=featurizer.blocks_[0][1].tfidf_model_.n_columns)
+    (coarse) on the word block, its solver tolerance TextXRLinear's."""
+    return small_classifier(coarse_layers=2, coarse_n_features=featurizer.blocks_[0][1].tfidf_model_.n_columns,
+                            tol=TextXRLinear().tol)
 
 
 @pytest.mark.parametrize("n_jobs", [None, 2])
@@ -404,3 +405,14 @@ def test_an_ensemble_classifier_is_used_whole_by_every_path(catalogue):
     batch = model.predict(texts[:20], k=5)
     assert batch == [model.predict_one(t, k=5) for t in texts[:20]]
     assert batch != single.predict(texts[:20], k=5)  # the other trees count
+
+
+def test_tol_replaces_the_classifiers_unless_none(catalogue):
+    texts, labels, _, _ = catalogue
+    model = TextXRLinear(classifier=small_classifier(tol=0.05)).fit(texts, labels)
+    assert model.classifier_.tol == TextXRLinear().tol == 0.5 and model.classifier.tol == 0.05
+    kept = TextXRLinear(classifier=small_classifier(tol=0.05), tol=None).fit(texts, labels)
+    assert kept.classifier_.tol == 0.05
+    for bad in (0, -1.0, float("inf"), "loose"):
+        with pytest.raises(InvalidParameterError, match="tol"):
+            TextXRLinear(tol=bad).fit(texts, labels)
