@@ -3,14 +3,12 @@
 //! A single query runs on the calling thread with reused buffers, batches in parallel; both
 //! with the GIL released.
 
-use crate::convert::{
-    csr_arrays, parse_metadata, reduce_by_bytes, topk_arrays, CsrArgs, CsrArrays, TopKArrays,
-};
+use crate::convert::{parse_metadata, reduce_by_bytes, topk_arrays, CsrArgs, TopKArrays};
 use crate::error::core;
 use crate::threads::run_detached;
 use pecos_core::infer::{NeighbourIndex, NeighbourParams};
 use pecos_core::io::Artifact;
-use pecos_core::sparse::{CsrMatrix, CsrView};
+use pecos_core::sparse::CsrMatrix;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use std::path::PathBuf;
@@ -84,14 +82,6 @@ impl PyNeighbourIndex {
         self.index.n_labels()
     }
 
-    /// `(postings, text_labels)`, each as `(indptr, indices, data, shape)` (copies).
-    fn matrices<'py>(&self, py: Python<'py>) -> (CsrArrays<'py>, CsrArrays<'py>) {
-        (
-            arrays(py, &self.index.postings()),
-            arrays(py, &self.index.text_labels()),
-        )
-    }
-
     /// Caller metadata stored with the index, as a JSON string.
     #[getter]
     fn metadata(&self) -> String {
@@ -134,14 +124,4 @@ impl PyNeighbourIndex {
             self.index.n_labels()
         )
     }
-}
-
-fn arrays<'py>(py: Python<'py>, m: &CsrView<'_>) -> CsrArrays<'py> {
-    csr_arrays(
-        py,
-        m.indptr().to_vec(),
-        m.indices().to_vec(),
-        m.data().to_vec(),
-        (m.n_rows(), m.n_cols()),
-    )
 }

@@ -193,8 +193,8 @@ impl NeighbourIndex {
         s.best.reset(params.n_neighbours);
         let n_entries: usize = lists().map(|(list, _)| list.nnz()).sum();
         if n_entries >= self.n_texts() / DENSE_SCAN_FRACTION {
-            // Most texts reached: sum without tracking them (a test per entry would be
-            // mispredicted half the time), then scan every text once.
+            // Most texts reached: sum without tracking them, then scan every text once in order
+            // (cheaper than revisiting the reached ones in the order they were reached).
             for (list, q) in lists() {
                 for (&text, &w) in list.indices.iter().zip(list.data) {
                     s.similarity[text as usize] += q * w;
@@ -219,7 +219,9 @@ impl NeighbourIndex {
             // written at the end of the list each time and kept there if its sum was 0 (it
             // would be kept again if its sum came back to exactly 0: the scan below zeroes it at
             // its first place, so its later places offer nothing).
-            s.texts.resize(n_entries, 0);
+            if s.texts.len() < n_entries {
+                s.texts.resize(n_entries, 0);
+            }
             let mut n_reached = 0;
             for (list, q) in lists() {
                 for (&text, &w) in list.indices.iter().zip(list.data) {
@@ -238,7 +240,6 @@ impl NeighbourIndex {
                 s.similarity[t] = 0.0;
             }
         }
-        s.texts.clear();
         s.best.sorted_into(&mut s.ranked);
 
         let text_labels = self.text_labels.view();
@@ -418,7 +419,8 @@ impl Best {
     }
 }
 
-/// Per-thread buffers of a search, all zero (or false, or empty) between queries.
+/// Per-thread buffers of a search, all zero (or false, or empty) between queries; `texts` is
+/// only written before it is read, so it keeps its length (the most entries a query reached).
 #[derive(Default)]
 struct Scratch {
     similarity: Vec<f32>,
