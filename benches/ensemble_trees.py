@@ -3,9 +3,10 @@ aol-click (the split ``retrieval_sweep.py`` uses: ``val`` = its random-10% valid
 ``test`` = the test split), quality only (deterministic: one run is the result).
 
 Models: one tree (the default); ``classifier__n_trees=3`` (three seeds of the same tree, the XR
-scores averaged, then the neighbour vote blended in as for one tree); and, with ``--diverse``,
-three models whose features differ too (the "fast", "retrieval" and "sklearn" presets, seeds
-0 / 1 / 2), their XR top-100 averaged the same way and blended with the first model's vote.
+scores averaged, then the neighbour vote and the name match blended in as for one tree); and,
+with ``--diverse``, three models whose features differ too (the "fast", "retrieval" and
+"sklearn" presets, seeds 0 / 1 / 2), their XR top-100 averaged the same way and blended with
+the first model's matchers.
 
 Usage: python benches/ensemble_trees.py --split val|test [--diverse]
 """
@@ -17,6 +18,7 @@ import time
 
 import features
 from pecos_rs import TextXRLinear, XRLinearClassifier
+from pecos_rs._sparse import csr_args
 from pecos_rs.metrics import precision_recall_at_k
 from pecos_rs.retrieval import merge_topk
 from pecos_rs.text import TextFeaturizer
@@ -53,8 +55,8 @@ def main() -> None:
     if not args.diverse:
         return
 
-    # Each member's XR scores alone (neighbour_weight 0), averaged; then the first model's
-    # neighbour vote (its scores alone: neighbour_weight 1) blended in with its weight.
+    # Each member's XR scores alone, averaged; then the first model's matchers (the vote, the
+    # name match) blended in as its own XR scores would be.
     t0 = time.perf_counter()
     members = [first] + [
         fitted(train, Y_train, labels, featurizer=TextFeaturizer(blocks=preset),
@@ -62,11 +64,10 @@ def main() -> None:
         for seed, preset in enumerate(DIVERSE[1:], start=1)
     ]
     fit_s = time.perf_counter() - t0
-    w = first.neighbour_weight_
-    xr = [m.set_params(neighbour_weight=0.0).predict_topk(texts, K) for m in members]
+    xr = [m.classifier_.predict_topk(m.featurizer_.transform(texts), K) for m in members]
     mean = merge_topk(xr, [1.0 / len(xr)] * len(xr), K, 2)
-    vote = first.set_params(neighbour_weight=1.0).predict_topk(texts, K)
-    report(" + ".join(DIVERSE) + " (fit: the two added)", merge_topk([mean, vote], [1.0 - w, w], K, 2)[0],
+    X = csr_args(first.featurizer_.transform(texts))
+    report(" + ".join(DIVERSE) + " (fit: the two added)", first._blend(mean, X, first._matchers(), K, K, 2)[0],
            Y, fit_s)
 
 

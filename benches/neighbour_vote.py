@@ -1,14 +1,17 @@
 """TextXRLinear's neighbour vote (``neighbour_weight``, ``n_neighbours``, ``neighbour_power``,
-``neighbour_max_df``) on a validation part (the split ``retrieval_sweep.py`` uses: aol-click's
-random 10% of the training rows, homedepot's ``sha1(query) % 5 == 0``), everything else the
+``neighbour_max_df``), name match (``label_name_weight``), ``match_candidates`` and ``beam_size``
+on a validation part (the split ``retrieval_sweep.py`` uses: aol-click's
+random 10% of the training rows, or with ``--split val-unseen`` its ``sha1(query) % 10 == 0``;
+homedepot's ``sha1(query) % 5 == 0``), everything else the
 defaults, 2 threads: R@10, R@100 and P@1 of the top 100 (deterministic) and the single-query
 latency of ``predict_one(text, k=100)`` (p50 over ``--queries`` validation texts, one thread).
 
 The model is fitted once; each setting rebuilds only what it changes (the neighbour index, the
-centroid matcher), as ``fit`` builds them. Latencies are measured in rounds rotating the order
-of the settings (``--rounds``): medians of the per-round p50s.
+centroid matcher; no setting changes the name matcher's index), as ``fit`` builds them.
+Latencies are measured in rounds rotating the order of the settings (``--rounds``): medians of
+the per-round p50s.
 
-Usage: python benches/neighbour_vote.py --dataset aol-click [--rounds 3] [--queries 2000]
+Usage: python benches/neighbour_vote.py --dataset aol-click [--split val-unseen] [--rounds 3] [--queries 2000]
 """
 
 from __future__ import annotations
@@ -26,26 +29,26 @@ from pecos_rs.metrics import precision_recall_at_k
 from pecos_rs.retrieval import _drop_common_features, _exact_matcher, _neighbour_index
 from retrieval_sweep import load
 
-#: Every parameter a setting changes, at the value of the vote's default (each setting starts
-#: from these); ``neighbour_weight="auto"`` is 0.05 on aol-click (no label texts) and 0 on
-#: homedepot (titles).
+#: Every parameter a setting changes, at the defaults (each setting starts from these):
+#: ``neighbour_weight="auto"`` and ``label_name_weight="auto"`` are 0.05 and 0.1 on aol-click (no
+#: label texts), 0 and 0 on homedepot (titles). The table of the vote's own settings in
+#: BENCHMARKS.md ("nearest training texts") came from this script at commit 3d04a19, before the
+#: name match.
 DEFAULT = {"neighbour_weight": 0.05, "n_neighbours": 200, "neighbour_power": 4.0, "neighbour_max_df": 2000,
-           "centroid_weight": 0.0, "centroid_max_df": 1.0}
+           "centroid_weight": 0.0, "centroid_max_df": 1.0, "label_name_weight": 0.1, "match_candidates": 100,
+           "beam_size": 5}
 SETTINGS = {
-    "no vote, centroid matcher 0.005 (the defaults before)": {"neighbour_weight": 0.0, "centroid_weight": 0.005},
-    "no vote, no centroid matcher (homedepot's default)": {"neighbour_weight": 0.0},
-    "vote 0.05, 200 texts, power 4, max_df 2000 (aol-click's default)": {},
-    "max_df 1000": {"neighbour_max_df": 1000},
-    "max_df 5000": {"neighbour_max_df": 5000},
-    "every feature (max_df 1.0)": {"neighbour_max_df": 1.0},
-    "weight 0.03": {"neighbour_weight": 0.03},
-    "weight 0.1": {"neighbour_weight": 0.1},
-    "100 texts": {"n_neighbours": 100},
-    "400 texts": {"n_neighbours": 400},
-    "power 2": {"neighbour_power": 2.0},
-    "power 8": {"neighbour_power": 8.0},
-    "with the centroid matcher 0.005": {"centroid_weight": 0.005},
-    "with the centroid matcher 0.005, max_df 5000": {"centroid_weight": 0.005, "neighbour_max_df": 5000},
+    "vote, no name match, beam 10 (the defaults before)": {"label_name_weight": 0.0, "beam_size": 10},
+    "vote, no name match": {"label_name_weight": 0.0},
+    "vote + name match 0.1, beam 5 (the defaults)": {},
+    "name match 0.1, beam 10": {"beam_size": 10},
+    "name match 0.1, beam 3": {"beam_size": 3},
+    "name match 0.05": {"label_name_weight": 0.05},
+    "name match 0.2": {"label_name_weight": 0.2},
+    "name match, 200 candidates": {"match_candidates": 200},
+    "name match, 400 texts": {"n_neighbours": 400},
+    "name match, with the centroid matcher 0.005": {"centroid_weight": 0.005},
+    "no vote, no name match, no centroid matcher": {"neighbour_weight": 0.0, "label_name_weight": 0.0},
 }
 
 
@@ -63,10 +66,12 @@ def p50_ms(model, texts) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=("aol-click", "homedepot"), required=True)
+    parser.add_argument("--split", choices=("val", "val-unseen"), default="val",
+                        help="val-unseen: aol-click's sha1 split, no validation query a training query")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--queries", type=int, default=2000)
     args = parser.parse_args()
-    train, Y_train, texts, Y, names, titles = load(args.dataset, "val", features.DATA_ROOT)
+    train, Y_train, texts, Y, names, titles = load(args.dataset, args.split, features.DATA_ROOT)
     start = time.perf_counter()
     model = TextXRLinear(classifier=XRLinearClassifier(n_jobs=2), **DEFAULT).fit(
         train, Y_train, label_names=names, label_texts=titles)
@@ -77,6 +82,7 @@ def main() -> None:
     index_s = time.perf_counter() - start
     centroids = pifa(Y_train, X, n_jobs=2)
     indexes, centroid_matchers = {}, {}
+    name_matcher = model.name_matcher_  # no setting changes what it is built from
 
     def configure(name):
         params = {**DEFAULT, **SETTINGS[name]}
@@ -87,8 +93,12 @@ def main() -> None:
         cdf = params["centroid_max_df"]
         if cdf not in centroid_matchers:
             centroid_matchers[cdf] = _exact_matcher(_drop_common_features(centroids, cdf))
-        model.neighbour_index_ = indexes[df] if params["neighbour_weight"] > 0 else None
+        # (The name match needs the vote's index for the nearest training text, as fit builds it.)
+        needed = params["neighbour_weight"] > 0 or params["label_name_weight"] > 0
+        model.neighbour_index_ = indexes[df] if needed else None
         model.centroid_matcher_ = centroid_matchers[cdf] if params["centroid_weight"] > 0 else None
+        model.name_matcher_ = name_matcher if params["label_name_weight"] > 0 else None
+        model.classifier_.set_params(beam_size=params["beam_size"])
 
     quality, latency = {}, {name: [] for name in SETTINGS}
     order = list(SETTINGS)
@@ -100,7 +110,7 @@ def main() -> None:
             latency[name].append(p50_ms(model, texts[:args.queries]))
             print(f"round {r + 1}: {name}: p50 {latency[name][-1]:.3f} ms", flush=True)
 
-    print(f"\n{args.dataset}, validation part: {len(train)} texts to train, {len(texts)} to evaluate; the "
+    print(f"\n{args.dataset}, validation part {args.split}: {len(train)} texts to train, {len(texts)} to evaluate; the "
           f"neighbour index of the defaults built in {index_s:.2f} s; p50 of {args.queries} queries, "
           f"{args.rounds} rounds, medians\n")
     print("| setting | R@10 | R@100 | P@1 | single query p50 ms |")

@@ -3,7 +3,9 @@
 
 Splits: ``val`` trains on the training split less a validation part and sweeps on that part
 (aol-click: a seeded random 10% of the training rows; homedepot: ``sha1(query) % 5 == 0``, as in
-BENCHMARKS.md "choosing TextXRLinear's defaults"); ``test`` trains on the whole training split
+BENCHMARKS.md "choosing TextXRLinear's defaults"); ``val-unseen`` (aol-click) holds out the rows
+whose query hashes to 0, ``sha1(query) % 10 == 0`` (the retrieval runner's ``--split val``: no
+validation query is a training query); ``test`` trains on the whole training split
 and sweeps on the test split. Writes ``sweep.csv``, ``sweep.md`` and the two PNG plots to
 ``--out`` (default ``benches/out/sweep-<dataset>-<split>``).
 
@@ -30,10 +32,11 @@ THRESHOLDS = (0.1, 0.2, 0.3, 0.5)
 BEAMS = (1, 5, 10, 20, 50)
 
 
-def validation_mask(dataset: str, texts: list) -> np.ndarray:
+def validation_mask(dataset: str, texts: list, unseen: bool = False) -> np.ndarray:
     """Which training rows form the validation part (see the module doc)."""
-    if dataset == "homedepot":
-        return np.array([int(hashlib.sha1(t.encode()).hexdigest(), 16) % 5 == 0 for t in texts])
+    if dataset == "homedepot" or unseen:
+        modulus = 5 if dataset == "homedepot" else 10
+        return np.array([int(hashlib.sha1(t.encode()).hexdigest(), 16) % modulus == 0 for t in texts])
     return np.random.default_rng(0).random(len(texts)) < 0.1
 
 
@@ -46,8 +49,8 @@ def load(dataset: str, split: str, root: Path):
     if (folder / "label_titles.txt.gz").exists():
         with gzip.open(folder / "label_titles.txt.gz", "rt", encoding="utf-8") as f:
             titles = [line.rstrip("\n") for line in f]
-    if split == "val":
-        val = validation_mask(dataset, texts)
+    if split in ("val", "val-unseen"):
+        val = validation_mask(dataset, texts, unseen=split == "val-unseen")
         train = np.flatnonzero(~val)
         held = np.flatnonzero(val)
         return ([texts[i] for i in train], Y[train], [texts[i] for i in held], Y[held], names, titles)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pecos_rs import InvalidInputError, InvalidParameterError, ModelFormatError, TextXRLinear, _pecos_rs
 from pecos_rs._sparse import csr_args
 from pecos_rs.text import TextFeaturizer
-from pecos_rs.retrieval import DEFAULT_FEATURES
+from pecos_rs.retrieval import DEFAULT_FEATURES, _name_texts
 from pecos_rs.xlinear import _search_params
 
 from reference import assert_rankings_match, neighbour_vote
@@ -49,8 +49,11 @@ def test_the_index_equals_the_reference_vote(problem):
     texts, shares, queries, n_neighbours, power, k = problem
     index = index_of(texts, shares)
     Q = csr_args(sp.csr_matrix(queries, dtype=np.float32))
-    labels, scores = index.predict_topk(Q, n_neighbours=n_neighbours, power=power, topk=k, n_threads=2)
-    assert labels.shape == (len(queries), min(k, shares.shape[1]))
+    labels, scores, nearest = index.predict_topk(Q, n_neighbours=n_neighbours, power=power, topk=k, n_threads=2,
+                                                 return_nearest=True)
+    assert labels.shape == (len(queries), min(k, shares.shape[1])) and nearest.shape == (len(queries),)
+    # The nearest text's similarity (0 for a query sharing no feature with any): exact here.
+    np.testing.assert_array_equal(nearest, np.maximum((texts @ queries.T).max(axis=0), 0.0))
     for i, x in enumerate(queries):
         want_labels, want_scores = neighbour_vote(texts, shares, x, n_neighbours, power, k)
         # The neighbours are exact (integer similarities); votes are computed relative to the
@@ -72,10 +75,11 @@ def test_many_rows_and_threads_give_the_same_answers():
     shares = sp.random(3000, 40, density=0.05, random_state=2, dtype=np.float32)
     index = _pecos_rs.NeighbourIndex(csr_args(sp.csr_matrix(texts.T)), csr_args(sp.csr_matrix(shares)))
     Q = csr_args(sp.csr_matrix(rng.random((700, 50)) * (rng.random((700, 50)) < 0.1), dtype=np.float32))
-    runs = [index.predict_topk(Q, n_neighbours=25, power=2.0, topk=10, n_threads=t) for t in (1, 2, 3)]
-    for labels, scores in runs[1:]:
-        np.testing.assert_array_equal(labels, runs[0][0])
-        np.testing.assert_array_equal(scores, runs[0][1])
+    runs = [index.predict_topk(Q, n_neighbours=25, power=2.0, topk=10, n_threads=t, return_nearest=True)
+            for t in (1, 2, 3)]
+    for run in runs[1:]:
+        for got, want in zip(run, runs[0]):
+            np.testing.assert_array_equal(got, want)
     dense_texts, dense_shares = texts.toarray(), shares.toarray()
     Qd = sp.csr_matrix((Q[2], Q[1], Q[0]), shape=(Q[3], Q[4])).toarray()
     for i in range(0, 700, 70):
@@ -83,6 +87,7 @@ def test_many_rows_and_threads_give_the_same_answers():
         found = want_labels >= 0
         np.testing.assert_array_equal(runs[0][0][i][found], want_labels[found])
         np.testing.assert_allclose(runs[0][1][i], want_scores, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(runs[0][2], np.maximum((dense_texts @ Qd.T).max(axis=0), 0.0), rtol=1e-5)
 
 
 def test_huge_weights_give_finite_scores():
@@ -129,48 +134,59 @@ def test_files_and_pickles_round_trip_and_corruption_is_refused(tmp_path):
         _pecos_rs.NeighbourIndex.load(str(tmp_path / "missing.bin"))
 
 
+def distinct_rows_and_shares(featurizer, texts, Y):
+    """The distinct `texts`' feature rows (dense, in first-seen order) and each label's share
+    of the labels (`Y`) of their rows."""
+    distinct = sorted(set(texts), key=texts.index)
+    counts = np.array([np.asarray(Y[[i for i, t in enumerate(texts) if t == d]].sum(axis=0)).ravel()
+                       for d in distinct])
+    return featurizer.transform(distinct).toarray(), counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+
+
+def assert_blend(model, queries, k, parts):
+    """`model`'s top `k` scores for `queries` are the best sums of ``weight * score`` over the
+    ``(weight, labels, scores)`` parts of each row (``parts(i)``); predict_one agrees."""
+    got_labels, got_scores = model.predict_topk(queries, k)
+    for i in range(len(queries)):
+        expected = {}
+        for weight, lab, sc in parts(i):
+            for j, v in zip(lab, sc):
+                if j >= 0:
+                    expected[j] = expected.get(j, 0.0) + weight * v
+        best = sorted(expected.values(), reverse=True)[:k]
+        found = got_labels[i] >= 0
+        np.testing.assert_allclose(got_scores[i][found], best[: found.sum()], rtol=1e-5, atol=1e-6)
+        assert found.sum() == min(k, len(expected))
+        one = model.predict_one(queries[i], k=k)
+        assert [name for name, _ in one] == list(model.labels_[got_labels[i][found]])
+
+
 def test_text_model_blends_the_vote_of_the_nearest_training_texts(catalogue):
     texts, labels, names, _ = catalogue
     texts = texts + texts[:40]  # repeated texts: one distinct text, its labels' shares summed
     labels = labels + [[names[0]]] * 40
     wc, wn, nn, power = 0.1, 0.3, 7, 2.0
     model = TextXRLinear(classifier=small_classifier(), centroid_weight=wc, neighbour_weight=wn, n_neighbours=nn,
-                         neighbour_power=power, neighbour_max_df=1.0, match_candidates=12).fit(
-        texts, labels, label_names=names)
+                         neighbour_power=power, neighbour_max_df=1.0, match_candidates=12,
+                         label_name_weight=0.0).fit(texts, labels, label_names=names)
     featurizer = TextFeaturizer(blocks=DEFAULT_FEATURES).fit(texts)
     X = featurizer.transform(texts)
     Y = sp.csr_matrix([[float(n in row) for n in names] for row in labels], dtype=np.float32)
     clf = as_text_model_trains(featurizer).fit(X, Y)
-    distinct = sorted(set(texts), key=texts.index)
-    assert model.neighbour_index_.n_texts == len(distinct)
-    D = featurizer.transform(distinct).toarray()
-    counts = np.array([np.asarray(Y[[i for i, t in enumerate(texts) if t == d]].sum(axis=0)).ravel()
-                       for d in distinct])
-    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    D, shares = distinct_rows_and_shares(featurizer, texts, Y)
+    assert model.neighbour_index_.n_texts == len(D)
     queries = texts[:25] + ["hose nozzle garden", "zzz", ""]
     Q = featurizer.transform(queries)
     model_labels, model_scores = clf.predict_topk(Q, 12)
     centroid_labels, centroid_scores = model.centroid_matcher_.predict_topk(
         csr_args(Q), _search_params(1, 12, "noop"), n_threads=1)
-    got_labels, got_scores = model.predict_topk(queries, 6)
-    for i in range(len(queries)):
-        expected = {}
-        vote = neighbour_vote(D, shares, Q[i].toarray().ravel(), nn, power, 12)
-        for weight, lab, sc in ((1 - wc - wn, model_labels[i], model_scores[i]),
-                                (wc, centroid_labels[i], centroid_scores[i]), (wn, *vote)):
-            for j, v in zip(lab, sc):
-                if j >= 0:
-                    expected[j] = expected.get(j, 0.0) + weight * v
-        best = sorted(expected.values(), reverse=True)[:6]
-        found = got_labels[i] >= 0
-        np.testing.assert_allclose(got_scores[i][found], best[: found.sum()], rtol=1e-5, atol=1e-6)
-        assert found.sum() == min(6, len(expected))
-        one = model.predict_one(queries[i], k=6)
-        assert [name for name, _ in one] == list(model.labels_[got_labels[i][found]])
+    assert_blend(model, queries, 6, lambda i: ((1 - wc - wn, model_labels[i], model_scores[i]),
+                                               (wc, centroid_labels[i], centroid_scores[i]),
+                                               (wn, *neighbour_vote(D, shares, Q[i].toarray().ravel(), nn, power, 12))))
     # Off: no index, the blend of the two others.
-    off = TextXRLinear(classifier=small_classifier(), centroid_weight=wc, neighbour_weight=0.0).fit(
-        texts, labels, label_names=names)
-    assert off.neighbour_index_ is None
+    off = TextXRLinear(classifier=small_classifier(), centroid_weight=wc, neighbour_weight=0.0,
+                       label_name_weight=0.0).fit(texts, labels, label_names=names)
+    assert off.neighbour_index_ is None and off.name_matcher_ is None
 
 
 def test_saved_text_model_keeps_its_index_and_older_directories_load(tmp_path):
@@ -182,20 +198,23 @@ def test_saved_text_model_keeps_its_index_and_older_directories_load(tmp_path):
     assert back.neighbour_index_.n_texts == model.neighbour_index_.n_texts and back.neighbour_weight_ == 0.05
     np.testing.assert_array_equal(back.predict_topk(texts[:30], 5)[1], model.predict_topk(texts[:30], 5)[1])
     assert back.get_params()["neighbour_max_df"] == 3
-    assert model.n_bytes_ > TextXRLinear(classifier=small_classifier(), neighbour_weight=0.0).fit(
-        texts, labels).n_bytes_
+    assert model.n_bytes_ > TextXRLinear(classifier=small_classifier(), neighbour_weight=0.0,
+                                         label_name_weight=0.0).fit(texts, labels).n_bytes_
     # A directory of format version 1 (before the neighbour vote) loads without it.
     import json
     meta_file = tmp_path / "m" / "text_xrlinear.json"
     meta = json.loads(meta_file.read_text())
     meta["format_version"] = 1
-    del meta["has_neighbour_index"], meta["neighbour_weight"]
-    for name in ("neighbour_weight", "n_neighbours", "neighbour_power", "neighbour_max_df"):
+    del meta["has_neighbour_index"], meta["neighbour_weight"], meta["has_name_matcher"], meta["label_name_weight"]
+    for name in ("neighbour_weight", "n_neighbours", "neighbour_power", "neighbour_max_df", "label_name_weight",
+                 "beam_size"):
         del meta["params"][name]
     meta_file.write_text(json.dumps(meta))
     (tmp_path / "m" / "neighbour_index.bin").unlink()
+    (tmp_path / "m" / "label_name_matcher.bin").unlink()
     old = TextXRLinear.load(tmp_path / "m")
     assert old.neighbour_index_ is None and old.neighbour_weight == 0.0 and old.neighbour_weight_ == 0.0
+    assert old.name_matcher_ is None and old.label_name_weight == 0.0 and old.label_name_weight_ == 0.0
     # A truncated index file is a format error.
     model.save(tmp_path / "t")
     file = tmp_path / "t" / "neighbour_index.bin"
@@ -204,13 +223,20 @@ def test_saved_text_model_keeps_its_index_and_older_directories_load(tmp_path):
         TextXRLinear.load(tmp_path / "t")
 
 
-def test_auto_weight_is_off_with_label_texts(catalogue):
+def test_auto_weights_are_off_with_label_texts_unless_asked(catalogue):
     texts, labels, names, titles = catalogue
     with_titles = TextXRLinear(classifier=small_classifier()).fit(texts, labels, label_names=names, label_texts=titles)
     assert with_titles.neighbour_weight_ == 0.0 and with_titles.neighbour_index_ is None
+    assert with_titles.label_name_weight_ == 0.0 and with_titles.name_matcher_ is None
     forced = TextXRLinear(classifier=small_classifier(), neighbour_weight=0.1).fit(
         texts, labels, label_names=names, label_texts=titles)
     assert forced.neighbour_weight_ == 0.1 and forced.neighbour_index_ is not None
+    # The name match without the vote: the vote's index is built for the similarity of the
+    # nearest text, the vote itself weighs nothing.
+    forced = TextXRLinear(classifier=small_classifier(), label_name_weight=0.1).fit(
+        texts, labels, label_names=names, label_texts=titles)
+    assert forced.name_matcher_ is not None and forced.neighbour_index_ is not None
+    assert forced.neighbour_weight_ == 0.0
 
 
 @pytest.mark.parametrize("params, match", [
@@ -224,7 +250,95 @@ def test_auto_weight_is_off_with_label_texts(catalogue):
     ({"neighbour_weight": "on"}, "neighbour_weight"),
     ({"neighbour_max_df": 0}, "neighbour_max_df"),
     ({"neighbour_max_df": 1.5}, "neighbour_max_df"),
+    ({"label_name_weight": -0.1}, "label_name_weight"),
+    ({"label_name_weight": "on"}, "label_name_weight"),
+    ({"label_name_weight": 0.6, "neighbour_weight": 0.5}, "at most 1"),
+    ({"beam_size": 0}, "beam_size"),
+    ({"beam_size": 2.5}, "beam_size"),
 ])
 def test_bad_neighbour_parameters_are_refused(params, match):
     with pytest.raises(InvalidParameterError, match=match):
-        TextXRLinear(**params).fit(["a b", "c d"], [["x"], ["y"]])
+        TextXRLinear(**params).fit(["a b", "c d"], [["x"], ["y"]], label_texts={"x": "a", "y": "d"})
+
+
+def test_weights_of_matchers_a_model_does_not_have_do_not_count():
+    # Without label texts there is no label-text match: its weight does not count in the sum.
+    model = TextXRLinear(label_text_weight=0.5, neighbour_weight=0.6).fit(["a b", "c d"], [["x"], ["y"]])
+    assert model.matcher_ is None and model.neighbour_weight_ == 0.6
+
+
+def test_label_names_read_as_texts():
+    assert _name_texts(["bank-rates.co.uk", "A_B  c", "...", "café.fr"]) == ["bank rates co uk", "A B c", "", "café fr"]
+
+
+def test_text_model_blends_the_name_match_by_the_nearest_training_text(catalogue):
+    # Label names that spell their titles' words: the name match finds them; its weight for a
+    # text is w_l (1 - s)^2, s the similarity of the nearest training text.
+    texts, labels, names, titles = catalogue
+    site_names = [title.replace(" ", "-") + ".shop" for title in titles]
+    labels = [[site_names[names.index(n)] for n in row] for row in labels]
+    wn, wl, nn, power, n = 0.2, 0.4, 7, 2.0, 12
+    model = TextXRLinear(classifier=small_classifier(), neighbour_weight=wn, label_name_weight=wl, n_neighbours=nn,
+                         neighbour_power=power, neighbour_max_df=1.0, match_candidates=n).fit(
+        texts, labels, label_names=site_names)
+    assert model.label_name_weight_ == wl and model.name_matcher_.n_texts == len(titles)
+    featurizer = TextFeaturizer(blocks=DEFAULT_FEATURES).fit(texts)
+    X = featurizer.transform(texts)
+    Y = sp.csr_matrix([[float(n in row) for n in site_names] for row in labels], dtype=np.float32)
+    clf = as_text_model_trains(featurizer).fit(X, Y)
+    D, shares = distinct_rows_and_shares(featurizer, texts, Y)
+    assert len(set(titles)) == len(titles)  # one name per text: shares of 1
+    N = featurizer.transform(_name_texts(site_names)).toarray()
+    queries = texts[:20] + [titles[3], titles[7] + " " + titles[8], "zzz", ""]
+    Q = featurizer.transform(queries)
+    model_labels, model_scores = clf.predict_topk(Q, n)
+    nearest = np.clip((D @ Q.toarray().T).max(axis=0), 0.0, 1.0)
+
+    def parts(i):
+        q, w = Q[i].toarray().ravel(), wl * (1 - nearest[i]) ** 2
+        return ((1 - wn - w, model_labels[i], model_scores[i]), (wn, *neighbour_vote(D, shares, q, nn, power, n)),
+                (w, *neighbour_vote(N, np.eye(len(titles)), q, n, power, n)))
+
+    assert_blend(model, queries, 6, parts)
+    assert (nearest < 0.99).sum() >= 3  # the check covered texts the training texts do not know
+    # A title the training texts never saw finds its site by name.
+    assert model.predict_one(titles[3], k=3)[0][0] == site_names[3]
+
+
+def test_saved_name_match_and_older_directories(tmp_path):
+    texts, labels, names, titles = make_catalogue(n_texts=120)
+    model = TextXRLinear(classifier=small_classifier()).fit(texts, labels)
+    assert model.label_name_weight_ == 0.1 and model.name_matcher_ is not None  # "auto" without label texts
+    model.save(tmp_path / "m")
+    back = TextXRLinear.load(tmp_path / "m")
+    assert back.label_name_weight_ == 0.1 and back.name_matcher_.n_texts == model.name_matcher_.n_texts
+    for got, want in zip(back.predict_topk(texts[:30] + ["p03", "zzz"], 5), model.predict_topk(texts[:30] + ["p03", "zzz"], 5)):
+        np.testing.assert_array_equal(got, want)
+    import json
+    meta_file = tmp_path / "m" / "text_xrlinear.json"
+    meta = json.loads(meta_file.read_text())
+    meta["format_version"] = 2
+    del meta["has_name_matcher"], meta["label_name_weight"], meta["params"]["label_name_weight"]
+    meta_file.write_text(json.dumps(meta))
+    (tmp_path / "m" / "label_name_matcher.bin").unlink()
+    old = TextXRLinear.load(tmp_path / "m")
+    assert old.name_matcher_ is None and old.label_name_weight_ == 0.0 and old.neighbour_index_ is not None
+    no_names = TextXRLinear(classifier=small_classifier(), label_name_weight=0.0).fit(texts, labels)
+    for got, want in zip(old.predict_topk(texts[:30], 5), no_names.predict_topk(texts[:30], 5)):
+        np.testing.assert_array_equal(got, want)
+    # A truncated name file is a format error; a weight out of range in the metadata too.
+    model.save(tmp_path / "t")
+    file = tmp_path / "t" / "label_name_matcher.bin"
+    file.write_bytes(file.read_bytes()[:-10])
+    with pytest.raises(ModelFormatError):
+        TextXRLinear.load(tmp_path / "t")
+    model.save(tmp_path / "w")
+    meta_file = tmp_path / "w" / "text_xrlinear.json"
+    meta = json.loads(meta_file.read_text())
+    meta["label_name_weight"] = 2.0
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ModelFormatError):
+        TextXRLinear.load(tmp_path / "w")
+    # Pickles keep it too.
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.predict_topk(["p03 zzz"], 5)[1], model.predict_topk(["p03 zzz"], 5)[1])

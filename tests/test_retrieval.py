@@ -50,9 +50,9 @@ def small_classifier(**kw):
 
 def as_text_model_trains(featurizer):
     """small_classifier() as TextXRLinear trains it on `featurizer`'s rows: its two top layers
-    (coarse) on the word block, its solver tolerance TextXRLinear's."""
+    (coarse) on the word block, its solver tolerance and beam width TextXRLinear's."""
     return small_classifier(coarse_layers=2, coarse_n_features=featurizer.blocks_[0][1].tfidf_model_.n_columns,
-                            tol=TextXRLinear().tol)
+                            tol=TextXRLinear().tol, beam_size=TextXRLinear().beam_size)
 
 
 @pytest.mark.parametrize("n_jobs", [None, 2])
@@ -61,7 +61,7 @@ def test_equals_featurizer_and_classifier_composed_by_hand(catalogue, n_jobs):
     # ones on one: the scores must not change.
     texts, labels, names, _ = catalogue
     model = TextXRLinear(classifier=small_classifier(n_jobs=n_jobs), centroid_weight=0.0,
-                         neighbour_weight=0.0).fit(texts, labels)
+                         neighbour_weight=0.0, label_name_weight=0.0).fit(texts, labels)
     assert list(model.labels_) == sorted({n for row in labels for n in row})
     assert model.matcher_ is None and model.centroid_matcher_ is None
     featurizer = TextFeaturizer(blocks=DEFAULT_FEATURES).fit(texts)
@@ -116,7 +116,7 @@ def test_the_centroid_matcher_blends_the_cosine_to_each_label_centroid(catalogue
     texts, labels, names, titles = catalogue
     wt, wc = 0.3, 0.2
     model = TextXRLinear(classifier=small_classifier(), label_text_weight=wt, centroid_weight=wc,
-                         centroid_max_df=max_df, neighbour_weight=0.0, match_candidates=15,
+                         centroid_max_df=max_df, neighbour_weight=0.0, label_name_weight=0.0, match_candidates=15,
                          text_weight_C=None).fit(
         texts, labels, label_names=names, label_texts=titles)
     featurizer = TextFeaturizer(blocks=DEFAULT_FEATURES).fit(texts + titles)
@@ -149,7 +149,8 @@ def test_the_centroid_matcher_blends_the_cosine_to_each_label_centroid(catalogue
         np.testing.assert_allclose(got_scores[i][found], best[: found.sum()], rtol=1e-5, atol=1e-6)
     assert model.centroid_matcher_.n_labels == len(names)
     with pytest.raises(InvalidParameterError, match="at most 1"):
-        TextXRLinear(label_text_weight=0.7, centroid_weight=0.4).fit(texts, labels)
+        TextXRLinear(label_text_weight=0.7, centroid_weight=0.4).fit(texts, labels, label_names=names,
+                                                                     label_texts=titles)
 
 
 def test_learned_text_weights_discount_a_misleading_word():

@@ -41,7 +41,7 @@ def test_rows_equal_direct_measurements(fitted):
         assert 0 < row["p50_ms"] <= row["p99_ms"] and row["batch_qps"] > 0
     assert rows[0]["nnz"] > rows[2]["nnz"] and rows[0]["model_mb"] > rows[2]["model_mb"]
     # The model itself is left as it was.
-    assert model.classifier_.threshold == 0.05 and model.classifier_.beam_size == 10
+    assert model.classifier_.threshold == 0.05 and model.classifier_.beam_size == TextXRLinear().beam_size
 
 
 def test_files_written(fitted, tmp_path):

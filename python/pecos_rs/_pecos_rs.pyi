@@ -4,7 +4,7 @@
 
 from collections.abc import Callable, Sequence
 from os import PathLike
-from typing import Any, final
+from typing import Any, Literal, final, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -165,9 +165,16 @@ class CompletionIndex:
 @final
 class NeighbourIndex:
     def __new__(cls, postings: _CsrArgs, text_labels: _CsrArgs, *, metadata: str = "null") -> NeighbourIndex: ...
+    @overload
     def predict_topk(
-        self, x: _CsrArgs, *, n_neighbours: int, power: float, topk: int, n_threads: int = 1
+        self, x: _CsrArgs, *, n_neighbours: int, power: float, topk: int, n_threads: int = 1,
+        return_nearest: Literal[False] = False,
     ) -> _TopK: ...
+    @overload
+    def predict_topk(
+        self, x: _CsrArgs, *, n_neighbours: int, power: float, topk: int, n_threads: int = 1,
+        return_nearest: Literal[True],
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32], NDArray[np.float32]]: ...
     @property
     def n_features(self) -> int: ...
     @property

@@ -108,7 +108,8 @@ def read_dataset(args) -> tuple:
 
 
 def _weight_or_auto(value: str):
-    """A number, or "auto" (argparse type of --neighbour-weight; the model checks the range)."""
+    """A number, or "auto" (argparse type of the weights that may be auto; the model checks the
+    range)."""
     if value == "auto":
         return value
     try:
@@ -126,13 +127,14 @@ def cmd_train(args) -> None:
     if sp.issparse(labels) and names is None:
         raise CliError("--labels (a matrix) needs --label-names (one name per column)")
     classifier = XRLinearClassifier(
-        threshold=args.threshold, beam_size=args.beam_size, n_splits=args.n_splits,
+        threshold=args.threshold, n_splits=args.n_splits,
         max_leaf_size=args.max_leaf_size, n_trees=args.n_trees, topk=args.k, n_jobs=args.n_jobs,
         random_state=args.seed, verbose=1,
     )
     model = TextXRLinear(TextFeaturizer(blocks=preset_blocks(args.features, n_jobs=args.n_jobs)), classifier,
                          label_text_weight=args.label_text_weight, centroid_weight=args.centroid_weight,
-                         neighbour_weight=args.neighbour_weight)
+                         neighbour_weight=args.neighbour_weight, label_name_weight=args.label_name_weight,
+                         beam_size=args.beam_size)
     _progress(f"training on {len(texts):,} texts ...")
     start = time.perf_counter()
     model.fit(texts, labels, label_names=names, label_texts=label_texts)
@@ -315,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="one text a line per label of --label-names (product titles)")
     train.add_argument("--model", type=Path, required=True, metavar="DIR", help="where to save the model")
     train.add_argument("--threshold", type=float, default=0.1, help="weight pruning threshold (default: 0.1)")
-    train.add_argument("--beam-size", type=_positive_int, default=10, help="beam width (default: 10)")
+    train.add_argument("--beam-size", type=_positive_int, default=TextXRLinear().beam_size,
+                       help=f"beam width (default: {TextXRLinear().beam_size})")
     train.add_argument("--n-splits", type=_positive_int, default=16, help="tree branching factor (default: 16)")
     train.add_argument("--max-leaf-size", type=_positive_int, default=100, help="labels per leaf (default: 100)")
     train.add_argument("--features", choices=sorted(PRESETS), default=DEFAULT_FEATURES,
@@ -328,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--neighbour-weight", type=_weight_or_auto, default="auto",
                        help="weight of the vote of the nearest training texts in the score; auto: 0.05 "
                             "without --label-texts, 0 with them (default: auto)")
+    train.add_argument("--label-name-weight", type=_weight_or_auto, default="auto",
+                       help="the most the match of the label names may weigh in the score (more for texts "
+                            "unlike the training texts); auto: 0.1 without --label-texts, 0 with them "
+                            "(default: auto)")
     train.add_argument("-k", type=_positive_int, default=10, help="default labels per prediction (default: 10)")
     train.add_argument("--weight-dtype", choices=["float32", "float16", "int8"], default="float32",
                        help="how the saved weights are stored (see XRLinearClassifier.compact; "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -39,17 +40,23 @@ from .xlinear import XRLinearClassifier, _search_params, load_model_file
 logger = logging.getLogger("pecos_rs")
 
 _FORMAT_NAME = "pecos_rs.TextXRLinear"
-#: Version 2 added the neighbour index; version 1 directories load without it.
-_FORMAT_VERSION = 2
-_READABLE_VERSIONS = (1, 2)
+#: Version 2 added the neighbour index, version 3 the label-name matcher; older directories load
+#: without them.
+_FORMAT_VERSION = 3
+_READABLE_VERSIONS = (1, 2, 3)
 _META_FILE = "text_xrlinear.json"
 _LABELS_FILE = "labels.npy"
 _MATCHER_FILE = "label_text_matcher.bin"
 _CENTROID_FILE = "centroid_matcher.bin"
 _NEIGHBOUR_FILE = "neighbour_index.bin"
+_NAME_MATCHER_FILE = "label_name_matcher.bin"
 
 #: ``neighbour_weight="auto"`` without label texts (BENCHMARKS.md, "nearest training texts").
 AUTO_NEIGHBOUR_WEIGHT = 0.05
+#: ``label_name_weight="auto"`` without label texts (BENCHMARKS.md, "label names").
+AUTO_LABEL_NAME_WEIGHT = 0.1
+#: The parameters whose "auto" depends on whether the labels have texts: their value without.
+_AUTO_WEIGHTS = {"neighbour_weight": AUTO_NEIGHBOUR_WEIGHT, "label_name_weight": AUTO_LABEL_NAME_WEIGHT}
 
 #: The TextFeaturizer preset of a TextXRLinear given no featurizer (BENCHMARKS.md, "choosing
 #: TextXRLinear's defaults": on the validation parts, half the time per query of "retrieval" for
@@ -82,9 +89,10 @@ class TextXRLinear(BaseEstimator):
         ``w_c``: the weight of ``cosine(text, label centroid)``, the centroid being the
         normalised sum of the label's training texts' features (PIFA; only texts, not label
         texts); 0 turns this matcher off and does not build it. The final score of a label is
-        ``(1 - w_t - w_c - w_n) * model score + w_t * text cosine + w_c * centroid cosine +
-        w_n * neighbour vote`` over the union of the candidates of the model and the matchers (a
-        label missing from one list scores 0 there), so ``w_t + w_c + w_n <= 1``. Off by
+        ``(1 - w_t - w_c - w_n - w_l) * model score + w_t * text cosine + w_c * centroid cosine
+        + w_n * neighbour vote + w_l * name cosine`` over the union of the candidates of the
+        model and the matchers (a label missing from one list scores 0 there), so
+        ``w_t + w_c + w_n + w_l <= 1``. Off by
         default: on aol-click's validation part the neighbour vote finds more for less time per
         query (R@10 68.67 / R@100 78.99 against 68.52 / 77.54 with ``w_c = 0.005`` and no vote;
         both: 69.12 / 79.41 in 1.7x the time), and on homedepot's neither helps (BENCHMARKS.md,
@@ -99,14 +107,30 @@ class TextXRLinear(BaseEstimator):
         BENCHMARKS.md).
     neighbour_weight : float in [0, 1] or "auto", default="auto"
         ``w_n``: the weight of the vote of the training texts nearest to the text (0 turns it
-        off and does not build its index). The ``n_neighbours`` distinct training texts of
-        highest cosine similarity to the text vote for their labels, each with
+        off; its index is then built only if ``label_name_weight`` needs it). The
+        ``n_neighbours`` distinct training texts of highest cosine similarity to the text vote
+        for their labels, each with
         ``similarity ** neighbour_power`` times the share of its training rows that have the
         label; a label's score is its votes divided by the best label's (so the best scores 1).
         ``"auto"``: 0.05 without label texts, 0 with them. On aol-click's validation part (no
         label texts) the vote adds 0.15 R@10 and 1.45 R@100 points over the centroid matcher it
         replaces, in the same time per query; on homedepot's (titles, few training queries,
         unseen products) it costs 1.4 R@10 (BENCHMARKS.md, "nearest training texts").
+    label_name_weight : float in [0, 1] or "auto", default="auto"
+        ``w_l``: the most the name match may weigh. The label names are read as texts whose
+        words are separated by anything not a letter or digit (``"bank-rates.co.uk"`` is
+        ``"bank rates co uk"``), each name the one text of its label, and scored as the
+        neighbour vote scores the training texts (``cosine ** neighbour_power`` relative to the
+        best name's, the features of more than ``neighbour_max_df`` names left out). The match
+        weighs ``w_l * (1 - s) ** 2`` for a text whose nearest training text has similarity
+        ``s`` (as the vote measures it: 1 for a training text), so the names count for the
+        texts the training texts do not know and hardly for those they do; the model's share
+        is what the matchers leave. 0 turns the match off and does not build it; the vote's
+        index is built for ``s`` even if ``neighbour_weight`` is 0. ``"auto"``: 0.1 without
+        label texts (the name is then all a label says of itself), 0 with them. On aol-click's
+        validation parts (site names) the name match adds to the vote R@10 / R@100 0.47 / 1.25
+        points where most validation queries are training queries (a random 10% of the rows)
+        and 4.96 / 8.38 where none is (BENCHMARKS.md, "label names").
     n_neighbours : int >= 1, default=200
     neighbour_power : float > 0, default=4.0
         Higher powers give the closest texts more of the say.
@@ -146,6 +170,12 @@ class TextXRLinear(BaseEstimator):
         looser tolerance costs nothing on the validation parts (aol-click R@10 68.69 / R@100
         78.98 against 68.67 / 78.99, homedepot 44.80 / 79.78 against 44.79 / 79.78) and the fit
         takes 0.80x the time (BENCHMARKS.md, "the vote of the nearest training texts").
+    beam_size : int >= 1 or None, default=5
+        The classifier's beam width at prediction (replaces its ``beam_size``, PECOS's 10);
+        None keeps the classifier's. With the matchers the beam matters little: on the
+        validation parts beam 5 costs 0.04 R@10 points on aol-click (69.12 against 69.16) and
+        0.01 on homedepot, for 0.89x the time per query on aol-click (BENCHMARKS.md, "label
+        names").
 
     Attributes
     ----------
@@ -162,6 +192,10 @@ class TextXRLinear(BaseEstimator):
     neighbour_weight_ : float
         The neighbour vote's weight at fit (``neighbour_weight`` with "auto" resolved); the
         index is built if it is > 0.
+    name_matcher_ : pecos_rs._pecos_rs.NeighbourIndex or None
+        The label names' features, each name a text of its label, for the name match.
+    label_name_weight_ : float
+        ``label_name_weight`` at fit, "auto" resolved; the name matcher is built if it is > 0.
 
     Examples
     --------
@@ -176,8 +210,9 @@ class TextXRLinear(BaseEstimator):
 
     def __init__(self, featurizer=None, classifier=None, *, label_text_rows=True,
                  label_text_weight=0.5, centroid_weight=0.0, centroid_max_df=1.0, neighbour_weight="auto",
-                 n_neighbours=200, neighbour_power=4.0, neighbour_max_df=2000, match_candidates=100,
-                 text_weight_C=30.0, coarse_layers=2, coarse_features="auto", coarse_max_iter=5, tol=0.5):
+                 label_name_weight="auto", n_neighbours=200, neighbour_power=4.0, neighbour_max_df=2000,
+                 match_candidates=100, text_weight_C=30.0, coarse_layers=2, coarse_features="auto",
+                 coarse_max_iter=5, tol=0.5, beam_size=5):
         self.featurizer = featurizer
         self.classifier = classifier
         self.label_text_rows = label_text_rows
@@ -185,6 +220,7 @@ class TextXRLinear(BaseEstimator):
         self.centroid_weight = centroid_weight
         self.centroid_max_df = centroid_max_df
         self.neighbour_weight = neighbour_weight
+        self.label_name_weight = label_name_weight
         self.n_neighbours = n_neighbours
         self.neighbour_power = neighbour_power
         self.neighbour_max_df = neighbour_max_df
@@ -194,6 +230,7 @@ class TextXRLinear(BaseEstimator):
         self.coarse_features = coarse_features
         self.coarse_max_iter = coarse_max_iter
         self.tol = tol
+        self.beam_size = beam_size
 
     # ------------------------------------------------------------------ training
 
@@ -205,10 +242,11 @@ class TextXRLinear(BaseEstimator):
             raise InvalidParameterError(
                 f"classifier must be an XRLinearClassifier or None, got {type(self.classifier).__name__}")
         check_param(self, "label_text_rows", isinstance(self.label_text_rows, (bool, np.bool_)), "a bool")
-        for name in ("label_text_weight", "centroid_weight", "neighbour_weight"):
+        for name in ("label_text_weight", "centroid_weight", *_AUTO_WEIGHTS):
             w = getattr(self, name)
-            if not (name == "neighbour_weight" and isinstance(w, str) and w == "auto"):
-                check_param(self, name, is_number(w) and 0.0 <= w <= 1.0, "a number in [0, 1]")
+            if not (name in _AUTO_WEIGHTS and isinstance(w, str) and w == "auto"):
+                check_param(self, name, is_number(w) and 0.0 <= w <= 1.0, "a number in [0, 1]"
+                            + (' or "auto"' if name in _AUTO_WEIGHTS else ""))
         for name in ("centroid_max_df", "neighbour_max_df"):
             df = getattr(self, name)
             check_param(self, name,
@@ -229,20 +267,25 @@ class TextXRLinear(BaseEstimator):
                     "an integer >= 1")
         tol = self.tol
         check_param(self, "tol", tol is None or (is_number(tol) and 0 < tol < float("inf")), "a number > 0 or None")
+        b = self.beam_size
+        check_param(self, "beam_size", b is None or (is_int(b) and b >= 1), "an int >= 1 or None")
 
-    def _check_weights(self, neighbour_weight):
-        """The matchers' weights must leave the model a share >= 0."""
-        weights = {"label_text_weight": self.label_text_weight, "centroid_weight": self.centroid_weight,
-                   "neighbour_weight": neighbour_weight}
+    def _check_weights(self, resolved, has_label_texts):
+        """The weights of the matchers the model will have (`resolved`: the "auto" ones as
+        numbers) must leave the model a share >= 0."""
+        weights = {"label_text_weight": self.label_text_weight} if has_label_texts else {}
+        weights.update(centroid_weight=self.centroid_weight, **resolved)
         if sum(weights.values()) > 1.0:
             raise InvalidParameterError(
                 f"{' + '.join(weights)} must be at most 1, got " + " + ".join(map(repr, weights.values())))
 
-    def _resolved_neighbour_weight(self, has_label_texts):
-        """``neighbour_weight`` as a number ("auto": on without label texts)."""
-        if isinstance(self.neighbour_weight, str):
-            return 0.0 if has_label_texts else AUTO_NEIGHBOUR_WEIGHT
-        return float(self.neighbour_weight)
+    def _resolved_weights(self, has_label_texts) -> dict:
+        """The weights that may be "auto", as numbers ("auto": on without label texts)."""
+        resolved = {}
+        for name, auto in _AUTO_WEIGHTS.items():
+            w = getattr(self, name)
+            resolved[name] = (0.0 if has_label_texts else auto) if isinstance(w, str) else float(w)
+        return resolved
 
     def _coarse_n_features(self, featurizer):
         """The leading columns of `featurizer`'s rows the coarse layers are trained on (None: all)."""
@@ -284,8 +327,8 @@ class TextXRLinear(BaseEstimator):
         texts = str_list(texts, "texts")
         names, Y = _label_matrix(labels, len(texts), label_names, label_texts)
         label_text_list = _align_label_texts(label_texts, names)
-        neighbour_weight = self._resolved_neighbour_weight(label_text_list is not None)
-        self._check_weights(neighbour_weight)
+        resolved = self._resolved_weights(label_text_list is not None)
+        self._check_weights(resolved, label_text_list is not None)
         log = logger.info if self.classifier is not None and self.classifier.verbose else (lambda msg: None)
         n_jobs = self.classifier.n_jobs if self.classifier is not None else None
         n_threads = resolve_n_jobs(n_jobs)
@@ -312,6 +355,8 @@ class TextXRLinear(BaseEstimator):
                               coarse_max_iter=self.coarse_max_iter)
         if self.tol is not None:
             classifier.set_params(tol=self.tol)
+        if self.beam_size is not None:
+            classifier.set_params(beam_size=self.beam_size)
         # Without label-text rows the classifier clusters the texts' centroids (their PIFA
         # embeddings), which the centroid matcher holds too: computed once for both.
         centroids = pifa(Y, X, n_jobs=n_threads) if X_rows is X else None
@@ -332,11 +377,18 @@ class TextXRLinear(BaseEstimator):
             if centroids is None:
                 centroids = pifa(Y, X, n_jobs=n_threads)
             self.centroid_matcher_ = _exact_matcher(_drop_common_features(centroids, self.centroid_max_df))
-        self.neighbour_weight_ = neighbour_weight
+        self.neighbour_weight_ = resolved["neighbour_weight"]
         self.neighbour_index_ = None
-        if neighbour_weight > 0:
+        if self.neighbour_weight_ > 0 or resolved["label_name_weight"] > 0:
             self.neighbour_index_ = _neighbour_index(texts, X, Y, self.neighbour_max_df)
             log(f"indexed {self.neighbour_index_.n_texts} distinct texts for the neighbour vote")
+        self.label_name_weight_ = resolved["label_name_weight"]
+        self.name_matcher_ = None
+        if self.label_name_weight_ > 0:
+            # Each name a text of its own label: the names vote as the nearest training texts do.
+            self.name_matcher_ = _neighbour_index(_name_texts(names), featurizer.transform(_name_texts(names)),
+                                                  sp.identity(len(names), dtype=np.float32, format="csr"),
+                                                  self.neighbour_max_df)
         return self
 
     # ---------------------------------------------------------------- prediction
@@ -353,9 +405,7 @@ class TextXRLinear(BaseEstimator):
             return self.classifier_.predict_topk(X, k)
         n = max(k, self.match_candidates)
         n_threads = self.classifier_._n_threads()
-        results = [self.classifier_.predict_topk(X, n)]
-        results += [self._match(m, csr_args(X), n, n_threads) for m, _ in matchers]
-        return self._blend(results, matchers, k, n_threads)
+        return self._blend(self.classifier_.predict_topk(X, n), csr_args(X), matchers, k, n, n_threads)
 
     def predict(self, texts, k=None) -> list:
         """Per text, up to `k` ``(label name, score)`` pairs, best first."""
@@ -372,11 +422,9 @@ class TextXRLinear(BaseEstimator):
         clf = self.classifier_
         matchers = self._matchers()
         n = max(k, self.match_candidates) if matchers else k
-        results = [clf._search(row, _search_params(clf.beam_size, n, clf.post_processor), 1)]
+        labels, scores = clf._search(row, _search_params(clf.beam_size, n, clf.post_processor), 1)
         if matchers:
-            results += [self._match(m, row, n, 1) for m, _ in matchers]
-            results = [self._blend(results, matchers, k, 1)]
-        labels, scores = results[0]
+            labels, scores = self._blend((labels, scores), row, matchers, k, n, 1)
         return self._named(labels[0][:k], scores[0][:k])
 
     def _check_k(self, k):
@@ -388,26 +436,51 @@ class TextXRLinear(BaseEstimator):
     def _matchers(self) -> list:
         """``(matcher, weight)`` of the matchers this model has."""
         pairs = [(self.matcher_, self.label_text_weight), (self.centroid_matcher_, self.centroid_weight),
-                 (self.neighbour_index_, self._neighbour_weight())]
+                 (self.neighbour_index_, self._weight_now("neighbour_weight")),
+                 (self.name_matcher_, self._weight_now("label_name_weight"))]
         return [(m, w) for m, w in pairs if m is not None]
 
-    def _neighbour_weight(self):
-        """The vote's weight now: ``neighbour_weight`` (changed by ``set_params`` after fitting,
-        as the other weights may be), or, for "auto", what it was resolved to at fit."""
-        return self.neighbour_weight_ if isinstance(self.neighbour_weight, str) else float(self.neighbour_weight)
+    def _weight_now(self, name):
+        """The weight `name` (one of the "auto" ones) now: the parameter (changed by
+        ``set_params`` after fitting, as the other weights may be), or, for "auto", what it was
+        resolved to at fit."""
+        w = getattr(self, name)
+        return getattr(self, name + "_") if isinstance(w, str) else float(w)
 
-    def _match(self, matcher, x, n, n_threads):
-        """The top `n` labels of `matcher` (one of :meth:`_matchers`) for the rows `x` (the
-        core's CSR tuple)."""
-        if isinstance(matcher, _pecos_rs.NeighbourIndex):
-            return matcher.predict_topk(x, n_neighbours=int(self.n_neighbours), power=float(self.neighbour_power),
-                                        topk=n, n_threads=n_threads)
-        return matcher.predict_topk(x, _search_params(1, n, "noop"), n_threads=n_threads)
-
-    def _blend(self, results, matchers, k, n_threads):
-        """The model's result (first) and the matchers', weighted as the parameters say."""
-        weights = [w for _, w in matchers]
-        return merge_topk(results, [1.0 - sum(weights)] + weights, k, n_threads)
+    def _blend(self, model_result, x, matchers, k, n, n_threads):
+        """The top `k` of the model's result and the top `n` of each of `matchers` for the rows
+        `x` (the core's CSR tuple), weighted as the parameters say."""
+        results, weights, nearest, names_at = [model_result], [], None, None
+        power = float(self.neighbour_power)
+        for i, (matcher, weight) in enumerate(matchers, start=1):
+            if matcher is self.neighbour_index_:
+                labels, scores, nearest = matcher.predict_topk(
+                    x, n_neighbours=int(self.n_neighbours), power=power, topk=n, n_threads=n_threads,
+                    return_nearest=True)
+                result = labels, scores
+            elif matcher is self.name_matcher_:
+                # Each name is its label's one text: the top n names hold the top n labels.
+                result = matcher.predict_topk(x, n_neighbours=n, power=power, topk=n, n_threads=n_threads)
+                names_at = i
+            else:
+                result = matcher.predict_topk(x, _search_params(1, n, "noop"), n_threads=n_threads)
+            results.append(result)
+            weights.append(weight)
+        model_weight = 1.0 - sum(weights)
+        if names_at is not None:
+            # The name match weighs w_l (1 - s)^2, s the nearest training text's similarity (<= 1
+            # up to rounding: rows normalised, features >= 0), and the model's share with it.
+            w = weights[names_at - 1]
+            far = np.ones(len(model_result[0]), np.float32) if nearest is None else np.maximum(1.0 - nearest, 0.0)
+            name_weight = w * far * far
+            model_weight = model_weight + w - name_weight
+            if len(name_weight) == 1:  # one row: its weights are the results' weights
+                model_weight, weights[names_at - 1] = float(model_weight[0]), float(name_weight[0])
+            else:  # a weight per row: into the scores
+                results[0] = _scaled(results[0], model_weight)
+                results[names_at] = _scaled(results[names_at], name_weight)
+                model_weight, weights[names_at - 1] = 1.0, 1.0
+        return merge_topk(results, [model_weight] + weights, k, n_threads)
 
     def _named(self, labels, scores):
         found = labels >= 0
@@ -430,7 +503,7 @@ class TextXRLinear(BaseEstimator):
         """A copy of this fitted model whose classifier and label-text and centroid matchers
         store their weights as `weight_dtype` ("float32", "float16" or "int8"; see
         :meth:`pecos_rs.XRLinearClassifier.compact`); featurizer, labels and neighbour index
-        (kept in float32) are shared with this model, which is left as it is."""
+        and name matcher (kept in float32) are shared with this model, which is left as it is."""
         check_is_fitted(self, "classifier_")
         compact = copy.copy(self)
         compact.classifier_ = self.classifier_.compact(weight_dtype)
@@ -452,7 +525,7 @@ class TextXRLinear(BaseEstimator):
 
     def save(self, path):
         """Write the fitted model to directory `path`: its parameters, the featurizer, the
-        classifier, the label names and the label-text matcher, in the package's validated formats."""
+        classifier, the label names and the matchers, in the package's validated formats."""
         check_is_fitted(self, "classifier_")
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -465,12 +538,15 @@ class TextXRLinear(BaseEstimator):
             self.centroid_matcher_.save(str(path / _CENTROID_FILE))
         if self.neighbour_index_ is not None:
             self.neighbour_index_.save(str(path / _NEIGHBOUR_FILE))
+        if self.name_matcher_ is not None:
+            self.name_matcher_.save(str(path / _NAME_MATCHER_FILE))
         params = {k: v for k, v in self.get_params(deep=False).items() if k not in ("featurizer", "classifier")}
         write_metadata(path / _META_FILE, _FORMAT_NAME, _FORMAT_VERSION, params=params,
                        has_matcher=self.matcher_ is not None,
                        has_centroid_matcher=self.centroid_matcher_ is not None,
                        has_neighbour_index=self.neighbour_index_ is not None,
-                       neighbour_weight=self.neighbour_weight_)
+                       has_name_matcher=self.name_matcher_ is not None,
+                       **{name: getattr(self, name + "_") for name in _AUTO_WEIGHTS})
 
     @classmethod
     def load(cls, path, mmap=None):
@@ -484,15 +560,20 @@ class TextXRLinear(BaseEstimator):
         classifier = XRLinearClassifier.load(path / "classifier", mmap=mmap)
         try:
             params = dict(meta["params"])
+            # Written before the neighbour vote (version 1) or the name matcher (1, 2) existed.
             if meta["format_version"] == 1:
-                params["neighbour_weight"] = 0.0  # written before the neighbour vote existed
+                params["neighbour_weight"] = 0.0
+            if meta["format_version"] <= 2:
+                params["label_name_weight"] = 0.0
             est = cls(featurizer=clone(featurizer), classifier=clone(classifier), **params)
             has_matcher = bool(meta["has_matcher"])
             has_centroids = bool(meta["has_centroid_matcher"])
             has_neighbours = bool(meta.get("has_neighbour_index", False))
-            neighbour_weight = float(meta.get("neighbour_weight", 0.0))
-            if not 0.0 <= neighbour_weight <= 1.0:
-                raise ValueError(f"neighbour_weight {neighbour_weight} is not in [0, 1]")
+            has_names = bool(meta.get("has_name_matcher", False))
+            resolved = {name: float(meta.get(name, 0.0)) for name in _AUTO_WEIGHTS}
+            for name, w in resolved.items():
+                if not 0.0 <= w <= 1.0:
+                    raise ValueError(f"{name} {w} is not in [0, 1]")
         except (TypeError, KeyError, ValueError) as e:
             raise corrupt(meta_file, e) from e
         try:
@@ -506,7 +587,9 @@ class TextXRLinear(BaseEstimator):
         est.matcher_ = load_model_file(path / _MATCHER_FILE, mmap) if has_matcher else None
         est.centroid_matcher_ = load_model_file(path / _CENTROID_FILE, mmap) if has_centroids else None
         est.neighbour_index_ = _pecos_rs.NeighbourIndex.load(str(path / _NEIGHBOUR_FILE)) if has_neighbours else None
-        est.neighbour_weight_ = neighbour_weight
+        est.name_matcher_ = _pecos_rs.NeighbourIndex.load(str(path / _NAME_MATCHER_FILE)) if has_names else None
+        for name, w in resolved.items():
+            setattr(est, name + "_", w)
         n_features = featurizer.transform([""]).shape[1]
         if (labels.ndim != 1 or len(labels) != classifier.model_.n_labels
                 or classifier.n_features_in_ != n_features
@@ -630,6 +713,17 @@ def _learned_text_weights(X, Y, T, C, n_candidates, n_threads, seed) -> np.ndarr
     if a <= 0:
         return np.ones((1, n_features), dtype=np.float32)
     return ((a + w[1:-1]) / a).astype(np.float32)[None, :]
+
+
+def _scaled(result, row_weights):
+    """A top-k result's scores times a weight per row."""
+    labels, scores = result
+    return labels, scores * row_weights.astype(np.float32, copy=False)[:, None]
+
+
+def _name_texts(names):
+    """The label names as texts: runs of anything but letters and digits become one space."""
+    return [re.sub(r"[\W_]+", " ", str(name)).strip() for name in names]
 
 
 def _drop_common_features(T, max_df):

@@ -6,6 +6,7 @@
 use crate::convert::{parse_metadata, reduce_by_bytes, topk_arrays, CsrArgs, TopKArrays};
 use crate::error::core;
 use crate::threads::run_detached;
+use numpy::PyArray1;
 use pecos_core::infer::{NeighbourIndex, NeighbourParams};
 use pecos_core::io::Artifact;
 use pecos_core::sparse::CsrMatrix;
@@ -41,8 +42,11 @@ impl PyNeighbourIndex {
     /// The top-`topk` labels of every row of `x` (CSR, one column per feature), voted by its
     /// `n_neighbours` most similar texts with `similarity ** power` each, as `(labels int64,
     /// scores float32)` of shape `(n, min(topk, n_labels))`, the best label scoring 1, padded
-    /// with -1 / 0. The answers do not depend on `n_threads`.
-    #[pyo3(signature = (x, *, n_neighbours, power, topk, n_threads = 1))]
+    /// with -1 / 0; with `return_nearest`, a third array (float32, one per row): the similarity
+    /// of the row's nearest text (0 if none shares a feature with it). The answers do not
+    /// depend on `n_threads`.
+    #[pyo3(signature = (x, *, n_neighbours, power, topk, n_threads = 1, return_nearest = false))]
+    #[allow(clippy::too_many_arguments)]
     fn predict_topk<'py>(
         &self,
         py: Python<'py>,
@@ -51,7 +55,8 @@ impl PyNeighbourIndex {
         power: f32,
         topk: usize,
         n_threads: usize,
-    ) -> PyResult<TopKArrays<'py>> {
+        return_nearest: bool,
+    ) -> PyResult<Bound<'py, PyTuple>> {
         let xv = x.view()?;
         let params = NeighbourParams {
             n_neighbours,
@@ -59,12 +64,21 @@ impl PyNeighbourIndex {
             topk,
         };
         let index = &self.index;
-        let top = if xv.n_rows() <= 1 {
+        let votes = if xv.n_rows() <= 1 {
             core(py.detach(|| index.search(&xv, &params)))?
         } else {
             run_detached(py, n_threads, || index.search(&xv, &params))?
         };
-        topk_arrays(py, top, xv.n_rows())
+        let (labels, scores): TopKArrays<'py> = topk_arrays(py, votes.top, xv.n_rows())?;
+        if return_nearest {
+            let nearest = PyArray1::from_vec(py, votes.nearest);
+            PyTuple::new(
+                py,
+                [labels.into_any(), scores.into_any(), nearest.into_any()],
+            )
+        } else {
+            PyTuple::new(py, [labels.into_any(), scores.into_any()])
+        }
     }
 
     #[getter]

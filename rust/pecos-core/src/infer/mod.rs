@@ -18,7 +18,7 @@ pub use beam::{
 };
 pub use ensemble::{mean_of_trees, weighted_sum};
 pub use filter::{LabelRangeFilter, LabelSets, NodeFilter, Unfiltered};
-pub use neighbours::{NeighbourIndex, NeighbourParams, NEIGHBOUR_FORMAT_VERSION};
+pub use neighbours::{NeighbourIndex, NeighbourParams, Votes, NEIGHBOUR_FORMAT_VERSION};
 pub use postprocess::PostProcessor;
 
 use crate::error::Result;

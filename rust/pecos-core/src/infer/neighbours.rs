@@ -35,6 +35,14 @@ const DENSE_SCAN_FRACTION: usize = 4;
 /// Texts compared at once with the current limit in that scan.
 const SCAN_LANES: usize = 16;
 
+/// What [`NeighbourIndex::search`] finds: the voted labels and, per query, the similarity of its
+/// nearest text (0 if it shares no feature with any; how well the training texts know it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Votes {
+    pub top: TopK,
+    pub nearest: Vec<f32>,
+}
+
 /// The search settings of [`NeighbourIndex::search`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NeighbourParams {
@@ -123,21 +131,24 @@ impl NeighbourIndex {
     }
 
     /// The top labels of every row of `queries`: `params.topk` columns (at most one per label),
-    /// best first, equal scores by increasing label, padded with label -1 and score 0. Parallel
-    /// over rows in the current rayon pool; each row's result is the same for any thread count.
+    /// best first, equal scores by increasing label, padded with label -1 and score 0; and each
+    /// row's nearest similarity. Parallel over rows in the current rayon pool; each row's result
+    /// is the same for any thread count.
     ///
     /// # Errors
     /// Invalid `params`, or queries without one column per feature of the index.
-    pub fn search(&self, queries: &CsrView<'_>, params: &NeighbourParams) -> Result<TopK> {
+    pub fn search(&self, queries: &CsrView<'_>, params: &NeighbourParams) -> Result<Votes> {
         let k = self.check(queries, params)?;
         let n_rows = queries.n_rows();
+        let mut nearest = vec![0f32; n_rows];
         if k == 0 {
             // An index without labels: empty rows (chunks of width 0 cannot be split).
-            return Ok(TopK {
+            let top = TopK {
                 k,
                 labels: Vec::new(),
                 scores: Vec::new(),
-            });
+            };
+            return Ok(Votes { top, nearest });
         }
         let size = n_rows
             .checked_mul(k)
@@ -145,24 +156,33 @@ impl NeighbourIndex {
         let mut labels = vec![-1i64; size];
         let mut scores = vec![0f32; size];
         let search_block =
-            |scratch: &mut Scratch, block: usize, lab: &mut [i64], sco: &mut [f32]| {
+            |scratch: &mut Scratch,
+             block: usize,
+             (lab, sco, near): (&mut [i64], &mut [f32], &mut [f32])| {
                 let first = block * BLOCK_ROWS;
-                for (r, (lrow, srow)) in lab.chunks_mut(k).zip(sco.chunks_mut(k)).enumerate() {
-                    self.search_row(queries.row(first + r), params, scratch, lrow, srow);
+                let rows = lab
+                    .chunks_mut(k)
+                    .zip(sco.chunks_mut(k))
+                    .zip(near.iter_mut());
+                for (r, ((lrow, srow), nrow)) in rows.enumerate() {
+                    *nrow = self.search_row(queries.row(first + r), params, scratch, lrow, srow);
                 }
             };
         if n_rows <= BLOCK_ROWS {
-            SCRATCH.with_borrow_mut(|s| search_block(s, 0, &mut labels, &mut scores));
+            SCRATCH
+                .with_borrow_mut(|s| search_block(s, 0, (&mut labels, &mut scores, &mut nearest)));
         } else {
             labels
                 .par_chunks_mut(k * BLOCK_ROWS)
                 .zip(scores.par_chunks_mut(k * BLOCK_ROWS))
+                .zip(nearest.par_chunks_mut(BLOCK_ROWS))
                 .enumerate()
-                .for_each_init(Scratch::default, |s, (block, (lab, sco))| {
-                    search_block(s, block, lab, sco)
+                .for_each_init(Scratch::default, |s, (block, ((lab, sco), near))| {
+                    search_block(s, block, (lab, sco, near))
                 });
         }
-        Ok(TopK { k, labels, scores })
+        let top = TopK { k, labels, scores };
+        Ok(Votes { top, nearest })
     }
 
     /// The output width after checking the arguments.
@@ -178,7 +198,8 @@ impl NeighbourIndex {
         Ok(params.topk.min(self.n_labels()))
     }
 
-    /// Writes the labels of one query into `labels` and `scores` (already padded).
+    /// Writes the labels of one query into `labels` and `scores` (already padded); returns the
+    /// similarity of its nearest text.
     fn search_row(
         &self,
         query: SparseRow<'_>,
@@ -186,7 +207,7 @@ impl NeighbourIndex {
         s: &mut Scratch,
         labels: &mut [i64],
         scores: &mut [f32],
-    ) {
+    ) -> f32 {
         s.fit(self.n_texts(), self.n_labels());
         let postings = self.postings.view();
         let lists = || query.iter().map(|(feature, q)| (postings.row(feature), q));
@@ -245,7 +266,7 @@ impl NeighbourIndex {
         let text_labels = self.text_labels.view();
         // Votes relative to the nearest text's (the scores are relative anyway), so that no
         // power of a large similarity overflows: each vote is in (0, 1] times the share.
-        let nearest = s.ranked.first().map_or(1.0, |&(_, v)| v);
+        let nearest = s.ranked.first().map_or(0.0, |&(_, v)| v);
         for &(text, similarity) in &s.ranked {
             let vote = (similarity / nearest).powf(params.power);
             let row = text_labels.row(text as usize);
@@ -274,6 +295,7 @@ impl NeighbourIndex {
             *label = i64::from(l);
             *score = v / best;
         }
+        nearest
     }
 }
 
@@ -492,10 +514,12 @@ mod tests {
         let q = CsrMatrix::from_rows(2, &[vec![(0, 1.0)]]).unwrap();
         // Similarities: t0 1.0, t1 0.6, t2 0. Votes (power 1): l0 1.0, l1 0.3, l2 0.3.
         let top = index().search(&q.view(), &params(3, 1.0, 3)).unwrap();
+        assert_eq!(top.nearest, vec![1.0]);
+        let top = top.top;
         assert_eq!(top.labels, vec![0, 1, 2]);
         assert_eq!(top.scores, vec![1.0, 0.3, 0.3]);
         // One neighbour: t0 only.
-        let top = index().search(&q.view(), &params(1, 1.0, 3)).unwrap();
+        let top = index().search(&q.view(), &params(1, 1.0, 3)).unwrap().top;
         assert_eq!(top.labels, vec![0, -1, -1]);
         assert_eq!(top.scores, vec![1.0, 0.0, 0.0]);
     }
@@ -504,7 +528,9 @@ mod tests {
     fn power_favours_the_closest_text() {
         // Similarities: t1 0.8, t2 1.0 (query f1) -> votes l1 0.4 * ..., l2 0.5*0.8^p + 1.
         let q = CsrMatrix::from_rows(2, &[vec![(1, 1.0)]]).unwrap();
-        let top = index().search(&q.view(), &params(5, 2.0, 2)).unwrap();
+        let votes = index().search(&q.view(), &params(5, 2.0, 2)).unwrap();
+        assert_eq!(votes.nearest, vec![1.0]);
+        let top = votes.top;
         assert_eq!(top.labels, vec![2, 1]);
         let l2 = 0.5 * 0.8f32.powf(2.0) + 1.0;
         let l1 = 0.5 * 0.8f32.powf(2.0);
@@ -514,7 +540,9 @@ mod tests {
     #[test]
     fn empty_query_and_checks() {
         let q = CsrMatrix::from_rows(2, &[vec![]]).unwrap();
-        let top = index().search(&q.view(), &params(5, 1.0, 10)).unwrap();
+        let votes = index().search(&q.view(), &params(5, 1.0, 10)).unwrap();
+        assert_eq!(votes.nearest, vec![0.0]);
+        let top = votes.top;
         assert_eq!(top.k, 3);
         assert_eq!(top.labels, vec![-1, -1, -1]);
         let wide = CsrMatrix::from_rows(3, &[vec![]]).unwrap();
@@ -545,7 +573,9 @@ mod tests {
         .unwrap();
         let index = NeighbourIndex::try_new(postings, labels).unwrap();
         let q = CsrMatrix::from_rows(1, &[vec![(0, 1e38)], vec![(0, 1.0)]]).unwrap();
-        let top = index.search(&q.view(), &params(3, 8.0, 2)).unwrap();
+        let votes = index.search(&q.view(), &params(3, 8.0, 2)).unwrap();
+        assert!(votes.nearest.iter().all(|v| v.is_finite()));
+        let top = votes.top;
         assert!(top
             .scores
             .iter()
@@ -588,8 +618,9 @@ mod tests {
         for (i, row) in rows.iter().enumerate() {
             let one = CsrMatrix::from_rows(2, std::slice::from_ref(row)).unwrap();
             let single = index().search(&one.view(), &p).unwrap();
-            assert_eq!(&batch.labels[2 * i..2 * i + 2], &single.labels[..]);
-            assert_eq!(&batch.scores[2 * i..2 * i + 2], &single.scores[..]);
+            assert_eq!(&batch.top.labels[2 * i..2 * i + 2], &single.top.labels[..]);
+            assert_eq!(&batch.top.scores[2 * i..2 * i + 2], &single.top.scores[..]);
+            assert_eq!(batch.nearest[i], single.nearest[0]);
         }
     }
 }
