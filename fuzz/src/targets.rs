@@ -296,7 +296,8 @@ pub fn neighbour_file(data: &[u8]) -> bool {
 }
 
 /// A search with an empty query, one with every feature and one with a few: `min(k, n_labels)`
-/// columns per row, distinct labels in range then padding, the best label scoring 1.
+/// columns per row, distinct labels in range then padding, the best label scoring 1, and a
+/// finite nearest similarity >= 0 per row.
 fn check_neighbour_votes(index: &NeighbourIndex) {
     let d = index.n_features().min(64);
     let mut rows = vec![Vec::new(), (0..d).map(|f| (f, 1.0)).collect()];
@@ -309,9 +310,15 @@ fn check_neighbour_votes(index: &NeighbourIndex) {
         power: 2.0,
         topk: 4,
     };
-    let top = index
+    let votes = index
         .search(&queries.view(), &params)
         .expect("a loaded index searches");
+    assert_eq!(votes.nearest.len(), rows.len());
+    assert!(
+        votes.nearest.iter().all(|v| v.is_finite() && *v >= 0.0),
+        "nearest similarity not finite or negative"
+    );
+    let top = votes.top;
     assert_eq!(top.k, params.topk.min(index.n_labels()));
     for (labels, scores) in top
         .labels

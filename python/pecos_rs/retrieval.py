@@ -89,10 +89,10 @@ class TextXRLinear(BaseEstimator):
         ``w_c``: the weight of ``cosine(text, label centroid)``, the centroid being the
         normalised sum of the label's training texts' features (PIFA; only texts, not label
         texts); 0 turns this matcher off and does not build it. The final score of a label is
-        ``(1 - w_t - w_c - w_n - w_l) * model score + w_t * text cosine + w_c * centroid cosine
-        + w_n * neighbour vote + w_l * name cosine`` over the union of the candidates of the
-        model and the matchers (a label missing from one list scores 0 there), so
-        ``w_t + w_c + w_n + w_l <= 1``. Off by
+        ``(1 - w_t - w_c - w_n - w_l(s)) * model score + w_t * text cosine + w_c * centroid
+        cosine + w_n * neighbour vote + w_l(s) * name match`` (``w_l(s)``: see
+        ``label_name_weight``) over the union of the candidates of the model and the matchers (a
+        label missing from one list scores 0 there), so ``w_t + w_c + w_n + w_l <= 1``. Off by
         default: on aol-click's validation part the neighbour vote finds more for less time per
         query (R@10 68.67 / R@100 78.99 against 68.52 / 77.54 with ``w_c = 0.005`` and no vote;
         both: 69.12 / 79.41 in 1.7x the time), and on homedepot's neither helps (BENCHMARKS.md,
