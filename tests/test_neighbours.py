@@ -339,6 +339,11 @@ def test_saved_name_match_and_older_directories(tmp_path):
     meta_file.write_text(json.dumps(meta))
     with pytest.raises(ModelFormatError):
         TextXRLinear.load(tmp_path / "w")
+    # A name matcher without the vote's index (which gives its weights) is a format error too.
+    meta["label_name_weight"], meta["has_neighbour_index"] = 0.1, False
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ModelFormatError, match="neighbour index"):
+        TextXRLinear.load(tmp_path / "w")
     # Pickles keep it too.
     again = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(again.predict_topk(["p03 zzz"], 5)[1], model.predict_topk(["p03 zzz"], 5)[1])

@@ -386,7 +386,8 @@ class TextXRLinear(BaseEstimator):
         self.name_matcher_ = None
         if self.label_name_weight_ > 0:
             # Each name a text of its own label: the names vote as the nearest training texts do.
-            self.name_matcher_ = _neighbour_index(_name_texts(names), featurizer.transform(_name_texts(names)),
+            name_texts = _name_texts(names)
+            self.name_matcher_ = _neighbour_index(name_texts, featurizer.transform(name_texts),
                                                   sp.identity(len(names), dtype=np.float32, format="csr"),
                                                   self.neighbour_max_df)
         return self
@@ -469,9 +470,10 @@ class TextXRLinear(BaseEstimator):
         model_weight = 1.0 - sum(weights)
         if names_at is not None:
             # The name match weighs w_l (1 - s)^2, s the nearest training text's similarity (<= 1
-            # up to rounding: rows normalised, features >= 0), and the model's share with it.
+            # up to rounding: rows normalised, features >= 0), and the model's share with it. (A
+            # model with the name match has the vote's index: fit builds it, load checks it.)
             w = weights[names_at - 1]
-            far = np.ones(len(model_result[0]), np.float32) if nearest is None else np.maximum(1.0 - nearest, 0.0)
+            far = np.maximum(1.0 - nearest, 0.0)
             name_weight = w * far * far
             model_weight = model_weight + w - name_weight
             if len(name_weight) == 1:  # one row: its weights are the results' weights
@@ -570,6 +572,8 @@ class TextXRLinear(BaseEstimator):
             has_centroids = bool(meta["has_centroid_matcher"])
             has_neighbours = bool(meta.get("has_neighbour_index", False))
             has_names = bool(meta.get("has_name_matcher", False))
+            if has_names and not has_neighbours:
+                raise ValueError("a label-name matcher without the neighbour index it is weighted by")
             resolved = {name: float(meta.get(name, 0.0)) for name in _AUTO_WEIGHTS}
             for name, w in resolved.items():
                 if not 0.0 <= w <= 1.0:

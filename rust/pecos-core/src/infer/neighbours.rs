@@ -36,7 +36,8 @@ const DENSE_SCAN_FRACTION: usize = 4;
 const SCAN_LANES: usize = 16;
 
 /// What [`NeighbourIndex::search`] finds: the voted labels and, per query, the similarity of its
-/// nearest text (0 if it shares no feature with any; how well the training texts know it).
+/// nearest text (how well the training texts know it; 0 if it shares no feature with any, and
+/// for every query of an index without labels, which searches nothing).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Votes {
     pub top: TopK,
