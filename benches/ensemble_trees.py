@@ -67,8 +67,7 @@ def main() -> None:
     xr = [m.classifier_.predict_topk(m.featurizer_.transform(texts), K) for m in members]
     mean = merge_topk(xr, [1.0 / len(xr)] * len(xr), K, 2)
     X = csr_args(first.featurizer_.transform(texts))
-    report(" + ".join(DIVERSE) + " (fit: the two added)", first._blend(mean, X, first._matchers(), K, K, 2)[0],
-           Y, fit_s)
+    report(" + ".join(DIVERSE) + " (fit: the two added)", first._blend(X, K, 2, model_result=mean)[0], Y, fit_s)
 
 
 if __name__ == "__main__":

@@ -305,6 +305,40 @@ def test_text_model_blends_the_name_match_by_the_nearest_training_text(catalogue
     assert model.predict_one(titles[3], k=3)[0][0] == site_names[3]
 
 
+def test_blend_in_one_call_takes_a_given_model_result_and_any_thread_count(catalogue):
+    texts, labels, names, titles = catalogue
+    site_names = [title.replace(" ", "-") + ".shop" for title in titles]
+    labels = [[site_names[names.index(n)] for n in row] for row in labels]
+    model = TextXRLinear(classifier=small_classifier(), neighbour_weight=0.2, label_name_weight=0.4,
+                         n_neighbours=7, neighbour_max_df=1.0, match_candidates=12).fit(
+        texts, labels, label_names=site_names)
+    queries = texts[:30] + ["zzz", ""]
+    x = csr_args(model.featurizer_.transform(queries))
+    expected = model._blend(x, 6, 1)
+    for n_threads in (2, 3):
+        np.testing.assert_array_equal(model._blend(x, 6, n_threads)[0], expected[0])
+        np.testing.assert_array_equal(model._blend(x, 6, n_threads)[1], expected[1])
+    # The model's part given by the caller: its own top-n gives the same blend.
+    clf = model.classifier_
+    given_result = clf._search(x, _search_params(clf.beam_size, 12, clf.post_processor), 1)
+    for got, want in zip(model._blend(x, 6, 1, model_result=given_result), expected):
+        np.testing.assert_array_equal(got, want)
+    # A vote weighing 0 is searched for the name weights only: none of its labels comes in alone.
+    model.set_params(neighbour_weight=0.0)
+    no_vote = model._blend(x, 6, 1, model_result=given_result)
+    name_labels = model.name_matcher_.predict_topk(x, n_neighbours=12, power=4.0, topk=12)[0]
+    for i in range(len(queries)):
+        allowed = set(given_result[0][i]) | set(name_labels[i])
+        assert set(no_vote[0][i][no_vote[0][i] >= 0]) <= allowed
+    # The name match needs the vote's index for its weights.
+    with pytest.raises(InvalidInputError, match="neighbour vote"):
+        _pecos_rs.blend_topk(x, given_result, matchers=[], names=(model.name_matcher_, 0.4), n_neighbours=7,
+                             power=4.0, k=6, n=12)
+    with pytest.raises(InvalidInputError, match="shape"):
+        _pecos_rs.blend_topk(x, (given_result[0], given_result[1][:, :3]), matchers=[], n_neighbours=7,
+                             power=4.0, k=6, n=12)
+
+
 def test_saved_name_match_and_older_directories(tmp_path):
     texts, labels, names, titles = make_catalogue(n_texts=120)
     model = TextXRLinear(classifier=small_classifier()).fit(texts, labels)

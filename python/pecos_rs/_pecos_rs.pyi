@@ -17,7 +17,7 @@ _Chain = Sequence[NDArray[np.uint32]]
 _Params = dict[str, Any]
 
 __all__ = [
-    "merge_topk", "SearchParams", "SubTreeModel", "XLinearModel", "balanced_kmeans_leaves", "balanced_kmeans_subtree", "kmeans_tree_shape",
+    "blend_topk", "merge_topk", "SearchParams", "SubTreeModel", "XLinearModel", "balanced_kmeans_leaves", "balanced_kmeans_subtree", "kmeans_tree_shape",
     "check_xlinear_params", "pifa_of_labels",
     "hierarchical_kmeans", "hybrid_chain", "pifa", "trie_chain", "CompletionIndex", "NeighbourIndex", "combine_params",
     "stack_blocks", "NgramCounter", "TfidfVocabulary", "__version__", "build_profile", "FORMAT_VERSION",
@@ -248,3 +248,9 @@ def check_xlinear_params(params: _Params) -> None: ...
 def combine_params(params: _Params, n_blocks: int) -> list[float]: ...
 def stack_blocks(blocks: Sequence[_CsrArgs], weights: Sequence[float], norm: str | None) -> _CsrArrays: ...
 def merge_topk(results: Sequence[_TopK], weights: Sequence[float], k: int, *, n_threads: int = 1) -> _TopK: ...
+def blend_topk(
+    x: _CsrArgs, model: tuple[Sequence[XLinearModel], SearchParams] | _TopK, *,
+    matchers: Sequence[tuple[XLinearModel, float]], vote: tuple[NeighbourIndex, float] | None = None,
+    names: tuple[NeighbourIndex, float] | None = None, n_neighbours: int, power: float, k: int, n: int,
+    n_threads: int = 1,
+) -> _TopK: ...

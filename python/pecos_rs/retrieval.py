@@ -401,12 +401,7 @@ class TextXRLinear(BaseEstimator):
         texts = str_list(texts, "texts")
         k = self._check_k(k)
         X = self.featurizer_.transform(texts)
-        matchers = self._matchers()
-        if not matchers:
-            return self.classifier_.predict_topk(X, k)
-        n = max(k, self.match_candidates)
-        n_threads = self.classifier_._n_threads()
-        return self._blend(self.classifier_.predict_topk(X, n), csr_args(X), matchers, k, n, n_threads)
+        return self._blend(csr_args(X), k, self.classifier_._n_threads())
 
     def predict(self, texts, k=None) -> list:
         """Per text, up to `k` ``(label name, score)`` pairs, best first."""
@@ -414,19 +409,14 @@ class TextXRLinear(BaseEstimator):
         return [self._named(row_labels, row_scores) for row_labels, row_scores in zip(labels, scores)]
 
     def predict_one(self, text: str, k=None) -> list:
-        """:meth:`predict` for one text: the real-time path (no scipy matrix, one thread)."""
+        """:meth:`predict` for one text: the real-time path (no scipy matrix, one thread, one
+        call into the core for the search and the blend)."""
         check_is_fitted(self, "classifier_")
         if not isinstance(text, str):
             raise InvalidInputError(f"text must be a str, got {type(text).__name__}")
         k = self._check_k(k)
-        row = self.featurizer_._row_arrays(text)
-        clf = self.classifier_
-        matchers = self._matchers()
-        n = max(k, self.match_candidates) if matchers else k
-        labels, scores = clf._search(row, _search_params(clf.beam_size, n, clf.post_processor), 1)
-        if matchers:
-            labels, scores = self._blend((labels, scores), row, matchers, k, n, 1)
-        return self._named(labels[0][:k], scores[0][:k])
+        labels, scores = self._blend(self.featurizer_._row_arrays(text), k, 1)
+        return self._named(labels[0], scores[0])
 
     def _check_k(self, k):
         k = self.classifier_.topk if k is None else k
@@ -448,41 +438,28 @@ class TextXRLinear(BaseEstimator):
         w = getattr(self, name)
         return getattr(self, name + "_") if isinstance(w, str) else float(w)
 
-    def _blend(self, model_result, x, matchers, k, n, n_threads):
-        """The top `k` of the model's result and the top `n` of each of `matchers` for the rows
-        `x` (the core's CSR tuple), weighted as the parameters say."""
-        results, weights, nearest, names_at = [model_result], [], None, None
-        power = float(self.neighbour_power)
-        for i, (matcher, weight) in enumerate(matchers, start=1):
-            if matcher is self.neighbour_index_:
-                labels, scores, nearest = matcher.predict_topk(
-                    x, n_neighbours=int(self.n_neighbours), power=power, topk=n, n_threads=n_threads,
-                    return_nearest=True)
-                result = labels, scores
-            elif matcher is self.name_matcher_:
-                # Each name is its label's one text: the top n names hold the top n labels.
-                result = matcher.predict_topk(x, n_neighbours=n, power=power, topk=n, n_threads=n_threads)
-                names_at = i
-            else:
-                result = matcher.predict_topk(x, _search_params(1, n, "noop"), n_threads=n_threads)
-            results.append(result)
-            weights.append(weight)
-        model_weight = 1.0 - sum(weights)
-        if names_at is not None:
-            # The name match weighs w_l (1 - s)^2, s the nearest training text's similarity (<= 1
-            # up to rounding: rows normalised, features >= 0), and the model's share with it. (A
-            # model with the name match has the vote's index: fit builds it, load checks it.)
-            w = weights[names_at - 1]
-            far = np.maximum(1.0 - nearest, 0.0)
-            name_weight = w * far * far
-            model_weight = model_weight + w - name_weight
-            if len(name_weight) == 1:  # one row: its weights are the results' weights
-                model_weight, weights[names_at - 1] = float(model_weight[0]), float(name_weight[0])
-            else:  # a weight per row: into the scores
-                results[0] = _scaled(results[0], model_weight)
-                results[names_at] = _scaled(results[names_at], name_weight)
-                model_weight, weights[names_at - 1] = 1.0, 1.0
-        return merge_topk(results, [model_weight] + weights, k, n_threads)
+    def _blend(self, x, k, n_threads, model_result=None):
+        """The top `k` of the rows `x` (the core's CSR tuple): the classifier's top
+        ``max(k, match_candidates)`` (or `model_result`, a top-k computed by the caller) and the
+        matchers', weighted as the parameters say (:func:`pecos_rs._pecos_rs.blend_topk`; a
+        model with the name match has the vote's index: fit builds it, load checks it)."""
+        clf = self.classifier_
+        if model_result is None and not self._matchers():
+            return clf._search(x, _search_params(clf.beam_size, k, clf.post_processor), n_threads)
+        n = max(k, self.match_candidates)
+        model = model_result
+        if model is None:
+            model = (list(clf.models_), _search_params(clf.beam_size, n, clf.post_processor))
+        exact = [(m, float(w)) for m, w in ((self.matcher_, self.label_text_weight),
+                                             (self.centroid_matcher_, self.centroid_weight)) if m is not None]
+        vote = names = None
+        if self.neighbour_index_ is not None:
+            vote = (self.neighbour_index_, self._weight_now("neighbour_weight"))
+        if self.name_matcher_ is not None:
+            names = (self.name_matcher_, self._weight_now("label_name_weight"))
+        return _pecos_rs.blend_topk(x, model, matchers=exact, vote=vote, names=names,
+                                    n_neighbours=int(self.n_neighbours), power=float(self.neighbour_power),
+                                    k=k, n=n, n_threads=n_threads)
 
     def _named(self, labels, scores):
         found = labels >= 0
@@ -717,12 +694,6 @@ def _learned_text_weights(X, Y, T, C, n_candidates, n_threads, seed) -> np.ndarr
     if a <= 0:
         return np.ones((1, n_features), dtype=np.float32)
     return ((a + w[1:-1]) / a).astype(np.float32)[None, :]
-
-
-def _scaled(result, row_weights):
-    """A top-k result's scores times a weight per row."""
-    labels, scores = result
-    return labels, scores * row_weights.astype(np.float32, copy=False)[:, None]
 
 
 def _name_texts(names):

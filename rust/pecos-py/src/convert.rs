@@ -84,6 +84,28 @@ pub fn chain_arrays<'py>(py: Python<'py>, chain: &ClusterChain) -> Vec<Bound<'py
 /// `(labels int64 (n, k), scores float32 (n, k))`.
 pub type TopKArrays<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>);
 
+/// A top-k result given as `(labels int64 (n, k), scores float32 (n, k))`, copied.
+pub type TopKArgs<'py> = (PyReadonlyArray2<'py, i64>, PyReadonlyArray2<'py, f32>);
+
+/// The core's top-k of a result given by Python, both arrays of the same shape.
+pub fn topk_of(
+    labels: &PyReadonlyArray2<'_, i64>,
+    scores: &PyReadonlyArray2<'_, f32>,
+) -> PyResult<TopK> {
+    if labels.shape() != scores.shape() {
+        return core(Err(PecosError::InvalidInput(format!(
+            "labels of shape {:?} with scores of shape {:?}",
+            labels.shape(),
+            scores.shape()
+        ))));
+    }
+    Ok(TopK {
+        k: labels.shape()[1],
+        labels: labels.as_array().iter().copied().collect(),
+        scores: scores.as_array().iter().copied().collect(),
+    })
+}
+
 /// Moves top-k results of `n_rows` queries into numpy (no copy).
 pub fn topk_arrays(py: Python<'_>, top: TopK, n_rows: usize) -> PyResult<TopKArrays<'_>> {
     let TopK { k, labels, scores } = top;

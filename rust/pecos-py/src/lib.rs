@@ -3,6 +3,7 @@
 //! This crate only converts types (`convert`), maps errors (`error`) and releases the GIL
 //! (`threads`); every algorithm lives in `pecos-core`. The public Python API is the pure-Python package `pecos_rs` around it.
 
+mod blend;
 mod convert;
 mod error;
 mod indexer;
@@ -16,6 +17,9 @@ use pyo3::prelude::*;
 
 #[pymodule]
 mod _pecos_rs {
+    #[pymodule_export]
+    use super::blend::py_blend_topk;
+
     #[pymodule_export]
     use super::model::{py_merge_topk, PySearchParams, PySubTreeModel, PyXLinearModel};
 

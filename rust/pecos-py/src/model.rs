@@ -2,7 +2,7 @@
 
 use crate::convert::{
     cluster_chain, csr_arrays, label_range_rows, parse_metadata, reduce_by_bytes, topk_arrays,
-    CsrArgs, CsrArrays, ParamsArg, TopKArrays,
+    topk_of, CsrArgs, CsrArrays, ParamsArg, TopKArgs, TopKArrays,
 };
 use crate::error::core;
 use crate::threads::{run_detached, run_interruptible};
@@ -28,7 +28,7 @@ use std::sync::OnceLock;
 /// The search parameters of a prediction (`beam_size`, `topk`, `post_processor`), checked once
 /// when built from their dict, so that a real-time caller builds them once and reuses them.
 #[pyclass(name = "SearchParams", module = "pecos_rs._pecos_rs", frozen)]
-pub struct PySearchParams(PredictParams);
+pub struct PySearchParams(pub(crate) PredictParams);
 
 #[pymethods]
 impl PySearchParams {
@@ -368,29 +368,12 @@ impl PyXLinearModel {
         label_ranges: Option<PyReadonlyArray2<'py, u32>>,
     ) -> PyResult<TopKArrays<'py>> {
         let n_labels = trees.first().map_or(0, |t| t.model.n_labels());
-        if let Some(other) = trees.iter().find(|t| t.model.n_labels() != n_labels) {
-            return core(Err(PecosError::InvalidInput(format!(
-                "the trees of an ensemble must share their labels, got {n_labels} and {}",
-                other.model.n_labels()
-            ))));
-        }
         let xv = x.view()?;
-        let n_rows = xv.n_rows();
         let ranges = label_ranges
-            .map(|r| label_range_rows(&r, n_rows, n_labels))
+            .map(|r| label_range_rows(&r, xv.n_rows(), n_labels))
             .transpose()?;
-        let per_tree = trees
-            .iter()
-            .map(|tree| tree.search(py, &xv, &params.0, n_threads, ranges.as_deref()))
-            .collect::<PyResult<Vec<_>>>()?;
-        let k = per_tree.first().map_or(1, |t| t.k);
-        // A single row is merged in well under a microsecond: not worth leaving the GIL.
-        let top = if n_rows == 1 {
-            core(mean_of_trees(&per_tree, n_rows, k))?
-        } else {
-            run_detached(py, n_threads, || mean_of_trees(&per_tree, n_rows, k))?
-        };
-        topk_arrays(py, top, n_rows)
+        let top = Self::search_trees(py, &trees, &xv, &params.0, n_threads, ranges.as_deref())?;
+        topk_arrays(py, top, xv.n_rows())
     }
 
     /// Writes the model to one file (format version `FORMAT_VERSION`, checksummed).
@@ -504,9 +487,41 @@ impl PyXLinearModel {
 }
 
 impl PyXLinearModel {
+    /// The top-k of `x`'s rows by one tree (`search`) or the mean of several (`mean_of_trees`).
+    pub(crate) fn search_trees(
+        py: Python<'_>,
+        trees: &[PyRef<'_, Self>],
+        xv: &CsrView<'_>,
+        params: &PredictParams,
+        n_threads: usize,
+        ranges: Option<&[Range<u32>]>,
+    ) -> PyResult<TopK> {
+        let n_labels = trees.first().map_or(0, |t| t.model.n_labels());
+        if let Some(other) = trees.iter().find(|t| t.model.n_labels() != n_labels) {
+            return core(Err(PecosError::InvalidInput(format!(
+                "the trees of an ensemble must share their labels, got {n_labels} and {}",
+                other.model.n_labels()
+            ))));
+        }
+        if let [tree] = trees {
+            return tree.search(py, xv, params, n_threads, ranges);
+        }
+        let per_tree = trees
+            .iter()
+            .map(|tree| tree.search(py, xv, params, n_threads, ranges))
+            .collect::<PyResult<Vec<_>>>()?;
+        let (n_rows, k) = (xv.n_rows(), per_tree.first().map_or(1, |t| t.k));
+        // A single row is merged in well under a microsecond: not worth leaving the GIL.
+        if n_rows == 1 {
+            core(mean_of_trees(&per_tree, n_rows, k))
+        } else {
+            run_detached(py, n_threads, || mean_of_trees(&per_tree, n_rows, k))
+        }
+    }
+
     /// The top-k of `x`'s rows, restricted to `ranges` (one per row) if given: a single row on
     /// the calling thread with reused buffers, larger batches in parallel; without the GIL.
-    fn search(
+    pub(crate) fn search(
         &self,
         py: Python<'_>,
         xv: &CsrView<'_>,
@@ -602,7 +617,7 @@ fn report_layer(progress: Option<&Py<PyAny>>, r: &LayerReport, tree: Option<usiz
 #[pyo3(name = "merge_topk", signature = (results, weights, k, *, n_threads = 1))]
 pub fn py_merge_topk<'py>(
     py: Python<'py>,
-    results: Vec<(PyReadonlyArray2<'py, i64>, PyReadonlyArray2<'py, f32>)>,
+    results: Vec<TopKArgs<'py>>,
     weights: Vec<f32>,
     k: usize,
     n_threads: usize,
@@ -610,20 +625,7 @@ pub fn py_merge_topk<'py>(
     let n_rows = results.first().map_or(0, |(labels, _)| labels.shape()[0]);
     let per_result = results
         .iter()
-        .map(|(labels, scores)| {
-            if labels.shape() != scores.shape() {
-                return core(Err(PecosError::InvalidInput(format!(
-                    "labels of shape {:?} with scores of shape {:?}",
-                    labels.shape(),
-                    scores.shape()
-                ))));
-            }
-            Ok(TopK {
-                k: labels.shape()[1],
-                labels: labels.as_array().iter().copied().collect(),
-                scores: scores.as_array().iter().copied().collect(),
-            })
-        })
+        .map(|(labels, scores)| topk_of(labels, scores))
         .collect::<PyResult<Vec<_>>>()?;
     // As for ensembles: a single row is merged in well under a microsecond, a batch off the GIL.
     let top = if n_rows <= 1 {

@@ -7,9 +7,9 @@ use crate::convert::{parse_metadata, reduce_by_bytes, topk_arrays, CsrArgs, TopK
 use crate::error::core;
 use crate::threads::run_detached;
 use numpy::PyArray1;
-use pecos_core::infer::{NeighbourIndex, NeighbourParams};
+use pecos_core::infer::{NeighbourIndex, NeighbourParams, Votes};
 use pecos_core::io::Artifact;
-use pecos_core::sparse::CsrMatrix;
+use pecos_core::sparse::{CsrMatrix, CsrView};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use std::path::PathBuf;
@@ -63,12 +63,7 @@ impl PyNeighbourIndex {
             power,
             topk,
         };
-        let index = &self.index;
-        let votes = if xv.n_rows() <= 1 {
-            core(py.detach(|| index.search(&xv, &params)))?
-        } else {
-            run_detached(py, n_threads, || index.search(&xv, &params))?
-        };
+        let votes = self.votes(py, &xv, &params, n_threads)?;
         let (labels, scores): TopKArrays<'py> = topk_arrays(py, votes.top, xv.n_rows())?;
         if return_nearest {
             let nearest = PyArray1::from_vec(py, votes.nearest);
@@ -137,5 +132,24 @@ impl PyNeighbourIndex {
             self.index.n_texts(),
             self.index.n_labels()
         )
+    }
+}
+
+impl PyNeighbourIndex {
+    /// The votes for `xv`'s rows: a single row on the calling thread, a batch in a pool of
+    /// `n_threads`; without the GIL.
+    pub(crate) fn votes(
+        &self,
+        py: Python<'_>,
+        xv: &CsrView<'_>,
+        params: &NeighbourParams,
+        n_threads: usize,
+    ) -> PyResult<Votes> {
+        let index = &self.index;
+        if xv.n_rows() <= 1 {
+            core(py.detach(|| index.search(xv, params)))
+        } else {
+            run_detached(py, n_threads, || index.search(xv, params))
+        }
     }
 }

@@ -16,7 +16,7 @@ pub use beam::{
     check_query_width, output_width, predict_batch, predict_batch_filtered, PredictParams,
     Searcher, TopK,
 };
-pub use ensemble::{mean_of_trees, weighted_sum};
+pub use ensemble::{blend, mean_of_trees, weighted_sum, Blend, NameMatch};
 pub use filter::{LabelRangeFilter, LabelSets, NodeFilter, Unfiltered};
 pub use neighbours::{NeighbourIndex, NeighbourParams, Votes, NEIGHBOUR_FORMAT_VERSION};
 pub use postprocess::PostProcessor;
