@@ -548,3 +548,39 @@ def neighbour_vote(texts, text_labels, x, n_neighbours, power, k):
     if ranked:
         scores[: len(ranked)] = votes[ranked] / votes[ranked[0]]
     return labels, scores
+
+
+def blend(lists, k, rank_weight=0.0, rank_offset=0.0, co_click=None):
+    """TextXRLinear's blend of one row: `lists` are ``(weight, rank_share, labels, scores)``; a
+    label's score is ``sum(weight * score)`` over the lists it is in, its total that plus
+    ``rank_weight * rank_share / (rank_offset + rank)`` (1-based rank) per list; `co_click` is
+    ``(P, weight, offset, from_top, topk)`` with `P` dense labels x labels: the top `from_top`
+    totals weighted by total / best select ``q @ P``, whose `topk` best (> 0, ties to the lower
+    label) add ``weight / (offset + rank)``. Returns the labels and totals: the best score
+    first (ties to the lower label), then by total (ties to the lower label), at most `k`."""
+    score, bonus = {}, {}
+    for weight, share, labels, scores in lists:
+        for rank, (j, v) in enumerate(zip(labels, scores), start=1):
+            if j >= 0:
+                score[j] = score.get(j, 0.0) + weight * v
+                bonus[j] = bonus.get(j, 0.0) + rank_weight * share / (rank_offset + rank)
+    total = lambda j: score[j] + bonus[j]  # noqa: E731
+    if co_click is not None and score:
+        P, weight, offset, from_top, topk = co_click
+        first = sorted(score, key=lambda j: (-total(j), j))[:from_top]
+        best = total(first[0])
+        if best > 0:
+            q = np.zeros(P.shape[0])
+            for j in first:
+                q[j] = max(total(j) / best, 0.0)
+            co = q @ np.asarray(P, dtype=np.float64)
+            found = sorted((j for j in range(len(co)) if co[j] > 0), key=lambda j: (-co[j], j))[:topk]
+            for rank, j in enumerate(found, start=1):
+                score.setdefault(j, 0.0)
+                bonus[j] = bonus.get(j, 0.0) + weight / (offset + rank)
+    if not score:
+        return [], []
+    top = min(score, key=lambda j: (-score[j], j))
+    rest = sorted((j for j in score if j != top), key=lambda j: (-total(j), j))
+    labels = [top] + rest[: k - 1]
+    return labels, [total(j) for j in labels]

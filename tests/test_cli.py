@@ -256,9 +256,11 @@ def test_train_options_reach_the_model(files, tmp_path, capsys):
     root = files[0]
     code, _, err = run(capsys, "train", "--data", root / "train.txt", "--model", tmp_path / "m", *SMALL,
                        "--n-trees", 2, "--features", "paper", "--centroid-weight", 0.01, "--beam-size", 3,
-                       "--neighbour-weight", 0, "--label-name-weight", 0)
+                       "--neighbour-weight", 0, "--label-name-weight", 0, "--rank-weight", 0.5,
+                       "--co-click-weight", 0)
     assert code == 0, err
     model = TextXRLinear.load(tmp_path / "m")
+    assert model.rank_weight_ == 0.5 and model.co_click_matrix_ is None and model.co_click_weight_ == 0.0
     assert len(model.classifier_.models_) == 2 and model.classifier_.beam_size == 3
     assert model.centroid_matcher_ is not None and model.centroid_weight == 0.01
     assert model.neighbour_index_ is None and model.neighbour_weight_ == 0.0

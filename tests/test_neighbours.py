@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pecos_rs import retrieval
 from pecos_rs import InvalidInputError, InvalidParameterError, ModelFormatError, TextXRLinear, _pecos_rs
 from pecos_rs._sparse import csr_args
 from pecos_rs.text import TextFeaturizer
@@ -18,6 +19,7 @@ from pecos_rs.retrieval import DEFAULT_FEATURES, _name_texts
 from pecos_rs.xlinear import _search_params
 
 from reference import assert_rankings_match, neighbour_vote
+from reference import blend as reference_blend
 from test_retrieval import as_text_model_trains, catalogue, make_catalogue, small_classifier  # noqa: F401
 
 
@@ -143,20 +145,15 @@ def distinct_rows_and_shares(featurizer, texts, Y):
     return featurizer.transform(distinct).toarray(), counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
 
 
-def assert_blend(model, queries, k, parts):
-    """`model`'s top `k` scores for `queries` are the best sums of ``weight * score`` over the
-    ``(weight, labels, scores)`` parts of each row (``parts(i)``); predict_one agrees."""
+def assert_blend(model, queries, k, parts, **bonuses):
+    """`model`'s top `k` scores for `queries` are the reference blend (``reference.blend``, with
+    `bonuses`) of the ``(weight, rank_share, labels, scores)`` lists of each row
+    (``parts(i)``); predict_one agrees."""
     got_labels, got_scores = model.predict_topk(queries, k)
     for i in range(len(queries)):
-        expected = {}
-        for weight, lab, sc in parts(i):
-            for j, v in zip(lab, sc):
-                if j >= 0:
-                    expected[j] = expected.get(j, 0.0) + weight * v
-        best = sorted(expected.values(), reverse=True)[:k]
+        _, expected = reference_blend(parts(i), k, **bonuses)
         found = got_labels[i] >= 0
-        np.testing.assert_allclose(got_scores[i][found], best[: found.sum()], rtol=1e-5, atol=1e-6)
-        assert found.sum() == min(k, len(expected))
+        np.testing.assert_allclose(got_scores[i][found], expected, rtol=1e-5, atol=1e-6)
         one = model.predict_one(queries[i], k=k)
         assert [name for name, _ in one] == list(model.labels_[got_labels[i][found]])
 
@@ -168,7 +165,9 @@ def test_text_model_blends_the_vote_of_the_nearest_training_texts(catalogue):
     wc, wn, nn, power = 0.1, 0.3, 7, 2.0
     model = TextXRLinear(classifier=small_classifier(), centroid_weight=wc, neighbour_weight=wn, n_neighbours=nn,
                          neighbour_power=power, neighbour_max_df=1.0, match_candidates=12,
-                         label_name_weight=0.0).fit(texts, labels, label_names=names)
+                         label_name_weight=0.0, rank_weight=0.0, co_click_weight=0.0).fit(
+        texts, labels, label_names=names)
+    assert model.co_click_matrix_ is None
     featurizer = TextFeaturizer(blocks=DEFAULT_FEATURES).fit(texts)
     X = featurizer.transform(texts)
     Y = sp.csr_matrix([[float(n in row) for n in names] for row in labels], dtype=np.float32)
@@ -180,9 +179,10 @@ def test_text_model_blends_the_vote_of_the_nearest_training_texts(catalogue):
     model_labels, model_scores = clf.predict_topk(Q, 12)
     centroid_labels, centroid_scores = model.centroid_matcher_.predict_topk(
         csr_args(Q), _search_params(1, 12, "noop"), n_threads=1)
-    assert_blend(model, queries, 6, lambda i: ((1 - wc - wn, model_labels[i], model_scores[i]),
-                                               (wc, centroid_labels[i], centroid_scores[i]),
-                                               (wn, *neighbour_vote(D, shares, Q[i].toarray().ravel(), nn, power, 12))))
+    assert_blend(model, queries, 6, lambda i: ((1 - wc - wn, 0, model_labels[i], model_scores[i]),
+                                               (wc, 0, centroid_labels[i], centroid_scores[i]),
+                                               (wn, 0, *neighbour_vote(D, shares, Q[i].toarray().ravel(), nn, power,
+                                                                       12))))
     # Off: no index, the blend of the two others.
     off = TextXRLinear(classifier=small_classifier(), centroid_weight=wc, neighbour_weight=0.0,
                        label_name_weight=0.0).fit(texts, labels, label_names=names)
@@ -192,10 +192,10 @@ def test_text_model_blends_the_vote_of_the_nearest_training_texts(catalogue):
 def test_saved_text_model_keeps_its_index_and_older_directories_load(tmp_path):
     texts, labels, names, _ = make_catalogue(n_texts=120)
     model = TextXRLinear(classifier=small_classifier(), neighbour_max_df=3).fit(texts, labels)
-    assert model.neighbour_weight_ == 0.05  # "auto" without label texts
+    assert model.neighbour_weight_ == retrieval.AUTO_NEIGHBOUR_WEIGHT  # "auto" without label texts
     model.save(tmp_path / "m")
     back = TextXRLinear.load(tmp_path / "m")
-    assert back.neighbour_index_.n_texts == model.neighbour_index_.n_texts and back.neighbour_weight_ == 0.05
+    assert back.neighbour_index_.n_texts == model.neighbour_index_.n_texts and back.neighbour_weight_ == retrieval.AUTO_NEIGHBOUR_WEIGHT
     np.testing.assert_array_equal(back.predict_topk(texts[:30], 5)[1], model.predict_topk(texts[:30], 5)[1])
     assert back.get_params()["neighbour_max_df"] == 3
     assert model.n_bytes_ > TextXRLinear(classifier=small_classifier(), neighbour_weight=0.0,
@@ -228,6 +228,10 @@ def test_auto_weights_are_off_with_label_texts_unless_asked(catalogue):
     with_titles = TextXRLinear(classifier=small_classifier()).fit(texts, labels, label_names=names, label_texts=titles)
     assert with_titles.neighbour_weight_ == 0.0 and with_titles.neighbour_index_ is None
     assert with_titles.label_name_weight_ == 0.0 and with_titles.name_matcher_ is None
+    assert with_titles.rank_weight_ == with_titles.co_click_weight_ == 0.0 and with_titles.co_click_matrix_ is None
+    without = TextXRLinear(classifier=small_classifier()).fit(texts, labels, label_names=names)
+    assert (without.rank_weight_, without.co_click_weight_) == (retrieval.AUTO_RANK_WEIGHT,
+                                                               retrieval.AUTO_CO_CLICK_WEIGHT)
     forced = TextXRLinear(classifier=small_classifier(), neighbour_weight=0.1).fit(
         texts, labels, label_names=names, label_texts=titles)
     assert forced.neighbour_weight_ == 0.1 and forced.neighbour_index_ is not None
@@ -255,6 +259,10 @@ def test_auto_weights_are_off_with_label_texts_unless_asked(catalogue):
     ({"label_name_weight": 0.6, "neighbour_weight": 0.5}, "at most 1"),
     ({"beam_size": 0}, "beam_size"),
     ({"beam_size": 2.5}, "beam_size"),
+    ({"rank_weight": -0.1}, "rank_weight"),
+    ({"rank_weight": float("inf")}, "rank_weight"),
+    ({"co_click_weight": float("nan")}, "co_click_weight"),
+    ({"co_click_weight": "on"}, "co_click_weight"),
 ])
 def test_bad_neighbour_parameters_are_refused(params, match):
     with pytest.raises(InvalidParameterError, match=match):
@@ -265,6 +273,9 @@ def test_weights_of_matchers_a_model_does_not_have_do_not_count():
     # Without label texts there is no label-text match: its weight does not count in the sum.
     model = TextXRLinear(label_text_weight=0.5, neighbour_weight=0.6).fit(["a b", "c d"], [["x"], ["y"]])
     assert model.matcher_ is None and model.neighbour_weight_ == 0.6
+    # The bonuses are added to the score, not shares of it: they do not count either.
+    model = TextXRLinear(rank_weight=2.0, co_click_weight=3.0, neighbour_weight=0.6).fit(["a b", "c d"], [["x"], ["y"]])
+    assert model.rank_weight_ == 2.0 and model.co_click_matrix_ is not None
 
 
 def test_label_names_read_as_texts():
@@ -273,14 +284,15 @@ def test_label_names_read_as_texts():
 
 def test_text_model_blends_the_name_match_by_the_nearest_training_text(catalogue):
     # Label names that spell their titles' words: the name match finds them; its weight for a
-    # text is w_l (1 - s)^2, s the similarity of the nearest training text.
+    # text is w_l (1 - s)^2, s the similarity of the nearest training text. With the rank bonus
+    # and the co-click list.
     texts, labels, names, titles = catalogue
     site_names = [title.replace(" ", "-") + ".shop" for title in titles]
     labels = [[site_names[names.index(n)] for n in row] for row in labels]
-    wn, wl, nn, power, n = 0.2, 0.4, 7, 2.0, 12
+    wn, wl, nn, power, n, a, a_c = 0.2, 0.4, 7, 2.0, 12, 0.3, 0.2
     model = TextXRLinear(classifier=small_classifier(), neighbour_weight=wn, label_name_weight=wl, n_neighbours=nn,
-                         neighbour_power=power, neighbour_max_df=1.0, match_candidates=n).fit(
-        texts, labels, label_names=site_names)
+                         neighbour_power=power, neighbour_max_df=1.0, match_candidates=n, rank_weight=a,
+                         co_click_weight=a_c).fit(texts, labels, label_names=site_names)
     assert model.label_name_weight_ == wl and model.name_matcher_.n_texts == len(titles)
     featurizer = TextFeaturizer(blocks=DEFAULT_FEATURES).fit(texts)
     X = featurizer.transform(texts)
@@ -294,12 +306,22 @@ def test_text_model_blends_the_name_match_by_the_nearest_training_text(catalogue
     model_labels, model_scores = clf.predict_topk(Q, n)
     nearest = np.clip((D @ Q.toarray().T).max(axis=0), 0.0, 1.0)
 
+    share = retrieval._RANK_SHARES
+
     def parts(i):
         q, w = Q[i].toarray().ravel(), wl * (1 - nearest[i]) ** 2
-        return ((1 - wn - w, model_labels[i], model_scores[i]), (wn, *neighbour_vote(D, shares, q, nn, power, n)),
-                (w, *neighbour_vote(N, np.eye(len(titles)), q, n, power, n)))
+        return ((1 - wn - w, share["model"], model_labels[i], model_scores[i]),
+                (wn, share["neighbour"], *neighbour_vote(D, shares, q, nn, power, n)),
+                (w, share["label_name"], *neighbour_vote(N, np.eye(len(titles)), q, n, power, n)))
 
-    assert_blend(model, queries, 6, parts)
+    # Co-click: the share of the distinct texts with label i that have label j too.
+    has = (shares > 0).astype(float)
+    together = has.T @ has
+    P = together / np.maximum(np.diag(together), 1)[:, None]
+    np.fill_diagonal(P, 0.0)
+    assert_blend(model, queries, 6, parts, rank_weight=a, rank_offset=retrieval.RANK_OFFSET,
+                 co_click=(P, a_c, retrieval.CO_CLICK_OFFSET, retrieval.CO_CLICK_FROM_TOP, n))
+    assert model.co_click_matrix_.n_texts == model.co_click_matrix_.n_features == len(site_names)
     assert (nearest < 0.99).sum() >= 3  # the check covered texts the training texts do not know
     # A title the training texts never saw finds its site by name.
     assert model.predict_one(titles[3], k=3)[0][0] == site_names[3]
@@ -310,8 +332,9 @@ def test_blend_in_one_call_takes_a_given_model_result_and_any_thread_count(catal
     site_names = [title.replace(" ", "-") + ".shop" for title in titles]
     labels = [[site_names[names.index(n)] for n in row] for row in labels]
     model = TextXRLinear(classifier=small_classifier(), neighbour_weight=0.2, label_name_weight=0.4,
-                         n_neighbours=7, neighbour_max_df=1.0, match_candidates=12).fit(
+                         n_neighbours=7, neighbour_max_df=1.0, match_candidates=12, co_click_weight=0.0).fit(
         texts, labels, label_names=site_names)
+    assert model.rank_weight_ > 0 and model.co_click_matrix_ is None
     queries = texts[:30] + ["zzz", ""]
     x = csr_args(model.featurizer_.transform(queries))
     expected = model._blend(x, 6, 1)
@@ -332,7 +355,7 @@ def test_blend_in_one_call_takes_a_given_model_result_and_any_thread_count(catal
         assert set(no_vote[0][i][no_vote[0][i] >= 0]) <= allowed
     # The name match needs the vote's index for its weights.
     with pytest.raises(InvalidInputError, match="neighbour vote"):
-        _pecos_rs.blend_topk(x, given_result, matchers=[], names=(model.name_matcher_, 0.4), n_neighbours=7,
+        _pecos_rs.blend_topk(x, given_result, matchers=[], names=(model.name_matcher_, 0.4, 1.0), n_neighbours=7,
                              power=4.0, k=6, n=12)
     with pytest.raises(InvalidInputError, match="shape"):
         _pecos_rs.blend_topk(x, (given_result[0], given_result[1][:, :3]), matchers=[], n_neighbours=7,
@@ -342,30 +365,52 @@ def test_blend_in_one_call_takes_a_given_model_result_and_any_thread_count(catal
 def test_saved_name_match_and_older_directories(tmp_path):
     texts, labels, names, titles = make_catalogue(n_texts=120)
     model = TextXRLinear(classifier=small_classifier()).fit(texts, labels)
-    assert model.label_name_weight_ == 0.1 and model.name_matcher_ is not None  # "auto" without label texts
+    assert model.label_name_weight_ == retrieval.AUTO_LABEL_NAME_WEIGHT and model.name_matcher_ is not None  # "auto" without label texts
     model.save(tmp_path / "m")
     back = TextXRLinear.load(tmp_path / "m")
-    assert back.label_name_weight_ == 0.1 and back.name_matcher_.n_texts == model.name_matcher_.n_texts
+    assert back.label_name_weight_ == retrieval.AUTO_LABEL_NAME_WEIGHT and back.name_matcher_.n_texts == model.name_matcher_.n_texts
     for got, want in zip(back.predict_topk(texts[:30] + ["p03", "zzz"], 5), model.predict_topk(texts[:30] + ["p03", "zzz"], 5)):
         np.testing.assert_array_equal(got, want)
     import json
     meta_file = tmp_path / "m" / "text_xrlinear.json"
     meta = json.loads(meta_file.read_text())
+    # Version 3: without the rank bonus and the co-click matrix.
+    meta["format_version"] = 3
+    for name in ("rank_weight", "co_click_weight"):
+        del meta[name], meta["params"][name]
+    del meta["has_co_click_matrix"]
+    meta_file.write_text(json.dumps(meta))
+    (tmp_path / "m" / "co_click_matrix.bin").unlink()
+    old = TextXRLinear.load(tmp_path / "m")
+    assert old.co_click_matrix_ is None and old.rank_weight_ == old.co_click_weight_ == 0.0
+    no_bonus = TextXRLinear(classifier=small_classifier(), rank_weight=0.0, co_click_weight=0.0).fit(texts, labels)
+    for got, want in zip(old.predict_topk(texts[:30], 5), no_bonus.predict_topk(texts[:30], 5)):
+        np.testing.assert_array_equal(got, want)
+    # Version 2: without the name match either.
     meta["format_version"] = 2
     del meta["has_name_matcher"], meta["label_name_weight"], meta["params"]["label_name_weight"]
     meta_file.write_text(json.dumps(meta))
     (tmp_path / "m" / "label_name_matcher.bin").unlink()
     old = TextXRLinear.load(tmp_path / "m")
     assert old.name_matcher_ is None and old.label_name_weight_ == 0.0 and old.neighbour_index_ is not None
-    no_names = TextXRLinear(classifier=small_classifier(), label_name_weight=0.0).fit(texts, labels)
+    no_names = TextXRLinear(classifier=small_classifier(), label_name_weight=0.0, rank_weight=0.0,
+                            co_click_weight=0.0).fit(texts, labels)
     for got, want in zip(old.predict_topk(texts[:30], 5), no_names.predict_topk(texts[:30], 5)):
         np.testing.assert_array_equal(got, want)
-    # A truncated name file is a format error; a weight out of range in the metadata too.
-    model.save(tmp_path / "t")
-    file = tmp_path / "t" / "label_name_matcher.bin"
-    file.write_bytes(file.read_bytes()[:-10])
-    with pytest.raises(ModelFormatError):
-        TextXRLinear.load(tmp_path / "t")
+    # A truncated name or co-click file is a format error; a weight out of range in the metadata too.
+    for name in ("label_name_matcher.bin", "co_click_matrix.bin"):
+        model.save(tmp_path / "t")
+        file = tmp_path / "t" / name
+        file.write_bytes(file.read_bytes()[:-10])
+        with pytest.raises(ModelFormatError):
+            TextXRLinear.load(tmp_path / "t", mmap=False)
+    model.save(tmp_path / "b")
+    meta_file = tmp_path / "b" / "text_xrlinear.json"
+    meta = json.loads(meta_file.read_text())
+    meta["co_click_weight"] = -1.0
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ModelFormatError, match="co_click_weight"):
+        TextXRLinear.load(tmp_path / "b")
     model.save(tmp_path / "w")
     meta_file = tmp_path / "w" / "text_xrlinear.json"
     meta = json.loads(meta_file.read_text())

@@ -61,9 +61,9 @@ def test_equals_featurizer_and_classifier_composed_by_hand(catalogue, n_jobs):
     # ones on one: the scores must not change.
     texts, labels, names, _ = catalogue
     model = TextXRLinear(classifier=small_classifier(n_jobs=n_jobs), centroid_weight=0.0,
-                         neighbour_weight=0.0, label_name_weight=0.0).fit(texts, labels)
+                         neighbour_weight=0.0, label_name_weight=0.0, co_click_weight=0.0).fit(texts, labels)
     assert list(model.labels_) == sorted({n for row in labels for n in row})
-    assert model.matcher_ is None and model.centroid_matcher_ is None
+    assert model.matcher_ is None and model.centroid_matcher_ is None and model.co_click_matrix_ is None
     featurizer = TextFeaturizer(blocks=DEFAULT_FEATURES).fit(texts)
     Y = sp.csr_matrix(
         [[float(name in row) for name in model.labels_] for row in labels], dtype=np.float32)

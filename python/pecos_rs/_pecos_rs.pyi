@@ -249,8 +249,9 @@ def combine_params(params: _Params, n_blocks: int) -> list[float]: ...
 def stack_blocks(blocks: Sequence[_CsrArgs], weights: Sequence[float], norm: str | None) -> _CsrArrays: ...
 def merge_topk(results: Sequence[_TopK], weights: Sequence[float], k: int, *, n_threads: int = 1) -> _TopK: ...
 def blend_topk(
-    x: _CsrArgs, model: tuple[Sequence[XLinearModel], SearchParams] | _TopK, *,
-    matchers: Sequence[tuple[XLinearModel, float]], vote: tuple[NeighbourIndex, float] | None = None,
-    names: tuple[NeighbourIndex, float] | None = None, n_neighbours: int, power: float, k: int, n: int,
-    n_threads: int = 1,
+    x: _CsrArgs, model: tuple[Sequence[XLinearModel], SearchParams] | _TopK, *, model_rank_share: float = 1.0,
+    matchers: Sequence[tuple[XLinearModel, float, float]], vote: tuple[NeighbourIndex, float, float] | None = None,
+    names: tuple[NeighbourIndex, float, float] | None = None, n_neighbours: int, power: float,
+    rank_weight: float = 0.0, rank_offset: float = 0.0, co_click: tuple[NeighbourIndex, float, float, int] | None = None,
+    k: int, n: int, n_threads: int = 1,
 ) -> _TopK: ...

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from . import retrieval
 from ._http import ModelServer, port_number
 from .exceptions import PecosError
 from .metrics import ndcg_at_k, precision_recall_at_k
@@ -134,6 +135,7 @@ def cmd_train(args) -> None:
     model = TextXRLinear(TextFeaturizer(blocks=preset_blocks(args.features, n_jobs=args.n_jobs)), classifier,
                          label_text_weight=args.label_text_weight, centroid_weight=args.centroid_weight,
                          neighbour_weight=args.neighbour_weight, label_name_weight=args.label_name_weight,
+                         rank_weight=args.rank_weight, co_click_weight=args.co_click_weight,
                          beam_size=args.beam_size)
     _progress(f"training on {len(texts):,} texts ...")
     start = time.perf_counter()
@@ -329,12 +331,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--centroid-weight", type=float, default=0.0,
                        help="weight of the label-centroid match in the score (default: 0)")
     train.add_argument("--neighbour-weight", type=_weight_or_auto, default="auto",
-                       help="weight of the vote of the nearest training texts in the score; auto: 0.05 "
-                            "without --label-texts, 0 with them (default: auto)")
+                       help="weight of the vote of the nearest training texts in the score; auto: "
+                            f"{retrieval.AUTO_NEIGHBOUR_WEIGHT} without --label-texts, 0 with them (default: auto)")
     train.add_argument("--label-name-weight", type=_weight_or_auto, default="auto",
                        help="the most the match of the label names may weigh in the score (more for texts "
-                            "unlike the training texts); auto: 0.1 without --label-texts, 0 with them "
-                            "(default: auto)")
+                            f"unlike the training texts); auto: {retrieval.AUTO_LABEL_NAME_WEIGHT} without "
+                            "--label-texts, 0 with them (default: auto)")
+    train.add_argument("--rank-weight", type=_weight_or_auto, default="auto",
+                       help="the bonus of a label for its rank in each list (model, matchers); auto: "
+                            f"{retrieval.AUTO_RANK_WEIGHT} without --label-texts, 0 with them (default: auto)")
+    train.add_argument("--co-click-weight", type=_weight_or_auto, default="auto",
+                       help="the bonus of the labels the training texts of the top labels have too; auto: "
+                            f"{retrieval.AUTO_CO_CLICK_WEIGHT} without --label-texts, 0 with them (default: auto)")
     train.add_argument("-k", type=_positive_int, default=10, help="default labels per prediction (default: 10)")
     train.add_argument("--weight-dtype", choices=["float32", "float16", "int8"], default="float32",
                        help="how the saved weights are stored (see XRLinearClassifier.compact; "

@@ -10,7 +10,9 @@ every label by the cosine similarity of its text to the query, blended with the 
 second matcher does the same with each label's centroid of training texts (its PIFA embedding),
 which finds labels for texts unlike any one training text of theirs; a third lets the training
 texts most similar to a text vote for their labels, which finds labels one training text of
-theirs is close to though their centroid is not.
+theirs is close to though their centroid is not. Far down the lists, where the blended scores
+are tiny, a bonus for each list's rank lets the labels several lists agree on come first, and a
+co-click list adds the labels that the training texts of the top labels have too.
 """
 
 from __future__ import annotations
@@ -40,23 +42,38 @@ from .xlinear import XRLinearClassifier, _search_params, load_model_file
 logger = logging.getLogger("pecos_rs")
 
 _FORMAT_NAME = "pecos_rs.TextXRLinear"
-#: Version 2 added the neighbour index, version 3 the label-name matcher; older directories load
-#: without them.
-_FORMAT_VERSION = 3
-_READABLE_VERSIONS = (1, 2, 3)
+#: Version 2 added the neighbour index, version 3 the label-name matcher, version 4 the rank bonus
+#: and the co-click matrix; older directories load without them.
+_FORMAT_VERSION = 4
+_READABLE_VERSIONS = (1, 2, 3, 4)
 _META_FILE = "text_xrlinear.json"
 _LABELS_FILE = "labels.npy"
 _MATCHER_FILE = "label_text_matcher.bin"
 _CENTROID_FILE = "centroid_matcher.bin"
 _NEIGHBOUR_FILE = "neighbour_index.bin"
 _NAME_MATCHER_FILE = "label_name_matcher.bin"
+_CO_CLICK_FILE = "co_click_matrix.bin"
 
 #: ``neighbour_weight="auto"`` without label texts (BENCHMARKS.md, "nearest training texts").
-AUTO_NEIGHBOUR_WEIGHT = 0.05
+AUTO_NEIGHBOUR_WEIGHT = 0.03
 #: ``label_name_weight="auto"`` without label texts (BENCHMARKS.md, "label names").
-AUTO_LABEL_NAME_WEIGHT = 0.1
+AUTO_LABEL_NAME_WEIGHT = 0.07
+#: ``rank_weight="auto"`` and ``co_click_weight="auto"`` without label texts (BENCHMARKS.md,
+#: "rank bonus and co-click").
+AUTO_RANK_WEIGHT = 0.04
+AUTO_CO_CLICK_WEIGHT = 0.08
 #: The parameters whose "auto" depends on whether the labels have texts: their value without.
-_AUTO_WEIGHTS = {"neighbour_weight": AUTO_NEIGHBOUR_WEIGHT, "label_name_weight": AUTO_LABEL_NAME_WEIGHT}
+_AUTO_WEIGHTS = {"neighbour_weight": AUTO_NEIGHBOUR_WEIGHT, "label_name_weight": AUTO_LABEL_NAME_WEIGHT,
+                 "rank_weight": AUTO_RANK_WEIGHT, "co_click_weight": AUTO_CO_CLICK_WEIGHT}
+#: The bonus weights: added to the score, not shares of it.
+_BONUS_WEIGHTS = ("rank_weight", "co_click_weight")
+#: The rank bonus ``rank_weight * share / (RANK_OFFSET + rank)``: each list's share.
+RANK_OFFSET = 2.0
+_RANK_SHARES = {"model": 0.5, "label_text": 1.0, "centroid": 1.0, "neighbour": 2.0, "label_name": 1.0}
+#: The co-click list: from the blend's top CO_CLICK_FROM_TOP labels, bonus
+#: ``co_click_weight / (CO_CLICK_OFFSET + rank)``.
+CO_CLICK_FROM_TOP = 10
+CO_CLICK_OFFSET = 5.0
 
 #: The TextFeaturizer preset of a TextXRLinear given no featurizer (BENCHMARKS.md, "choosing
 #: TextXRLinear's defaults": on the validation parts, half the time per query of "retrieval" for
@@ -112,9 +129,9 @@ class TextXRLinear(BaseEstimator):
         for their labels, each with
         ``similarity ** neighbour_power`` times the share of its training rows that have the
         label; a label's score is its votes divided by the best label's (so the best scores 1).
-        ``"auto"``: 0.05 without label texts, 0 with them. On aol-click's validation part (no
-        label texts) the vote adds 0.15 R@10 and 1.45 R@100 points over the centroid matcher it
-        replaces, in the same time per query; on homedepot's (titles, few training queries,
+        ``"auto"``: 0.03 without label texts (0.05 before the rank bonus), 0 with them. On
+        aol-click's validation part (no label texts) the vote adds 0.15 R@10 and 1.45 R@100
+        points over the centroid matcher it replaces, in the same time per query; on homedepot's (titles, few training queries,
         unseen products) it costs 1.4 R@10 (BENCHMARKS.md, "nearest training texts").
     label_name_weight : float in [0, 1] or "auto", default="auto"
         ``w_l``: the most the name match may weigh. The label names are read as texts whose
@@ -126,11 +143,28 @@ class TextXRLinear(BaseEstimator):
         ``s`` (as the vote measures it: 1 for a training text), so the names count for the
         texts the training texts do not know and hardly for those they do; the model's share
         is what the matchers leave. 0 turns the match off and does not build it; the vote's
-        index is built for ``s`` even if ``neighbour_weight`` is 0. ``"auto"``: 0.1 without
-        label texts (the name is then all a label says of itself), 0 with them. On aol-click's
+        index is built for ``s`` even if ``neighbour_weight`` is 0. ``"auto"``: 0.07 (0.1 before
+        the rank bonus) without label texts (the name is then all a label says of itself), 0
+        with them. On aol-click's
         validation parts (site names) the name match adds to the vote R@10 / R@100 0.47 / 1.25
         points where most validation queries are training queries (a random 10% of the rows)
         and 4.96 / 8.38 where none is (BENCHMARKS.md, "label names").
+    rank_weight : float >= 0 or "auto", default="auto"
+        ``a``: each list (the model's and each matcher's) adds ``a * share / (2 + rank)`` to the
+        score of a label at 1-based ``rank`` in it (share 0.5 for the model, 2 for the vote, 1
+        for the others): far down the lists the weighted scores are tiny and close together,
+        and there the labels several lists agree on come first. The label of the best score
+        without bonuses stays first. 0 turns it off; ``"auto"``: 0.04 without label texts, 0
+        with them.
+    co_click_weight : float >= 0 or "auto", default="auto"
+        ``a_c``: the co-click list adds labels none of the lists has. The blend's top 10 labels,
+        each weighted by its score relative to the best, select the labels the same training
+        texts have (label ``i`` gives label ``j`` the share of the distinct training texts with
+        ``i`` that have ``j`` too, summed), whose top ``match_candidates`` join the blend with
+        the bonus ``a_c / (5 + rank)``. 0 turns it off and does not build the matrix;
+        ``"auto"``: 0.08 without label texts, 0 with them. On aol-click's validation parts the
+        rank bonus and the co-click list together add 0.9-1.0 R@10 and 1.9 R@100 points, the
+        vote and name weights lowered with them (BENCHMARKS.md, "rank bonus and co-click").
     n_neighbours : int >= 1, default=200
     neighbour_power : float > 0, default=4.0
         Higher powers give the closest texts more of the say.
@@ -196,6 +230,11 @@ class TextXRLinear(BaseEstimator):
         The label names' features, each name a text of its label, for the name match.
     label_name_weight_ : float
         ``label_name_weight`` at fit, "auto" resolved; the name matcher is built if it is > 0.
+    co_click_matrix_ : pecos_rs._pecos_rs.NeighbourIndex or None
+        The co-click shares: a neighbour index whose features and texts are the labels.
+    rank_weight_, co_click_weight_ : float
+        ``rank_weight`` and ``co_click_weight`` at fit, "auto" resolved; the co-click matrix is
+        built if ``co_click_weight_`` is > 0.
 
     Examples
     --------
@@ -210,7 +249,8 @@ class TextXRLinear(BaseEstimator):
 
     def __init__(self, featurizer=None, classifier=None, *, label_text_rows=True,
                  label_text_weight=0.5, centroid_weight=0.0, centroid_max_df=1.0, neighbour_weight="auto",
-                 label_name_weight="auto", n_neighbours=200, neighbour_power=4.0, neighbour_max_df=2000,
+                 label_name_weight="auto", rank_weight="auto", co_click_weight="auto", n_neighbours=200,
+                 neighbour_power=4.0, neighbour_max_df=2000,
                  match_candidates=100, text_weight_C=30.0, coarse_layers=2, coarse_features="auto",
                  coarse_max_iter=5, tol=0.5, beam_size=5):
         self.featurizer = featurizer
@@ -221,6 +261,8 @@ class TextXRLinear(BaseEstimator):
         self.centroid_max_df = centroid_max_df
         self.neighbour_weight = neighbour_weight
         self.label_name_weight = label_name_weight
+        self.rank_weight = rank_weight
+        self.co_click_weight = co_click_weight
         self.n_neighbours = n_neighbours
         self.neighbour_power = neighbour_power
         self.neighbour_max_df = neighbour_max_df
@@ -245,8 +287,11 @@ class TextXRLinear(BaseEstimator):
         for name in ("label_text_weight", "centroid_weight", *_AUTO_WEIGHTS):
             w = getattr(self, name)
             if not (name in _AUTO_WEIGHTS and isinstance(w, str) and w == "auto"):
-                check_param(self, name, is_number(w) and 0.0 <= w <= 1.0, "a number in [0, 1]"
-                            + (' or "auto"' if name in _AUTO_WEIGHTS else ""))
+                if name in _BONUS_WEIGHTS:
+                    check_param(self, name, is_number(w) and 0.0 <= w < float("inf"), 'a number >= 0 or "auto"')
+                else:
+                    check_param(self, name, is_number(w) and 0.0 <= w <= 1.0, "a number in [0, 1]"
+                                + (' or "auto"' if name in _AUTO_WEIGHTS else ""))
         for name in ("centroid_max_df", "neighbour_max_df"):
             df = getattr(self, name)
             check_param(self, name,
@@ -274,7 +319,8 @@ class TextXRLinear(BaseEstimator):
         """The weights of the matchers the model will have (`resolved`: the "auto" ones as
         numbers) must leave the model a share >= 0."""
         weights = {"label_text_weight": self.label_text_weight} if has_label_texts else {}
-        weights.update(centroid_weight=self.centroid_weight, **resolved)
+        weights.update(centroid_weight=self.centroid_weight,
+                       **{name: w for name, w in resolved.items() if name not in _BONUS_WEIGHTS})
         if sum(weights.values()) > 1.0:
             raise InvalidParameterError(
                 f"{' + '.join(weights)} must be at most 1, got " + " + ".join(map(repr, weights.values())))
@@ -379,17 +425,20 @@ class TextXRLinear(BaseEstimator):
             self.centroid_matcher_ = _exact_matcher(_drop_common_features(centroids, self.centroid_max_df))
         self.neighbour_weight_ = resolved["neighbour_weight"]
         self.neighbour_index_ = None
+        distinct = _DistinctTexts(texts, Y)
         if self.neighbour_weight_ > 0 or resolved["label_name_weight"] > 0:
-            self.neighbour_index_ = _neighbour_index(texts, X, Y, self.neighbour_max_df)
+            self.neighbour_index_ = distinct.neighbour_index(X, self.neighbour_max_df)
             log(f"indexed {self.neighbour_index_.n_texts} distinct texts for the neighbour vote")
         self.label_name_weight_ = resolved["label_name_weight"]
         self.name_matcher_ = None
         if self.label_name_weight_ > 0:
             # Each name a text of its own label: the names vote as the nearest training texts do.
             name_texts = _name_texts(names)
-            self.name_matcher_ = _neighbour_index(name_texts, featurizer.transform(name_texts),
-                                                  sp.identity(len(names), dtype=np.float32, format="csr"),
-                                                  self.neighbour_max_df)
+            one_each = _DistinctTexts(name_texts, sp.identity(len(names), dtype=np.float32, format="csr"))
+            self.name_matcher_ = one_each.neighbour_index(featurizer.transform(name_texts), self.neighbour_max_df)
+        self.rank_weight_ = resolved["rank_weight"]
+        self.co_click_weight_ = resolved["co_click_weight"]
+        self.co_click_matrix_ = distinct.co_click_matrix() if self.co_click_weight_ > 0 else None
         return self
 
     # ---------------------------------------------------------------- prediction
@@ -444,22 +493,28 @@ class TextXRLinear(BaseEstimator):
         matchers', weighted as the parameters say (:func:`pecos_rs._pecos_rs.blend_topk`; a
         model with the name match has the vote's index: fit builds it, load checks it)."""
         clf = self.classifier_
-        if model_result is None and not self._matchers():
+        if model_result is None and not self._matchers() and self.co_click_matrix_ is None:
             return clf._search(x, _search_params(clf.beam_size, k, clf.post_processor), n_threads)
         n = max(k, self.match_candidates)
         model = model_result
         if model is None:
             model = (list(clf.models_), _search_params(clf.beam_size, n, clf.post_processor))
-        exact = [(m, float(w)) for m, w in ((self.matcher_, self.label_text_weight),
-                                             (self.centroid_matcher_, self.centroid_weight)) if m is not None]
-        vote = names = None
+        exact = [(m, float(w), _RANK_SHARES[name]) for m, w, name in (
+            (self.matcher_, self.label_text_weight, "label_text"),
+            (self.centroid_matcher_, self.centroid_weight, "centroid")) if m is not None]
+        vote = names = co_click = None
         if self.neighbour_index_ is not None:
-            vote = (self.neighbour_index_, self._weight_now("neighbour_weight"))
+            vote = (self.neighbour_index_, self._weight_now("neighbour_weight"), _RANK_SHARES["neighbour"])
         if self.name_matcher_ is not None:
-            names = (self.name_matcher_, self._weight_now("label_name_weight"))
-        return _pecos_rs.blend_topk(x, model, matchers=exact, vote=vote, names=names,
-                                    n_neighbours=int(self.n_neighbours), power=float(self.neighbour_power),
-                                    k=k, n=n, n_threads=n_threads)
+            names = (self.name_matcher_, self._weight_now("label_name_weight"), _RANK_SHARES["label_name"])
+        if self.co_click_matrix_ is not None:
+            co_click = (self.co_click_matrix_, self._weight_now("co_click_weight"), CO_CLICK_OFFSET,
+                        CO_CLICK_FROM_TOP)
+        return _pecos_rs.blend_topk(
+            x, model, model_rank_share=_RANK_SHARES["model"], matchers=exact, vote=vote, names=names,
+            n_neighbours=int(self.n_neighbours), power=float(self.neighbour_power),
+            rank_weight=self._weight_now("rank_weight"), rank_offset=RANK_OFFSET, co_click=co_click,
+            k=k, n=n, n_threads=n_threads)
 
     def _named(self, labels, scores):
         found = labels >= 0
@@ -481,8 +536,9 @@ class TextXRLinear(BaseEstimator):
     def compact(self, weight_dtype):
         """A copy of this fitted model whose classifier and label-text and centroid matchers
         store their weights as `weight_dtype` ("float32", "float16" or "int8"; see
-        :meth:`pecos_rs.XRLinearClassifier.compact`); featurizer, labels and neighbour index
-        and name matcher (kept in float32) are shared with this model, which is left as it is."""
+        :meth:`pecos_rs.XRLinearClassifier.compact`); featurizer, labels, neighbour index,
+        name matcher and co-click matrix (kept in float32) are shared with this model, which is
+        left as it is."""
         check_is_fitted(self, "classifier_")
         compact = copy.copy(self)
         compact.classifier_ = self.classifier_.compact(weight_dtype)
@@ -495,9 +551,12 @@ class TextXRLinear(BaseEstimator):
 
     @property
     def n_bytes_(self) -> int:
-        """Bytes of the weights in the model files: every tree and the matcher."""
+        """Bytes of the weights in the model files: every tree, the matchers and the co-click
+        matrix."""
         check_is_fitted(self, "classifier_")
         models = list(self.classifier_.models_) + [m for m, _ in self._matchers()]
+        if self.co_click_matrix_ is not None:
+            models.append(self.co_click_matrix_)
         return sum(len(m.to_bytes()) for m in models)
 
     # ------------------------------------------------------------------ persistence
@@ -519,12 +578,15 @@ class TextXRLinear(BaseEstimator):
             self.neighbour_index_.save(str(path / _NEIGHBOUR_FILE))
         if self.name_matcher_ is not None:
             self.name_matcher_.save(str(path / _NAME_MATCHER_FILE))
+        if self.co_click_matrix_ is not None:
+            self.co_click_matrix_.save(str(path / _CO_CLICK_FILE))
         params = {k: v for k, v in self.get_params(deep=False).items() if k not in ("featurizer", "classifier")}
         write_metadata(path / _META_FILE, _FORMAT_NAME, _FORMAT_VERSION, params=params,
                        has_matcher=self.matcher_ is not None,
                        has_centroid_matcher=self.centroid_matcher_ is not None,
                        has_neighbour_index=self.neighbour_index_ is not None,
                        has_name_matcher=self.name_matcher_ is not None,
+                       has_co_click_matrix=self.co_click_matrix_ is not None,
                        **{name: getattr(self, name + "_") for name in _AUTO_WEIGHTS})
 
     @classmethod
@@ -544,17 +606,20 @@ class TextXRLinear(BaseEstimator):
                 params["neighbour_weight"] = 0.0
             if meta["format_version"] <= 2:
                 params["label_name_weight"] = 0.0
+            if meta["format_version"] <= 3:
+                params.update({name: 0.0 for name in _BONUS_WEIGHTS})
             est = cls(featurizer=clone(featurizer), classifier=clone(classifier), **params)
             has_matcher = bool(meta["has_matcher"])
             has_centroids = bool(meta["has_centroid_matcher"])
             has_neighbours = bool(meta.get("has_neighbour_index", False))
             has_names = bool(meta.get("has_name_matcher", False))
+            has_co_click = bool(meta.get("has_co_click_matrix", False))
             if has_names and not has_neighbours:
                 raise ValueError("a label-name matcher without the neighbour index it is weighted by")
             resolved = {name: float(meta.get(name, 0.0)) for name in _AUTO_WEIGHTS}
             for name, w in resolved.items():
-                if not 0.0 <= w <= 1.0:
-                    raise ValueError(f"{name} {w} is not in [0, 1]")
+                if not (0.0 <= w < float("inf") if name in _BONUS_WEIGHTS else 0.0 <= w <= 1.0):
+                    raise ValueError(f"{name} {w} is out of range")
         except (TypeError, KeyError, ValueError) as e:
             raise corrupt(meta_file, e) from e
         try:
@@ -569,12 +634,16 @@ class TextXRLinear(BaseEstimator):
         est.centroid_matcher_ = load_model_file(path / _CENTROID_FILE, mmap) if has_centroids else None
         est.neighbour_index_ = _pecos_rs.NeighbourIndex.load(str(path / _NEIGHBOUR_FILE)) if has_neighbours else None
         est.name_matcher_ = _pecos_rs.NeighbourIndex.load(str(path / _NAME_MATCHER_FILE)) if has_names else None
+        est.co_click_matrix_ = _pecos_rs.NeighbourIndex.load(str(path / _CO_CLICK_FILE)) if has_co_click else None
         for name, w in resolved.items():
             setattr(est, name + "_", w)
         n_features = featurizer.transform([""]).shape[1]
         if (labels.ndim != 1 or len(labels) != classifier.model_.n_labels
                 or classifier.n_features_in_ != n_features
-                or any(m.n_labels != len(labels) or m.n_features != n_features for m, _ in est._matchers())):
+                or any(m.n_labels != len(labels) or m.n_features != n_features for m, _ in est._matchers())
+                or (est.co_click_matrix_ is not None and not (
+                    est.co_click_matrix_.n_labels == est.co_click_matrix_.n_features
+                    == est.co_click_matrix_.n_texts == len(labels)))):
             raise ModelFormatError(f"the files in {path} do not belong to the same model")
         return est
 
@@ -714,25 +783,47 @@ def _drop_common_features(T, max_df):
     return kept
 
 
-def _neighbour_index(texts, X, Y, max_df):
-    """The neighbour index of the distinct `texts`: the features of each (its row of `X`; equal
-    texts have equal rows) without those of more than `max_df` distinct texts, and its labels,
-    each with its share of the labels of the text's rows in `Y`."""
-    distinct = {}
-    text_of_row = np.fromiter((distinct.setdefault(t, len(distinct)) for t in texts), dtype=np.int64,
-                              count=len(texts))
-    n_texts = len(distinct)
-    a_row = np.empty(n_texts, dtype=np.int64)
-    a_row[text_of_row] = np.arange(len(texts))
-    rows_of_text = sp.csr_matrix((np.ones(len(texts), np.float32), (text_of_row, np.arange(len(texts)))),
-                                 shape=(n_texts, len(texts)))
-    counts = sp.csr_matrix(rows_of_text @ Y, dtype=np.float32)
-    totals = np.asarray(counts.sum(axis=1), dtype=np.float32).ravel()
-    shares = sp.csr_matrix(sp.diags(1.0 / np.maximum(totals, 1.0)) @ counts, dtype=np.float32)
-    shares.sort_indices()
-    postings = sp.csr_matrix(_drop_common_features(X[a_row], max_df).T, dtype=np.float32)
-    postings.sort_indices()
-    return _pecos_rs.NeighbourIndex(csr_args(postings), csr_args(shares))
+class _DistinctTexts:
+    """The distinct `texts` of the training rows and their labels: ``shares`` (distinct texts x
+    labels, CSR) holds each label's share of the labels of the text's rows in `Y`."""
+
+    def __init__(self, texts, Y):
+        distinct = {}
+        text_of_row = np.fromiter((distinct.setdefault(t, len(distinct)) for t in texts), dtype=np.int64,
+                                  count=len(texts))
+        n_texts = len(distinct)
+        #: A training row of each distinct text.
+        self.a_row = np.empty(n_texts, dtype=np.int64)
+        self.a_row[text_of_row] = np.arange(len(texts))
+        rows_of_text = sp.csr_matrix((np.ones(len(texts), np.float32), (text_of_row, np.arange(len(texts)))),
+                                     shape=(n_texts, len(texts)))
+        counts = sp.csr_matrix(rows_of_text @ Y, dtype=np.float32)
+        totals = np.asarray(counts.sum(axis=1), dtype=np.float32).ravel()
+        self.shares = sp.csr_matrix(sp.diags(1.0 / np.maximum(totals, 1.0)) @ counts, dtype=np.float32)
+        self.shares.sort_indices()
+
+    def neighbour_index(self, X, max_df):
+        """The neighbour index: the features of each distinct text (its row of `X`; equal texts
+        have equal rows) without those of more than `max_df` distinct texts, and its shares."""
+        postings = sp.csr_matrix(_drop_common_features(X[self.a_row], max_df).T, dtype=np.float32)
+        postings.sort_indices()
+        return _pecos_rs.NeighbourIndex(csr_args(postings), csr_args(self.shares))
+
+    def co_click_matrix(self):
+        """The co-click shares as a neighbour index whose features and texts are the labels:
+        feature `i` lists each label `j` (text `j`, of label `j` alone) with the share of the
+        distinct texts with label `i` that have label `j` too (`j != i`), so that a query over
+        the labels sums the shares of each label."""
+        has = sp.csr_matrix(self.shares, dtype=np.float32, copy=True)
+        has.data[:] = 1.0
+        together = sp.csr_matrix(has.T @ has, dtype=np.float32)
+        n_texts_of = np.maximum(together.diagonal(), 1.0)
+        together.setdiag(0.0)
+        together.eliminate_zeros()
+        shares = sp.csr_matrix(sp.diags(1.0 / n_texts_of) @ together, dtype=np.float32)
+        shares.sort_indices()
+        n_labels = shares.shape[0]
+        return _pecos_rs.NeighbourIndex(csr_args(shares), csr_args(sp.identity(n_labels, np.float32, format="csr")))
 
 
 def _exact_matcher(T):

@@ -136,6 +136,10 @@ impl PyNeighbourIndex {
 }
 
 impl PyNeighbourIndex {
+    pub(crate) fn index(&self) -> &NeighbourIndex {
+        &self.index
+    }
+
     /// The votes for `xv`'s rows: a single row on the calling thread, a batch in a pool of
     /// `n_threads`; without the GIL.
     pub(crate) fn votes(

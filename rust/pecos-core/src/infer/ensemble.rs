@@ -1,5 +1,5 @@
 //! Ensembles: the predictions of several models over the same labels (differently seeded trees,
-//! or a model and its matchers: [`blend`]) merged into one ranking.
+//! or a model and a matcher) merged into one ranking.
 //!
 //! [`mean_of_trees`] is PECOS's average ensemble (`CsrEnsembler.average`): a label's score is the mean over
 //! the trees of its score in each tree's top-k, a label missing from a tree's top-k counting 0
@@ -47,87 +47,6 @@ pub fn weighted_sum(per_result: &[TopK], weights: &[f32], n_rows: usize, k: usiz
         )));
     }
     merge(per_result, Combine::Weighted(weights), n_rows, k)
-}
-
-/// The label-name match of a [`Blend`]: its top labels, the most it may weigh, and each row's
-/// nearest training-text similarity `s` (the neighbour vote's), which sets its weight.
-#[derive(Clone, Debug)]
-pub struct NameMatch {
-    pub top: TopK,
-    pub weight: f32,
-    pub nearest: Vec<f32>,
-}
-
-/// A model's top labels and its matchers' for the same rows, each matcher with its weight.
-#[derive(Clone, Debug)]
-pub struct Blend {
-    pub model: TopK,
-    pub matched: Vec<(TopK, f32)>,
-    pub names: Option<NameMatch>,
-}
-
-/// The weighted sum of a [`Blend`]'s parts as a top-`k` per row (as [`weighted_sum`]). The name
-/// match of a row weighs `w_l (1 - s)^2`, `s` clamped to at most 1 (rows normalised, features
-/// non-negative, up to rounding), so that it counts for the texts the training texts do not know
-/// and hardly for those they do; the model weighs what the matchers leave: one minus their
-/// weights and the row's name weight.
-///
-/// # Errors
-/// As [`weighted_sum`], and [`PecosError::ShapeMismatch`] without one nearest similarity per
-/// row, [`PecosError::InvalidInput`] for a weight or a similarity that is not finite.
-pub fn blend(parts: Blend, n_rows: usize, k: usize) -> Result<TopK> {
-    let Blend {
-        mut model,
-        matched,
-        names,
-    } = parts;
-    let leftover = 1.0 - matched.iter().map(|(_, w)| w).sum::<f32>();
-    let (mut results, mut weights): (Vec<TopK>, Vec<f32>) = matched.into_iter().unzip();
-    let Some(NameMatch {
-        mut top,
-        weight,
-        nearest,
-    }) = names
-    else {
-        results.insert(0, model);
-        weights.insert(0, leftover);
-        return weighted_sum(&results, &weights, n_rows, k);
-    };
-    if nearest.len() != n_rows {
-        return Err(PecosError::shape(
-            "nearest similarities (one per row)",
-            n_rows,
-            nearest.len(),
-        ));
-    }
-    if let Some(v) = std::iter::once(&weight)
-        .chain(&nearest)
-        .find(|v| !v.is_finite())
-    {
-        return Err(PecosError::InvalidInput(format!(
-            "the name match's weight and similarities must be finite, got {v}"
-        )));
-    }
-    // A weight per row: into the scores (those two results then weigh 1).
-    for (row, &s) in nearest.iter().enumerate() {
-        let far = (1.0 - s).max(0.0);
-        let name_weight = weight * far * far;
-        scale_row(&mut model, row, leftover - name_weight);
-        scale_row(&mut top, row, name_weight);
-    }
-    results.insert(0, model);
-    weights.insert(0, 1.0);
-    results.push(top);
-    weights.push(1.0);
-    weighted_sum(&results, &weights, n_rows, k)
-}
-
-/// Multiplies row `row`'s scores of `top` by `factor` (a row it does not hold: nothing).
-fn scale_row(top: &mut TopK, row: usize, factor: f32) {
-    let start = row.saturating_mul(top.k);
-    if let Some(scores) = top.scores.get_mut(start..start.saturating_add(top.k)) {
-        scores.iter_mut().for_each(|s| *s *= factor);
-    }
 }
 
 /// How the scores of a label in several results become one.
@@ -271,31 +190,6 @@ mod tests {
         assert_eq!(sum.scores, vec![1.625, 0.5, 0.25, 0.25]);
         assert!(weighted_sum(&[a.clone(), b.clone()], &[0.5], 2, 2).is_err());
         assert!(weighted_sum(&[a, b], &[0.5, f32::NAN], 2, 2).is_err());
-    }
-
-    #[test]
-    fn the_name_match_weighs_by_how_far_the_nearest_text_is() {
-        let blend_of = |nearest: Vec<f32>| Blend {
-            model: topk(1, vec![0, 1], vec![1.0, 1.0]),
-            matched: vec![(topk(1, vec![2, 2], vec![1.0, 1.0]), 0.25)],
-            names: Some(NameMatch {
-                top: topk(1, vec![3, 3], vec![1.0, 1.0]),
-                weight: 0.5,
-                nearest,
-            }),
-        };
-        // Row 0 is a training text (s = 1): no name weight; row 1's: 0.5 (1 - 0.5)^2.
-        let b = blend(blend_of(vec![1.0, 0.5]), 2, 3).unwrap();
-        assert_eq!(b.labels, vec![0, 2, 3, 1, 2, 3]);
-        assert_eq!(b.scores, vec![0.75, 0.25, 0.0, 0.625, 0.25, 0.125]);
-        assert!(blend(blend_of(vec![1.0]), 2, 3).is_err());
-        assert!(blend(blend_of(vec![1.0, f32::NAN]), 2, 3).is_err());
-        let without_names = Blend {
-            names: None,
-            ..blend_of(vec![])
-        };
-        let b = blend(without_names, 2, 2).unwrap();
-        assert_eq!(b.scores, vec![0.75, 0.25, 0.75, 0.25]);
     }
 
     #[test]

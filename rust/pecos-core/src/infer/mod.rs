@@ -1,12 +1,14 @@
 //! Inference: beam search down the model's layers (`beam`), the score transforms and combiners
 //! applied on the way (`postprocess`), restricting the search to part of the label space
 //! (`filter`: a typed prefix's labels), the mean of an ensemble's predictions (`ensemble`), the
-//! labels of a query's nearest training texts (`neighbours`), batch
+//! labels of a query's nearest training texts (`neighbours`), the product-retrieval blend of a
+//! model with its matchers (`blend`), batch
 //! prediction in parallel and the single-query path.
 //!
 //! Uses [`crate::model`] (the scoring kernels) and [`crate::sparse`] (the queries).
 
 mod beam;
+mod blend;
 mod ensemble;
 mod filter;
 mod neighbours;
@@ -16,7 +18,8 @@ pub use beam::{
     check_query_width, output_width, predict_batch, predict_batch_filtered, PredictParams,
     Searcher, TopK,
 };
-pub use ensemble::{blend, mean_of_trees, weighted_sum, Blend, NameMatch};
+pub use blend::{blend, Blend, CoClick, NameMatch, RankBonus, Ranked};
+pub use ensemble::{mean_of_trees, weighted_sum};
 pub use filter::{LabelRangeFilter, LabelSets, NodeFilter, Unfiltered};
 pub use neighbours::{NeighbourIndex, NeighbourParams, Votes, NEIGHBOUR_FORMAT_VERSION};
 pub use postprocess::PostProcessor;
