@@ -1,5 +1,6 @@
 """TextXRLinear's neighbour vote (``neighbour_weight``, ``n_neighbours``, ``neighbour_power``,
-``neighbour_max_df``), name match (``label_name_weight``), ``match_candidates`` and ``beam_size``
+``neighbour_max_df``), name match (``label_name_weight``), rank bonus and co-click list
+(``rank_weight``, ``co_click_weight``), ``match_candidates`` and ``beam_size``
 on a validation part (the split ``retrieval_sweep.py`` uses: aol-click's
 random 10% of the training rows, or with ``--split val-unseen`` its ``sha1(query) % 10 == 0``;
 homedepot's ``sha1(query) % 5 == 0``), everything else the
@@ -7,7 +8,8 @@ defaults, 2 threads: R@10, R@100 and P@1 of the top 100 (deterministic) and the 
 latency of ``predict_one(text, k=100)`` (p50 over ``--queries`` validation texts, one thread).
 
 The model is fitted once; each setting rebuilds only what it changes (the neighbour index, the
-centroid matcher; no setting changes the name matcher's index), as ``fit`` builds them.
+centroid matcher; no setting changes the name matcher's index or the co-click matrix), as
+``fit`` builds them.
 Latencies are measured in rounds rotating the order of the settings (``--rounds``): medians of
 the per-round p50s.
 
@@ -26,29 +28,33 @@ import features
 from pecos_rs import TextXRLinear, XRLinearClassifier
 from pecos_rs.indexer import pifa
 from pecos_rs.metrics import precision_recall_at_k
-from pecos_rs.retrieval import _drop_common_features, _exact_matcher, _neighbour_index
+from pecos_rs.retrieval import _DistinctTexts, _drop_common_features, _exact_matcher
 from retrieval_sweep import load
 
-#: Every parameter a setting changes, at the defaults (each setting starts from these):
-#: ``neighbour_weight="auto"`` and ``label_name_weight="auto"`` are 0.05 and 0.1 on aol-click (no
-#: label texts), 0 and 0 on homedepot (titles). The table of the vote's own settings in
-#: BENCHMARKS.md ("nearest training texts") came from this script at commit 3d04a19, before the
-#: name match.
-DEFAULT = {"neighbour_weight": 0.05, "n_neighbours": 200, "neighbour_power": 4.0, "neighbour_max_df": 2000,
-           "centroid_weight": 0.0, "centroid_max_df": 1.0, "label_name_weight": 0.1, "match_candidates": 100,
-           "beam_size": 5}
+#: Every parameter a setting changes, at the aol-click defaults (each setting starts from these;
+#: the "auto" weights are these without label texts, 0 with them, as on homedepot). The table of
+#: the vote's own settings in BENCHMARKS.md ("nearest training texts") came from this script at
+#: commit 3d04a19, before the name match; the table of the name match's at 0314602, before the
+#: rank bonus and the co-click list.
+DEFAULT = {"neighbour_weight": 0.03, "n_neighbours": 200, "neighbour_power": 4.0, "neighbour_max_df": 2000,
+           "centroid_weight": 0.0, "centroid_max_df": 1.0, "label_name_weight": 0.07, "rank_weight": 0.04,
+           "co_click_weight": 0.08, "match_candidates": 100, "beam_size": 5}
+#: The defaults before the rank bonus and the co-click list.
+BEFORE = {"neighbour_weight": 0.05, "label_name_weight": 0.1, "rank_weight": 0.0, "co_click_weight": 0.0}
 SETTINGS = {
-    "vote, no name match, beam 10 (the defaults before)": {"label_name_weight": 0.0, "beam_size": 10},
-    "vote, no name match": {"label_name_weight": 0.0},
-    "vote + name match 0.1, beam 5 (the defaults)": {},
-    "name match 0.1, beam 10": {"beam_size": 10},
-    "name match 0.1, beam 3": {"beam_size": 3},
-    "name match 0.05": {"label_name_weight": 0.05},
-    "name match 0.2": {"label_name_weight": 0.2},
-    "name match, 200 candidates": {"match_candidates": 200},
-    "name match, 400 texts": {"n_neighbours": 400},
-    "name match, with the centroid matcher 0.005": {"centroid_weight": 0.005},
-    "no vote, no name match, no centroid matcher": {"neighbour_weight": 0.0, "label_name_weight": 0.0},
+    "vote + name match 0.05 / 0.1, no bonus (the defaults before)": BEFORE,
+    "the same, rank bonus 0.04": {**BEFORE, "rank_weight": 0.04},
+    "the same, rank bonus 0.04 + co-click 0.08": {**BEFORE, "rank_weight": 0.04, "co_click_weight": 0.08},
+    "vote + name match 0.03 / 0.07, no bonus": {"rank_weight": 0.0, "co_click_weight": 0.0},
+    "vote + name match 0.03 / 0.07, rank bonus only": {"co_click_weight": 0.0},
+    "vote + name match 0.03 / 0.07, co-click only": {"rank_weight": 0.0},
+    "rank bonus 0.04 + co-click 0.08 (the defaults)": {},
+    "the defaults, rank bonus 0.02": {"rank_weight": 0.02},
+    "the defaults, rank bonus 0.08": {"rank_weight": 0.08},
+    "the defaults, co-click 0.16": {"co_click_weight": 0.16},
+    "the defaults, 200 candidates": {"match_candidates": 200},
+    "the defaults, 400 texts": {"n_neighbours": 400},
+    "the defaults, beam 10": {"beam_size": 10},
 }
 
 
@@ -78,18 +84,19 @@ def main() -> None:
     print(f"fit (defaults) {time.perf_counter() - start:.2f} s", flush=True)
     X = model.featurizer_.transform(train)
     start = time.perf_counter()
-    _neighbour_index(train, X, Y_train, DEFAULT["neighbour_max_df"])
+    distinct = _DistinctTexts(train, Y_train)
+    distinct.neighbour_index(X, DEFAULT["neighbour_max_df"])
     index_s = time.perf_counter() - start
     centroids = pifa(Y_train, X, n_jobs=2)
     indexes, centroid_matchers = {}, {}
-    name_matcher = model.name_matcher_  # no setting changes what it is built from
+    name_matcher, co_click_matrix = model.name_matcher_, model.co_click_matrix_  # no setting changes them
 
     def configure(name):
         params = {**DEFAULT, **SETTINGS[name]}
         model.set_params(**params)
         df = params["neighbour_max_df"]
         if df not in indexes:
-            indexes[df] = _neighbour_index(train, X, Y_train, df)
+            indexes[df] = distinct.neighbour_index(X, df)
         cdf = params["centroid_max_df"]
         if cdf not in centroid_matchers:
             centroid_matchers[cdf] = _exact_matcher(_drop_common_features(centroids, cdf))
@@ -98,6 +105,7 @@ def main() -> None:
         model.neighbour_index_ = indexes[df] if needed else None
         model.centroid_matcher_ = centroid_matchers[cdf] if params["centroid_weight"] > 0 else None
         model.name_matcher_ = name_matcher if params["label_name_weight"] > 0 else None
+        model.co_click_matrix_ = co_click_matrix if params["co_click_weight"] > 0 else None
         model.classifier_.set_params(beam_size=params["beam_size"])
 
     quality, latency = {}, {name: [] for name in SETTINGS}
