@@ -85,10 +85,10 @@ def main() -> None:
     X = model.featurizer_.transform(train)
     start = time.perf_counter()
     distinct = _DistinctTexts(train, Y_train)
-    distinct.neighbour_index(X, DEFAULT["neighbour_max_df"])
+    indexes = {DEFAULT["neighbour_max_df"]: distinct.neighbour_index(X, DEFAULT["neighbour_max_df"])}
     index_s = time.perf_counter() - start
     centroids = pifa(Y_train, X, n_jobs=2)
-    indexes, centroid_matchers = {}, {}
+    centroid_matchers = {}
     name_matcher, co_click_matrix = model.name_matcher_, model.co_click_matrix_  # no setting changes them
 
     def configure(name):
